@@ -1,0 +1,251 @@
+"""Video probing and frame sampling with PyAV: streamed, threaded, resized in the decoder.
+
+Time is spelled out: a frame's time is its presentation timestamp in seconds from the start of
+the stream; frame numbers are 1-based (FiftyOne's convention) and count decoded frames in
+presentation order, so they index the same frames FiftyOne shows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterable, Iterator, TypeVar
+
+import av
+import numpy as np
+
+from fiftyone_clipit.errors import VideoError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, read from its container (no full decode)."""
+
+    path: str
+    width: int
+    height: int
+    frame_rate: float
+    n_frames: int
+    duration: float
+    codec: str
+    has_audio: bool
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """A batch of sampled frames.
+
+    Attributes:
+        frames: uint8 array (b, h, w, 3), RGB.
+        frame_numbers: int64 array (b,), 1-based frame numbers in the source video.
+        times: float64 array (b,), presentation times in seconds.
+    """
+
+    frames: np.ndarray
+    frame_numbers: np.ndarray
+    times: np.ndarray
+
+
+@dataclass(frozen=True)
+class ResizeSpec:
+    """How the decoder shapes frames for a model: shortest side to `size`, then a centre crop.
+
+    Mirrors torchvision's Resize(int) + CenterCrop(size), which open_clip's "shortest" resize
+    mode uses, so decoder-side resizing matches the model's own transform.
+    """
+
+    size: int
+    interpolation: str = "BICUBIC"
+    center_crop: bool = True
+
+
+def _open(path: str) -> av.container.InputContainer:
+    if not os.path.exists(path):
+        raise VideoError(path, "file not found; check the path")
+    if os.path.getsize(path) == 0:
+        raise VideoError(path, "file is empty (0 bytes); re-copy or re-download it")
+    try:
+        return av.open(path)
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        raise VideoError(path, f"not a readable video ({e}); is it really a video file?") from e
+
+
+def _video_stream(container: av.container.InputContainer, path: str) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise VideoError(path, "has no video stream (audio-only or not a video)")
+    return container.streams.video[0]
+
+
+def probe_video(path: str) -> VideoInfo:
+    """Reads a video's size, frame rate, frame count and duration.
+
+    The frame count comes from the container when it states one, else from counting video
+    packets (demuxing without decoding), so it is exact for the streams FiftyOne reads.
+
+    Raises:
+        VideoError: the file is missing, empty, not a video, or has no video stream.
+    """
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        frame_rate = float(rate) if rate else 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = 0.0
+        n_frames = stream.frames
+        if not n_frames:
+            try:
+                n_frames = sum(1 for packet in container.demux(stream) if packet.size)
+            except av.error.FFmpegError as e:
+                raise VideoError(path, f"cannot be demuxed ({e})") from e
+        if n_frames <= 0 or stream.width <= 0:
+            raise VideoError(path, "has a video stream with no frames")
+        if not frame_rate and duration > 0:
+            frame_rate = n_frames / duration
+        if not duration and frame_rate:
+            duration = n_frames / frame_rate
+        return VideoInfo(
+            path=path,
+            width=stream.width,
+            height=stream.height,
+            frame_rate=frame_rate,
+            n_frames=int(n_frames),
+            duration=duration,
+            codec=stream.codec_context.name,
+            has_audio=bool(container.streams.audio),
+            size_bytes=os.path.getsize(path),
+        )
+
+
+def resized_shape(width: int, height: int, spec: ResizeSpec) -> tuple[int, int]:
+    """(width, height) after scaling the shortest side to spec.size, as torchvision computes it."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_long = int(spec.size * long / short)
+    return (spec.size, new_long) if width <= height else (new_long, spec.size)
+
+
+def _center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    top = int(round((h - size) / 2.0))
+    left = int(round((w - size) / 2.0))
+    return image[top : top + size, left : left + size]
+
+
+def _frame_time(frame: av.VideoFrame, index: int, start: float, rate: float) -> float:
+    if frame.pts is not None and frame.time_base is not None:
+        return float(frame.pts * frame.time_base) - start
+    return index / rate if rate else float(index)
+
+
+def iter_sampled_frames(
+    path: str,
+    fps: float,
+    resize: ResizeSpec | None = None,
+    batch_size: int = 32,
+) -> Iterator[FrameBatch]:
+    """Decodes a video once and yields the frames sampled at `fps`, in batches.
+
+    Sampling follows the real timestamps (so variable frame rate works): the first frame at or
+    after each time k / fps, k = 0, 1, ... is kept; a target with no frame of its own (frames
+    sparser than fps) is skipped rather than repeating a frame.
+
+    Args:
+        path: the video file.
+        fps: samples per second; must be > 0.
+        resize (None): shape frames in the decoder for a model; None keeps the full size.
+        batch_size (32): frames per yielded batch.
+
+    Raises:
+        ValueError: fps or batch_size not positive.
+        VideoError: the file cannot be opened or breaks off while decoding.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        rate = float(stream.average_rate or 0) or 0.0
+        step = Fraction(1) / Fraction(fps).limit_denominator(10**6)
+        next_time = Fraction(0)
+        eps = 1e-6
+        frames, numbers, times = [], [], []
+        index = -1
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                t = _frame_time(frame, index, start, rate)
+                if t + eps < next_time:
+                    continue
+                frames.append(_to_rgb(frame, resize))
+                numbers.append(index + 1)
+                times.append(t)
+                next_time = step * (math.floor(Fraction(t + eps) / step) + 1)
+                if len(frames) == batch_size:
+                    yield FrameBatch(np.stack(frames), np.asarray(numbers), np.asarray(times))
+                    frames, numbers, times = [], [], []
+        except av.error.FFmpegError as e:
+            raise VideoError(path, f"decoding broke off after {index + 1} frames ({e})") from e
+        if index < 0:
+            raise VideoError(path, "has a video stream but no frame could be decoded")
+        if frames:
+            yield FrameBatch(np.stack(frames), np.asarray(numbers), np.asarray(times))
+
+
+def _to_rgb(frame: av.VideoFrame, resize: ResizeSpec | None) -> np.ndarray:
+    if resize is None:
+        return frame.to_ndarray(format="rgb24")
+    width, height = resized_shape(frame.width, frame.height, resize)
+    image = frame.to_ndarray(
+        width=width, height=height, format="rgb24", interpolation=resize.interpolation
+    )
+    return _center_crop(image, resize.size) if resize.center_crop else image
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Runs `items` in a background thread, `depth` items ahead, so a consumer never waits on it.
+
+    Exceptions raised by the producer are re-raised in the consumer at the point they occurred.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                buffer.put((item, None))
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            buffer.put((None, e))
+        buffer.put((done, None))
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)

@@ -1,0 +1,45 @@
+"""Errors that name the bad input and say what to do about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ClipItError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class VideoError(ClipItError):
+    """One video could not be read or processed; other videos are unaffected."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"Video '{path}': {reason}")
+
+
+class WeightsNotFoundError(ClipItError):
+    """The weights of a CLIP model could not be loaded."""
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """What went wrong for one item (a video or a sample) of a batch job."""
+
+    item: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.reason}"
+
+
+class BatchError(ClipItError):
+    """Some items of a batch failed; the others were processed and their results kept."""
+
+    def __init__(self, action: str, failures: list[ItemFailure], n_ok: int):
+        self.failures = failures
+        self.n_ok = n_ok
+        lines = "\n".join(f"  - {f}" for f in failures)
+        super().__init__(
+            f"{action} failed for {len(failures)} item(s) ({n_ok} succeeded and were kept):\n{lines}"
+        )

@@ -1,0 +1,139 @@
+"""Helpers every FiftyOne-layer function shares: validation, progress, runs, bulk writes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar, Union
+
+import fiftyone as fo
+import fiftyone.core.media as fom
+import fiftyone.core.collections as foc
+from tqdm.auto import tqdm
+
+from fiftyone_clipit.errors import BatchError, ClipItError, ItemFailure
+from fiftyone_clipit.store import EmbeddingStore
+
+T = TypeVar("T")
+logger = logging.getLogger("fiftyone_clipit")
+
+#: False/None: silent; True: a tqdm bar; a callable(fraction, label): e.g. an operator's progress.
+Progress = Union[bool, None, Callable[[float, str], None]]
+
+EMBEDDINGS_RUN = "clipit_embeddings"
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def video_collection(samples: foc.SampleCollection) -> foc.SampleCollection:
+    """Checks that `samples` holds videos and is not empty.
+
+    Raises:
+        ClipItError: not a sample collection, not videos, or no samples.
+    """
+    if not isinstance(samples, foc.SampleCollection):
+        raise ClipItError(f"Expected a FiftyOne dataset or view, got {type(samples).__name__}")
+    if samples.media_type != fom.VIDEO:
+        raise ClipItError(
+            f"'{samples.dataset_name}' holds {samples.media_type} samples; CLIP-It works on "
+            f"video datasets (media type 'video')"
+        )
+    if len(samples) == 0:
+        raise ClipItError(f"The collection of '{samples.dataset_name}' has no samples to process")
+    return samples
+
+
+def root_dataset(samples: foc.SampleCollection) -> fo.Dataset:
+    """The dataset a view or dataset belongs to."""
+    return samples if isinstance(samples, fo.Dataset) else fo.load_dataset(samples.dataset_name)
+
+
+def check_field_name(name: str, what: str) -> str:
+    """Field names are identifiers: no dots, spaces or leading digits."""
+    if not isinstance(name, str) or not _FIELD_NAME.match(name):
+        raise ClipItError(
+            f"Invalid {what} '{name}': use letters, digits and '_' and start with a letter"
+        )
+    return name
+
+
+def check_field_type(
+    samples: foc.SampleCollection, path: str, ftype: type, embedded_doc_type: type | None = None
+) -> None:
+    """Refuses to overwrite a field of another type (checked before any work is done)."""
+    field = samples.get_field(path)
+    if field is None:
+        return
+    ok = isinstance(field, ftype) and (
+        embedded_doc_type is None or getattr(field, "document_type", None) is embedded_doc_type
+    )
+    if not ok:
+        wanted = embedded_doc_type.__name__ if embedded_doc_type else ftype.__name__
+        raise ClipItError(
+            f"Field '{path}' already exists as {field}; choose another field name or delete it "
+            f"first (it must be a {wanted})"
+        )
+
+
+def iterate(items: Sequence[T], progress: Progress, label: str) -> Iterator[T]:
+    """Yields `items`, reporting progress as a tqdm bar or through a callback."""
+    total = len(items)
+    if progress is True:
+        yield from tqdm(items, total=total, desc=label, unit="video")
+        return
+    for index, item in enumerate(items):
+        if callable(progress):
+            progress(index / max(total, 1), f"{label}: {index + 1}/{total}")
+        yield item
+    if callable(progress):
+        progress(1.0, f"{label}: done")
+
+
+def finish(action: str, failures: list[ItemFailure], n_ok: int, skip_failures: bool) -> None:
+    """Raises one error naming every failed item, after the others were processed and saved."""
+    if failures and not skip_failures:
+        raise BatchError(action, failures, n_ok)
+    for failure in failures:
+        logger.warning("Skipped %s", failure)
+
+
+def store_root(dataset: fo.Dataset) -> str:
+    """Where a dataset's frame embeddings live: $FIFTYONE_CLIPIT_STORE_DIR or beside FiftyOne's data."""
+    if dataset.has_run(EMBEDDINGS_RUN):
+        return dataset.get_run_info(EMBEDDINGS_RUN).config.store_dir
+    base = os.environ.get("FIFTYONE_CLIPIT_STORE_DIR") or os.path.join(
+        fo.config.default_dataset_dir, "clipit-embeddings"
+    )
+    safe_name = re.sub(r"[^A-Za-z0-9_-]+", "_", dataset.name)
+    return os.path.abspath(os.path.join(base, safe_name))
+
+
+def embedding_store(samples: foc.SampleCollection) -> EmbeddingStore:
+    """The embedding store of the dataset `samples` belongs to."""
+    return EmbeddingStore(store_root(root_dataset(samples)))
+
+
+def record_run(dataset: fo.Dataset, run_key: str, **config: Any) -> None:
+    """Records what made a result as a FiftyOne custom run (list_runs / get_run_info / delete_run)."""
+    dataset.register_run(run_key, dataset.init_run(**config), overwrite=True, cleanup=False)
+
+
+def write_in_chunks(
+    samples: foc.SampleCollection, path: str, values_by_id: dict[str, Any], chunk: int = 32
+) -> None:
+    """Bulk-writes one value per sample id, `chunk` samples per database round trip."""
+    ids = list(values_by_id)
+    dataset = root_dataset(samples)
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        dataset.select(part, ordered=True).set_values(path, [values_by_id[i] for i in part])
+
+
+def samples_info(samples: foc.SampleCollection) -> list[tuple[str, str, Any]]:
+    """(id, filepath, metadata) of every sample, in one query each."""
+    return list(zip(*samples.values(["id", "filepath", "metadata"]))) or []
+
+
+def ensure_iterable(items: str | Iterable[str]) -> list[str]:
+    """A single string becomes a one-item list."""
+    return [items] if isinstance(items, str) else list(items)

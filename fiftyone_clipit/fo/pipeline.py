@@ -1,0 +1,50 @@
+"""The whole chain on a collection: embed, score, summarise, evaluate (if labelled), export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import fiftyone.core.collections as foc
+
+from fiftyone_clipit.encoders import ClipEncoder
+from fiftyone_clipit.fo.common import Progress
+from fiftyone_clipit.fo.embeddings import EmbeddingReport, compute_frame_embeddings
+from fiftyone_clipit.fo.evaluation import EvaluationReport, evaluate_summary
+from fiftyone_clipit.fo.export import ExportReport, export_summary
+from fiftyone_clipit.fo.scoring import ScoreReport, score_frames
+from fiftyone_clipit.fo.summaries import SummaryReport, create_summary
+
+
+@dataclass
+class PipelineReport:
+    """The reports of each stage; `evaluation` is None without a ground-truth field."""
+
+    embeddings: EmbeddingReport
+    scores: ScoreReport
+    summary: SummaryReport
+    evaluation: EvaluationReport | None
+    export: ExportReport | None
+
+
+def run_pipeline(
+    samples: foc.SampleCollection,
+    query: str,
+    encoder: ClipEncoder,
+    fps: float = 2.0,
+    budget: float = 0.15,
+    export_dir: str | None = None,
+    gt_field: str | None = None,
+    overwrite: bool = False,
+    skip_failures: bool = False,
+    progress: Progress = None,
+) -> PipelineReport:
+    """Runs every stage with default fields; each stage's failures are reported by that stage."""
+    options = {"skip_failures": skip_failures, "progress": progress}
+    embeddings = compute_frame_embeddings(samples, model=encoder, fps=fps, **options)
+    scores = score_frames(samples, query, model=encoder, **options)
+    summary = create_summary(samples, budget=budget, **options)
+    evaluation = evaluate_summary(samples, gt_field=gt_field, **options) if gt_field else None
+    export = (
+        export_summary(samples, export_dir, overwrite=overwrite, **options) if export_dir else None
+    )
+    return PipelineReport(embeddings, scores, summary, evaluation, export)

@@ -1,0 +1,104 @@
+"""A per-dataset store of frame embeddings, kept outside the frame documents.
+
+One `.npz` file per video (frame numbers, embeddings, and what made them), written to a temporary
+name and renamed into place, so a file that exists is complete: a run killed mid-way loses at most
+the video in flight. Every process that can read the directory can read the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class FrameEmbeddings:
+    """Embeddings of one video's sampled frames.
+
+    Attributes:
+        frame_numbers: int64 array (n,), 1-based, ascending.
+        embeddings: float32 array (n, d), L2-normalised.
+        info: what made them: model, fps, source file fingerprint, ...
+    """
+
+    frame_numbers: np.ndarray
+    embeddings: np.ndarray
+    info: dict
+
+
+def file_fingerprint(path: str) -> str:
+    """Size and modification time of a file: changes when the video is replaced."""
+    stat = os.stat(path)
+    return f"{stat.st_size}-{stat.st_mtime_ns}"
+
+
+class EmbeddingStore:
+    """Frame embeddings of many videos under one directory, keyed by sample id."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def _path(self, key: str) -> str:
+        if not _SAFE_KEY.match(key):
+            raise ValueError(f"Store keys are letters, digits, '_' and '-', got {key!r}")
+        return os.path.join(self.root, f"{key}.npz")
+
+    def put(self, key: str, item: FrameEmbeddings) -> None:
+        """Writes one video's embeddings atomically (complete or absent, never half-written)."""
+        if len(item.frame_numbers) != len(item.embeddings):
+            raise ValueError(
+                f"{len(item.frame_numbers)} frame numbers for {len(item.embeddings)} embeddings"
+            )
+        os.makedirs(self.root, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(
+                    f,
+                    frame_numbers=np.asarray(item.frame_numbers, dtype=np.int64),
+                    embeddings=np.asarray(item.embeddings, dtype=np.float32),
+                    info=np.asarray(json.dumps(item.info)),
+                )
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._path(key))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    def get(self, key: str) -> FrameEmbeddings | None:
+        """One video's embeddings, or None when the store has none for it."""
+        path = self._path(key)
+        if not os.path.exists(path):
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return FrameEmbeddings(
+                frame_numbers=data["frame_numbers"],
+                embeddings=data["embeddings"],
+                info=json.loads(str(data["info"])),
+            )
+
+    def info(self, key: str) -> dict | None:
+        """What made one video's embeddings, without loading them."""
+        item = self.get(key)
+        return None if item is None else item.info
+
+    def delete(self, key: str) -> None:
+        """Forgets one video's embeddings (no error when there are none)."""
+        path = self._path(key)
+        if os.path.exists(path):
+            os.remove(path)
+
+    def keys(self) -> list[str]:
+        """The keys with stored embeddings."""
+        if not os.path.isdir(self.root):
+            return []
+        return sorted(n[:-4] for n in os.listdir(self.root) if n.endswith(".npz"))

@@ -1,0 +1,365 @@
+"""Keyshot summaries from frame scores: the TVSum / SumMe generic-summary protocol.
+
+The steps behind every published TVSum / SumMe number (DESIGN.md, "Evaluation protocols"): step
+scores at sampled frames are spread over all frames, shots are scored by their mean frame score, and
+a 0/1 knapsack keeps the shots worth the most within a frame budget (15% of the video by default).
+Pure numpy: no FiftyOne, no torch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ROUNDING_MODES = ("floor", "round", "last_change_point")
+
+
+def knapsack(values: np.ndarray, weights: np.ndarray, capacity: int) -> list[int]:
+    """Solve the 0/1 knapsack exactly: which items give the most value within ``capacity``.
+
+    A dynamic programme over capacities ``0..capacity``, vectorised with numpy: one pass per
+    item, the take / leave decision of every (item, capacity) kept as one bit (``np.packbits``), so
+    memory is about ``n_items * (capacity + 1) / 8`` bytes (5,000 shots, 400,000-frame budget:
+    250 MB, about 2 s).
+
+    Items with value <= 0 never help and are left out; items heavier than ``capacity`` cannot fit.
+    Items of weight 0 and positive value are always taken (they are free).
+
+    Ties are broken deterministically, among the subsets of maximum total value:
+    1. the smallest total weight wins (for shots: the fewest frames);
+    2. then, walking back from the last item, an item is taken only when leaving it out would lose
+       value or need more weight, so earlier items win (values ``[1, 1]``, weights ``[1, 1]``,
+       capacity 1 gives ``[0]``).
+    Values are compared exactly as floats, so "equal" means bit-equal sums.
+
+    Args:
+        values: ``(n_items,)`` finite floats, the worth of each item.
+        weights: ``(n_items,)`` non-negative integers (floats holding whole numbers are accepted).
+        capacity: non-negative integer, the most total weight allowed.
+
+    Returns:
+        Indices of the chosen items, ascending; ``[]`` when nothing is worth taking.
+
+    Raises:
+        ValueError: if the shapes differ or are not 1-D, a value is NaN or infinite, a weight is
+            negative or not a whole number, or ``capacity`` is negative or not an integer.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    weights_int = _as_int_array(weights, "weights")
+    capacity = _as_non_negative_int(capacity, "capacity")
+    if values.ndim != 1 or values.shape != weights_int.shape:
+        raise ValueError(
+            f"values and weights must be 1-D arrays of the same length; got shapes "
+            f"{values.shape} and {weights_int.shape}"
+        )
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"values must be finite; got {values[~np.isfinite(values)][:5].tolist()}")
+    if np.any(weights_int < 0):
+        raise ValueError(f"weights must be >= 0; got {weights_int[weights_int < 0][:5].tolist()}")
+
+    useful = values > 0
+    free = np.flatnonzero(useful & (weights_int == 0))
+    items = np.flatnonzero(useful & (weights_int > 0) & (weights_int <= capacity))
+    if items.size == 0:
+        return free.tolist()
+
+    n_cells = capacity + 1
+    best = np.zeros(n_cells, dtype=np.float64)  # best[c]: most value within weight c so far
+    candidate = np.empty(n_cells, dtype=np.float64)
+    take = np.zeros(n_cells, dtype=bool)
+    take_bits = np.empty((items.size, (n_cells + 7) // 8), dtype=np.uint8)
+    for row, item in enumerate(items):
+        w, v = int(weights_int[item]), values[item]
+        np.add(best[:-w], v, out=candidate[w:])
+        take[:w] = False
+        # Strictly greater: on a tie the item is left out (rule 2 above).
+        np.greater(candidate[w:], best[w:], out=take[w:])
+        np.maximum(best[w:], candidate[w:], out=best[w:])
+        take_bits[row] = np.packbits(take)
+
+    # best is non-decreasing; its first maximum is the least weight reaching the optimum (rule 1).
+    c = int(np.argmax(best))
+    chosen = []
+    for row in range(items.size - 1, -1, -1):
+        if (take_bits[row, c >> 3] >> (7 - (c & 7))) & 1:
+            chosen.append(int(items[row]))
+            c -= int(weights_int[items[row]])
+    return sorted(chosen + free.tolist())
+
+
+def upsample_scores(step_scores: np.ndarray, picks: np.ndarray, n_frames: int) -> np.ndarray:
+    """Spread scores given at sampled frames (``picks``) over every frame of the video.
+
+    Frames ``[picks[i], picks[i + 1])`` get ``step_scores[i]``, the last pick's score runs to the
+    end of the video, and frames before ``picks[0]`` get ``step_scores[0]`` (the protocol's step 1).
+
+    Args:
+        step_scores: ``(n_steps,)`` scores, one per sampled frame.
+        picks: ``(n_steps,)`` frame indices of the samples, strictly increasing, in
+            ``[0, n_frames)``.
+        n_frames: number of frames in the video.
+
+    Returns:
+        ``(n_frames,)`` float64 frame scores.
+
+    Raises:
+        ValueError: if the lengths differ, or ``picks`` is empty, unsorted or out of range.
+    """
+    step_scores = np.asarray(step_scores, dtype=np.float64)
+    picks = _as_int_array(picks, "picks")
+    n_frames = _as_non_negative_int(n_frames, "n_frames")
+    if step_scores.ndim != 1 or step_scores.shape != picks.shape:
+        raise ValueError(
+            f"step_scores and picks must be 1-D arrays of the same length; got shapes "
+            f"{step_scores.shape} and {picks.shape}"
+        )
+    if picks.size == 0:
+        raise ValueError("picks is empty; at least one sampled frame is needed")
+    if np.any(np.diff(picks) <= 0):
+        bad = int(np.flatnonzero(np.diff(picks) <= 0)[0])
+        raise ValueError(
+            f"picks must be strictly increasing; got picks[{bad}]={picks[bad]} then "
+            f"picks[{bad + 1}]={picks[bad + 1]}"
+        )
+    if picks[0] < 0 or picks[-1] >= n_frames:
+        raise ValueError(
+            f"picks must lie in [0, n_frames={n_frames}); got range [{picks[0]}, {picks[-1]}]"
+        )
+    step_of_frame = np.searchsorted(picks, np.arange(n_frames), side="right") - 1
+    return step_scores[np.maximum(step_of_frame, 0)]
+
+
+def shot_scores(frame_scores: np.ndarray, change_points: np.ndarray) -> np.ndarray:
+    """Score each shot by the mean score of its frames (the protocol's step 2).
+
+    Args:
+        frame_scores: ``(n_frames,)`` per-frame scores.
+        change_points: ``(n_shots, 2)`` integer ``[first, last]`` frame indices, both inclusive.
+
+    Returns:
+        ``(n_shots,)`` float64 mean frame score of each shot.
+
+    Raises:
+        ValueError: if ``change_points`` is malformed or reaches past the last frame.
+    """
+    frame_scores = np.asarray(frame_scores, dtype=np.float64)
+    if frame_scores.ndim != 1:
+        raise ValueError(f"frame_scores must be 1-D; got shape {frame_scores.shape}")
+    change_points = _check_change_points(change_points, frame_scores.size)
+    sums = np.concatenate([[0.0], np.cumsum(frame_scores)])
+    first, last = change_points[:, 0], change_points[:, 1]
+    return (sums[last + 1] - sums[first]) / (last - first + 1)
+
+
+def summary_capacity(
+    n_frames: int,
+    proportion: float = 0.15,
+    rounding: str = "floor",
+    change_points: np.ndarray | None = None,
+) -> int:
+    """Frame budget of a summary (the protocol's step 3); papers disagree on the rounding.
+
+    Args:
+        n_frames: number of frames in the video.
+        proportion (0.15): share of the video the summary may keep, in ``[0, 1]``.
+        rounding ("floor"): ``"floor"``: ``floor(n_frames * proportion)`` (DR-DSN, DSNet);
+            ``"round"``: Python's ``round`` (halves to even) of the same product (A2Summ);
+            ``"last_change_point"``: ``floor((change_points[-1, 1] + 1) * proportion)`` (PGL-SUM).
+            Products are float64, as in the reference code.
+        change_points (None): ``(n_shots, 2)`` inclusive shot bounds; needed only for
+            ``"last_change_point"``.
+
+    Returns:
+        The budget in frames.
+
+    Raises:
+        ValueError: if ``rounding`` is unknown, ``proportion`` is outside ``[0, 1]``, or
+            ``"last_change_point"`` is asked for without change points.
+    """
+    n_frames = _as_non_negative_int(n_frames, "n_frames")
+    if not 0.0 <= proportion <= 1.0:
+        raise ValueError(f"proportion must be in [0, 1]; got {proportion}")
+    if rounding == "floor":
+        return math.floor(n_frames * proportion)
+    if rounding == "round":
+        return round(n_frames * proportion)
+    if rounding == "last_change_point":
+        if change_points is None or len(change_points) == 0:
+            raise ValueError("rounding='last_change_point' needs non-empty change_points")
+        return math.floor((int(np.asarray(change_points)[-1, 1]) + 1) * proportion)
+    raise ValueError(f"Unknown rounding {rounding!r}. Valid roundings are {list(ROUNDING_MODES)}")
+
+
+def generate_summary(
+    step_scores: np.ndarray,
+    change_points: np.ndarray,
+    n_frames: int,
+    n_frame_per_seg: np.ndarray,
+    picks: np.ndarray,
+    proportion: float = 0.15,
+    rounding: str = "floor",
+) -> np.ndarray:
+    """Turn step scores into a keyshot summary, as TVSum / SumMe evaluation code does.
+
+    Upsamples the step scores to frames, scores shots by their mean, and keeps the shots a 0/1
+    knapsack picks within the budget (weights = shot lengths). See :func:`knapsack` for ties.
+
+    Args:
+        step_scores: ``(n_steps,)`` scores at the sampled frames.
+        change_points: ``(n_shots, 2)`` inclusive ``[first, last]`` frame indices of the shots.
+        n_frames: number of frames in the video.
+        n_frame_per_seg: ``(n_shots,)`` shot lengths; must equal ``last - first + 1``.
+        picks: ``(n_steps,)`` frame indices of the samples, strictly increasing.
+        proportion (0.15): share of the video the summary may keep.
+        rounding ("floor"): how the budget is rounded; see :func:`summary_capacity`.
+
+    Returns:
+        ``(n_frames,)`` bool mask, True on frames of the chosen shots.
+
+    Raises:
+        ValueError: on NaN or infinite step scores, mismatched lengths, shot lengths that disagree
+            with ``change_points``, or an unknown ``rounding``.
+    """
+    step_scores = np.asarray(step_scores, dtype=np.float64)
+    if not np.all(np.isfinite(step_scores)):
+        raise ValueError(
+            f"step_scores contains {int(np.isnan(step_scores).sum())} NaN and "
+            f"{int(np.isinf(step_scores).sum())} infinite value(s); shots cannot be ranked on them"
+        )
+    n_frames = _as_non_negative_int(n_frames, "n_frames")
+    change_points = _check_change_points(change_points, n_frames)
+    n_frame_per_seg = _as_int_array(n_frame_per_seg, "n_frame_per_seg")
+    lengths = change_points[:, 1] - change_points[:, 0] + 1
+    if n_frame_per_seg.shape != lengths.shape:
+        raise ValueError(
+            f"n_frame_per_seg has shape {n_frame_per_seg.shape} but change_points has "
+            f"{len(lengths)} shots"
+        )
+    if np.any(n_frame_per_seg != lengths):
+        bad = int(np.flatnonzero(n_frame_per_seg != lengths)[0])
+        raise ValueError(
+            f"n_frame_per_seg[{bad}]={n_frame_per_seg[bad]} but change_points[{bad}]="
+            f"{change_points[bad].tolist()} spans {lengths[bad]} frames"
+        )
+    frame_scores = upsample_scores(step_scores, picks, n_frames)
+    capacity = summary_capacity(n_frames, proportion, rounding, change_points)
+    chosen = knapsack(shot_scores(frame_scores, change_points), lengths, capacity)
+    summary = np.zeros(n_frames, dtype=bool)
+    for shot in chosen:
+        summary[change_points[shot, 0] : change_points[shot, 1] + 1] = True
+    return summary
+
+
+def uniform_change_points(n_frames: int, segment_frames: int) -> np.ndarray:
+    """Cut a video into consecutive fixed-length shots: a caption-free stand-in for KTS.
+
+    Args:
+        n_frames: number of frames in the video.
+        segment_frames: frames per shot (>= 1); the last shot may be shorter.
+
+    Returns:
+        ``(n_shots, 2)`` int64 inclusive ``[first, last]`` frame indices covering ``[0, n_frames)``;
+        ``(0, 2)`` when ``n_frames`` is 0.
+
+    Raises:
+        ValueError: if ``n_frames`` is negative or ``segment_frames`` is below 1.
+    """
+    n_frames = _as_non_negative_int(n_frames, "n_frames")
+    segment_frames = _as_non_negative_int(segment_frames, "segment_frames")
+    if segment_frames < 1:
+        raise ValueError(f"segment_frames must be >= 1; got {segment_frames}")
+    first = np.arange(0, n_frames, segment_frames, dtype=np.int64)
+    last = np.minimum(first + segment_frames, n_frames) - 1
+    return np.stack([first, last], axis=1)
+
+
+def _as_int_array(array: np.ndarray, name: str) -> np.ndarray:
+    """Return ``array`` as int64, refusing values that are not whole numbers."""
+    array = np.asarray(array)
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{name} must hold integers; got dtype {array.dtype}")
+    if not np.issubdtype(array.dtype, np.integer):
+        whole = np.isfinite(array) & (array == np.round(array))
+        if not np.all(whole):
+            raise ValueError(f"{name} must hold integers; got {array[~whole][:5].tolist()}")
+    return array.astype(np.int64)
+
+
+def _as_non_negative_int(value: int, name: str) -> int:
+    """Return ``value`` as an int, refusing negatives and non-whole numbers."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if not (isinstance(value, (float, np.floating)) and float(value).is_integer()):
+            raise ValueError(f"{name} must be an integer; got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0; got {value}")
+    return int(value)
+
+
+def _check_change_points(change_points: np.ndarray, n_frames: int) -> np.ndarray:
+    """Check ``(n_shots, 2)`` inclusive shot bounds: ordered, disjoint, inside ``[0, n_frames)``."""
+    change_points = _as_int_array(change_points, "change_points")
+    if change_points.ndim != 2 or change_points.shape[1] != 2:
+        raise ValueError(
+            f"change_points must have shape (n_shots, 2); got shape {change_points.shape}"
+        )
+    first, last = change_points[:, 0], change_points[:, 1]
+    if np.any(first > last):
+        bad = int(np.flatnonzero(first > last)[0])
+        raise ValueError(f"change_points[{bad}]={change_points[bad].tolist()} has first > last")
+    if np.any(first[1:] <= last[:-1]):
+        bad = int(np.flatnonzero(first[1:] <= last[:-1])[0])
+        raise ValueError(
+            f"change_points must be sorted and disjoint; shot {bad} "
+            f"{change_points[bad].tolist()} overlaps shot {bad + 1} "
+            f"{change_points[bad + 1].tolist()}"
+        )
+    if change_points.size and (first[0] < 0 or last[-1] >= n_frames):
+        raise ValueError(
+            f"change_points must lie in [0, n_frames={n_frames}); got range "
+            f"[{first[0]}, {last[-1]}]"
+        )
+    return change_points
+
+
+def select_segments(
+    frame_scores: np.ndarray,
+    change_points: np.ndarray,
+    proportion: float = 0.15,
+    rounding: str = "floor",
+) -> list[tuple[int, int, float]]:
+    """Pick the best shots under the budget and join adjacent ones into segments.
+
+    The selection is the protocol's (shot means, capacity, exact knapsack); joining adjacent
+    chosen shots gives one clip per continuous moment, which is what people watch and export.
+
+    Args:
+        frame_scores: float array (n_frames,), one score per frame, all finite.
+        change_points: int array (n_shots, 2), inclusive [first, last] frame indices.
+        proportion (0.15): the budget as a fraction of the video's frames, in (0, 1].
+        rounding ("floor"): how the capacity is rounded (see `summary_capacity`).
+
+    Returns:
+        [(first, last, score), ...] in time order: inclusive 0-based frame indices and the mean
+        frame score of the segment.
+
+    Raises:
+        ValueError: proportion outside (0, 1], or non-finite scores.
+    """
+    if not 0 < proportion <= 1:
+        raise ValueError(f"The budget proportion must be in (0, 1], got {proportion!r}")
+    scores = np.asarray(frame_scores, dtype=np.float64)
+    if not np.isfinite(scores).all():
+        raise ValueError("Frame scores contain NaN or infinite values; re-score the video")
+    change_points = _as_int_array(change_points, "change_points")
+    capacity = summary_capacity(len(scores), proportion, rounding, change_points)
+    lengths = change_points[:, 1] - change_points[:, 0] + 1
+    chosen = knapsack(shot_scores(scores, change_points), lengths, capacity)
+    segments: list[list[int]] = []
+    for index in chosen:
+        first, last = (int(v) for v in change_points[index])
+        if segments and segments[-1][1] + 1 == first:
+            segments[-1][1] = last
+        else:
+            segments.append([first, last])
+    return [(first, last, float(scores[first : last + 1].mean())) for first, last in segments]
