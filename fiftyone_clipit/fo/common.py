@@ -35,12 +35,17 @@ def video_collection(samples: foc.SampleCollection) -> foc.SampleCollection:
         raise ClipItError(f"Expected a FiftyOne dataset or view, got {type(samples).__name__}")
     if samples.media_type != fom.VIDEO:
         raise ClipItError(
-            f"'{samples.dataset_name}' holds {samples.media_type} samples; CLIP-It works on "
+            f"'{dataset_name(samples)}' holds {samples.media_type} samples; CLIP-It works on "
             f"video datasets (media type 'video')"
         )
     if len(samples) == 0:
-        raise ClipItError(f"The collection of '{samples.dataset_name}' has no samples to process")
+        raise ClipItError(f"The collection of '{dataset_name(samples)}' has no samples to process")
     return samples
+
+
+def dataset_name(samples: foc.SampleCollection) -> str:
+    """The name of the dataset a view or dataset belongs to."""
+    return samples.name if isinstance(samples, fo.Dataset) else samples.dataset_name
 
 
 def root_dataset(samples: foc.SampleCollection) -> fo.Dataset:

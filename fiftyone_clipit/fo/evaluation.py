@@ -12,6 +12,7 @@ from fiftyone_clipit.errors import ClipItError, ItemFailure
 from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
+    dataset_name,
     check_field_type,
     ensure_iterable,
     finish,
@@ -73,7 +74,7 @@ def evaluate_summary(
     for name in [pred_field, *gt_fields]:
         check_field_name(name, "summary field")
         if samples.get_field(name) is None:
-            raise ClipItError(f"Field '{name}' does not exist on '{samples.dataset_name}'")
+            raise ClipItError(f"Field '{name}' does not exist on '{dataset_name(samples)}'")
         check_field_type(samples, name, fo.EmbeddedDocumentField, fo.TemporalDetections)
     ids, paths, metadata, preds, *gts = samples.values(["id", "filepath", "metadata", pred_field, *gt_fields])
     report = EvaluationReport(eval_key=eval_key, mode=mode)

@@ -13,6 +13,7 @@ from fiftyone_clipit.errors import ClipItError, ItemFailure
 from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
+    dataset_name,
     finish,
     iterate,
     video_collection,
@@ -66,7 +67,7 @@ def export_summary(
     check_field_name(summary_field, "summary field")
     if samples.get_field(summary_field) is None:
         raise ClipItError(
-            f"Field '{summary_field}' does not exist on '{samples.dataset_name}'; run create_summary first"
+            f"Field '{summary_field}' does not exist on '{dataset_name(samples)}'; run create_summary first"
         )
     export_dir = os.path.abspath(export_dir)
     try:

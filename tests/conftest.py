@@ -1,0 +1,123 @@
+"""Test set-up: a private FiftyOne database, a private embedding store, videos made with PyAV.
+
+The environment is set before anything imports FiftyOne, so no test touches a user's database:
+FiftyOne starts its own mongod on a temporary directory for this session.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_SESSION_DIR = tempfile.mkdtemp(prefix="clipit-tests-")
+# registered before FiftyOne's own exit handler, so it runs after FiftyOne has stopped mongod
+atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
+os.environ.pop("FIFTYONE_DATABASE_URI", None)
+os.environ["FIFTYONE_DATABASE_DIR"] = os.path.join(_SESSION_DIR, "db")
+os.environ["FIFTYONE_DEFAULT_DATASET_DIR"] = os.path.join(_SESSION_DIR, "fiftyone")
+os.environ["FIFTYONE_CLIPIT_STORE_DIR"] = os.path.join(_SESSION_DIR, "store")
+os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+os.environ["HF_HUB_OFFLINE"] = "1"
+_PLUGINS = os.path.join(_SESSION_DIR, "plugins")
+os.makedirs(_PLUGINS)
+os.symlink(Path(__file__).resolve().parents[1], os.path.join(_PLUGINS, "clipit"))
+os.environ["FIFTYONE_PLUGINS_DIR"] = _PLUGINS
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_VIDEOS = Path(os.environ.get("CLIPIT_SHARED_DATA", REPO.parent / "shared" / "data")) / "videos"
+
+
+def frame_color(index: int) -> tuple[int, int, int]:
+    """A colour per frame index, far enough apart to survive lossy-free h264 round trips."""
+    return ((index * 37) % 256, (index * 91) % 256, (index * 53) % 256)
+
+
+def write_video(
+    path: Path, n_frames: int, fps: int = 30, size: tuple[int, int] = (96, 64), audio: bool = False
+) -> Path:
+    """Writes an h264 mp4 whose frame i is a solid frame_color(i) (lossless: qp 0, yuv444)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv444p"
+        stream.options = {"qp": "0", "preset": "ultrafast"}
+        audio_stream = container.add_stream("aac", rate=16000) if audio else None
+        for i in range(n_frames):
+            image = np.empty((size[1], size[0], 3), dtype=np.uint8)
+            image[:] = frame_color(i)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if audio_stream is not None:
+            samples = int(16000 * n_frames / fps)
+            tone = (0.1 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 16000)).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = tone[None, start : start + 1024]
+                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                frame.sample_rate = 16000
+                for packet in audio_stream.encode(frame):
+                    container.mux(packet)
+            for packet in audio_stream.encode():
+                container.mux(packet)
+    return path
+
+
+def write_audio_only(path: Path) -> Path:
+    """An mp4 holding only an AAC audio stream."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        tone = np.zeros((1, 16000), dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
+        frame.sample_rate = 16000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory) -> Path:
+    """Small generated videos: 90 frames at 30 fps, 150 frames at 25 fps with audio."""
+    folder = tmp_path_factory.mktemp("videos")
+    write_video(folder / "colors_a.mp4", 90, fps=30)
+    write_video(folder / "colors_b.mp4", 150, fps=25, size=(80, 48), audio=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    """A missing path, a zero-byte file, a text file named .mp4 and an audio-only mp4."""
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.mp4").write_text("this is not a video\n" * 20)
+    return {
+        "missing": folder / "missing.mp4",
+        "empty": folder / "empty.mp4",
+        "text": folder / "notes.mp4",
+        "audio_only": write_audio_only(folder / "audio_only.mp4"),
+    }
+
+
+@pytest.fixture(scope="session")
+def real_videos() -> list[Path]:
+    """The real footage in ../shared/data/videos (skipped cleanly when absent)."""
+    videos = sorted(SHARED_VIDEOS.glob("*.mp4"))
+    if not videos:
+        pytest.skip(f"no shared sample videos under {SHARED_VIDEOS}")
+    return videos
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder():
+    from fiftyone_clipit.encoders import load_clip
+
+    return load_clip("tiny-random")
