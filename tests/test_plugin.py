@@ -1,0 +1,110 @@
+"""The plugin as FiftyOne sees it: discovery, registration, forms and execution."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import pytest
+import yaml
+from fiftyone.operators.executor import ExecutionContext
+from fiftyone.operators.registry import OperatorRegistry
+
+from conftest import REPO
+from fiftyone_clipit import add_videos, compute_frame_embeddings
+
+PLUGIN = "@clipit/video-summarization"
+MANIFEST = yaml.safe_load((REPO / "fiftyone.yml").read_text())
+
+
+def uri(name: str) -> str:
+    return f"{PLUGIN}/{name}"
+
+
+def test_every_manifest_operator_registers_without_errors():
+    registry = OperatorRegistry()
+    assert registry.list_errors() == []
+    names = {op.uri for op in registry.list_operators()}
+    assert MANIFEST["name"] == PLUGIN
+    for name in MANIFEST["operators"]:
+        assert uri(name) in names
+
+
+def test_fiftyone_cli_lists_every_operator():
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "fiftyone"), "operators", "list"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    for name in MANIFEST["operators"]:
+        assert uri(name) in out
+
+
+@pytest.fixture(scope="module")
+def dataset(video_dir, tiny_encoder):
+    ds = fo.Dataset(f"clipit-plugin-{uuid.uuid4().hex[:8]}")
+    add_videos(ds, [str(video_dir)])
+    compute_frame_embeddings(ds, model=tiny_encoder)
+    return ds
+
+
+def form(name: str, dataset: fo.Dataset, params: dict):
+    operator = foo.get_operator(uri(name))
+    ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": params})
+    return operator.resolve_input(ctx).type.properties
+
+
+def invalid(properties) -> dict[str, str]:
+    return {k: p.error_message for k, p in properties.items() if getattr(p, "invalid", False)}
+
+
+VALID = {
+    "add_videos": {"paths": "/tmp/a.mp4"},
+    "compute_frame_embeddings": {"model": "tiny-random", "fps": 2.0},
+    "score_frames": {"query": "a person", "score_field": "clipit_score", "smoothing_seconds": 1.0},
+    "create_summary": {"score_field": "clipit_score", "summary_field": "s", "budget": 0.15, "segment_seconds": 2.0},
+    "evaluate_summary": {"gt_field": "gt", "pred_field": "clipit_summary", "eval_key": "e", "mode": "avg"},
+    "export_summary": {"export_dir": "/tmp/out", "summary_field": "clipit_summary"},
+}
+INVALID = {
+    "add_videos": ({"paths": " "}, "paths"),
+    "compute_frame_embeddings": ({"model": "tiny-random", "fps": 0}, "fps"),
+    "score_frames": ({"query": "", "score_field": "clipit_score"}, "query"),
+    "create_summary": ({"score_field": "clipit_score", "summary_field": "s", "budget": 1.5}, "budget"),
+    "evaluate_summary": ({"gt_field": "bad name", "pred_field": "clipit_summary"}, "gt_field"),
+    "export_summary": ({"export_dir": "", "summary_field": "clipit_summary"}, "export_dir"),
+}
+
+
+@pytest.mark.parametrize("name", MANIFEST["operators"])
+def test_forms_accept_valid_and_reject_invalid_input(dataset, name):
+    assert invalid(form(name, dataset, VALID[name])) == {}
+    params, bad_field = INVALID[name]
+    errors = invalid(form(name, dataset, params))
+    assert bad_field in errors and errors[bad_field]
+
+
+@pytest.mark.slow
+def test_operators_execute_against_the_database(dataset, tmp_path):
+    ctx = {"dataset": dataset, "params": {"query": "a person", "smoothing_seconds": 1.0}}
+    result = foo.execute_operator(uri("score_frames"), ctx=ctx)
+    assert result.result == {"scored": 2}
+    assert dataset.count("frames.clipit_score") == sum(dataset.values("metadata.total_frame_count"))
+    result = foo.execute_operator(uri("create_summary"), ctx={"dataset": dataset, "params": {"budget": 0.15}})
+    assert result.result["summarized"] == 2
+    assert dataset.count("clipit_summary.detections") == result.result["segments"]
+    result = foo.execute_operator(
+        uri("export_summary"), ctx={"dataset": dataset, "params": {"export_dir": str(tmp_path)}}
+    )
+    assert result.result["clips"] > 0
+    assert len(list(tmp_path.rglob("*.mp4"))) == result.result["clips"]
+
+
+@pytest.mark.slow
+def test_operator_reports_a_clear_error(dataset):
+    with pytest.raises(Exception, match="[Qq]uery must not be empty"):
+        result = foo.execute_operator(uri("score_frames"), ctx={"dataset": dataset, "params": {"query": " "}})
+        result.raise_exceptions()
