@@ -122,6 +122,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from fiftyone_clipit import bench
+
+    bench.run(args)
+
+
 def _common(parser: argparse.ArgumentParser, dataset: bool = True) -> None:
     if dataset:
         parser.add_argument("dataset", help="FiftyOne dataset name")
@@ -191,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=DEMO_DATASET)
     p.add_argument("--fps", type=float, default=2.0)
     p.add_argument("--budget", type=float, default=0.15)
+    p = add("bench", cmd_bench, "run a benchmark; prints one JSON line of figures")
+    from fiftyone_clipit import bench
+
+    bench.add_parsers(p.add_subparsers(dest="bench", required=True))
     return parser
 
 

@@ -57,30 +57,27 @@ def write_video(
         for packet in stream.encode():
             container.mux(packet)
         if audio_stream is not None:
-            samples = int(16000 * n_frames / fps)
-            tone = (0.1 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 16000)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = tone[None, start : start + 1024]
-                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                frame.sample_rate = 16000
-                for packet in audio_stream.encode(frame):
-                    container.mux(packet)
-            for packet in audio_stream.encode():
-                container.mux(packet)
+            write_tone(container, audio_stream, seconds=n_frames / fps)
     return path
+
+
+def write_tone(container, stream, seconds: float) -> None:
+    """Encodes a 440 Hz mono tone of `seconds` into an audio stream."""
+    n = int(16000 * seconds)
+    tone = (0.1 * np.sin(np.arange(n) * 2 * np.pi * 440 / 16000)).astype(np.float32)
+    for start in range(0, n, 1024):
+        frame = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="flt", layout="mono")
+        frame.sample_rate = 16000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
 
 
 def write_audio_only(path: Path) -> Path:
     """An mp4 holding only an AAC audio stream."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        tone = np.zeros((1, 16000), dtype=np.float32)
-        frame = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
-        frame.sample_rate = 16000
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        write_tone(container, container.add_stream("aac", rate=16000), seconds=1.0)
     return path
 
 

@@ -90,7 +90,7 @@ def test_f1_bounded_and_symmetric(masks):
     machine, users = np.array(masks[0], dtype=bool), np.array(masks[1], dtype=bool)
     avg = summary_f1(machine, users, mode="avg")
     best = summary_f1(machine, users, mode="max")
-    assert 0.0 <= avg <= best <= 1.0
+    assert 0.0 <= avg <= best + 1e-12 and best <= 1.0  # the mean of equal floats may round up
     # With one user, F1 is symmetric: swapping machine and user swaps P and R.
     assert summary_f1(machine, users[0], mode="avg") == pytest.approx(
         summary_f1(users[0], machine, mode="avg")
