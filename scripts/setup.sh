@@ -7,14 +7,18 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-# ffmpeg/ffprobe: FiftyOne's clip extraction and export call them. Debian's package when we can
-# install it; otherwise imageio-ffmpeg's static ffmpeg is linked into .venv/bin below.
-if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+# System packages from Debian: ffmpeg/ffprobe (FiftyOne's clip extraction and export call them)
+# and Chromium (the browser test drives the App with it). Without root or apt-get, imageio-ffmpeg's
+# static ffmpeg is linked into .venv/bin below and the browser test reports Chromium missing.
+missing=()
+command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "setup: installing ffmpeg with apt-get"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+        echo "setup: installing ${missing[*]} with apt-get"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "setup: ffmpeg/ffprobe not found and apt-get is not usable; using imageio-ffmpeg's ffmpeg" >&2
+        echo "setup: ${missing[*]} not found and apt-get is not usable as root; install them yourself" >&2
     fi
 fi
 
