@@ -16,10 +16,18 @@ _FIFTYONE_API = {
     "add_videos": "fiftyone_clipit.fo.videos",
     "load_videos_dataset": "fiftyone_clipit.fo.videos",
     "compute_frame_embeddings": "fiftyone_clipit.fo.embeddings",
+    "build_frame_index": "fiftyone_clipit.fo.index",
+    "search_frames": "fiftyone_clipit.fo.index",
     "score_frames": "fiftyone_clipit.fo.scoring",
+    "train_scorer": "fiftyone_clipit.fo.training",
     "create_summary": "fiftyone_clipit.fo.summaries",
     "evaluate_summary": "fiftyone_clipit.fo.evaluation",
+    "evaluate_summary_segments": "fiftyone_clipit.fo.segment_evaluation",
+    "add_video_annotations": "fiftyone_clipit.fo.groundtruth",
+    "add_highlight_annotations": "fiftyone_clipit.fo.groundtruth",
+    "add_qfvs_annotations": "fiftyone_clipit.fo.groundtruth",
     "export_summary": "fiftyone_clipit.fo.export",
+    "export_summary_dataset": "fiftyone_clipit.fo.export",
     "run_pipeline": "fiftyone_clipit.fo.pipeline",
 }
 

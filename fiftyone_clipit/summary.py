@@ -9,6 +9,7 @@ Pure numpy: no FiftyOne, no torch.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -327,6 +328,7 @@ def select_segments(
     change_points: np.ndarray,
     proportion: float = 0.15,
     rounding: str = "floor",
+    capacity: int | None = None,
 ) -> list[tuple[int, int, float]]:
     """Pick the best shots under the budget and join adjacent ones into segments.
 
@@ -338,21 +340,24 @@ def select_segments(
         change_points: int array (n_shots, 2), inclusive [first, last] frame indices.
         proportion (0.15): the budget as a fraction of the video's frames, in (0, 1].
         rounding ("floor"): how the capacity is rounded (see `summary_capacity`).
+        capacity (None): the budget in frames; when given, `proportion` and `rounding` are unused.
 
     Returns:
         [(first, last, score), ...] in time order: inclusive 0-based frame indices and the mean
         frame score of the segment.
 
     Raises:
-        ValueError: proportion outside (0, 1], or non-finite scores.
+        ValueError: proportion outside (0, 1], a negative capacity, or non-finite scores.
     """
     if not 0 < proportion <= 1:
         raise ValueError(f"The budget proportion must be in (0, 1], got {proportion!r}")
     scores = np.asarray(frame_scores, dtype=np.float64)
     if not np.isfinite(scores).all():
         raise ValueError("Frame scores contain NaN or infinite values; re-score the video")
-    change_points = _as_int_array(change_points, "change_points")
-    capacity = summary_capacity(len(scores), proportion, rounding, change_points)
+    change_points = _check_change_points(change_points, len(scores))
+    if capacity is None:
+        capacity = summary_capacity(len(scores), proportion, rounding, change_points)
+    capacity = _as_non_negative_int(capacity, "capacity")
     lengths = change_points[:, 1] - change_points[:, 0] + 1
     chosen = knapsack(shot_scores(scores, change_points), lengths, capacity)
     segments: list[list[int]] = []
@@ -363,3 +368,89 @@ def select_segments(
         else:
             segments.append([first, last])
     return [(first, last, float(scores[first : last + 1].mean())) for first, last in segments]
+
+
+def split_long_shots(change_points: np.ndarray, max_frames: int) -> np.ndarray:
+    """Cut every shot longer than ``max_frames`` into equal pieces that are not.
+
+    A shot longer than the whole budget could never be chosen; cut into near-equal pieces of at
+    most ``max_frames`` frames, its best part still can.
+
+    Args:
+        change_points: ``(n_shots, 2)`` inclusive ``[first, last]`` frame indices.
+        max_frames: the longest shot allowed, >= 1.
+
+    Returns:
+        ``(n_shots', 2)`` int64 change points, ``n_shots' >= n_shots``, covering the same frames.
+
+    Raises:
+        ValueError: if ``max_frames`` < 1.
+    """
+    max_frames = _as_non_negative_int(max_frames, "max_frames")
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1; got {max_frames}")
+    pieces = []
+    for first, last in _as_int_array(change_points, "change_points").reshape(-1, 2):
+        length = last - first + 1
+        n_pieces = -(-length // max_frames)
+        edges = first + (np.arange(n_pieces + 1) * length) // n_pieces
+        pieces.extend(zip(edges[:-1], edges[1:] - 1))
+    return np.array(pieces, dtype=np.int64).reshape(-1, 2)
+
+
+def parse_budget(budget: float | str) -> tuple[str, float]:
+    """Read a summary budget: a fraction of the video, or a length in seconds.
+
+    Args:
+        budget: a number in (0, 1] (a fraction, e.g. 0.15), or a string: ``"0.15"``,
+            ``"15%"``, or seconds as ``"45s"`` / ``"45 s"`` / ``"45 seconds"``.
+
+    Returns:
+        ``("fraction", value)`` or ``("seconds", value)``.
+
+    Raises:
+        ValueError: anything else, naming the value and the accepted forms.
+    """
+    forms = "a fraction in (0, 1] such as 0.15, a percentage such as '15%', or seconds such as '45s'"
+    if isinstance(budget, str):
+        text = budget.strip().lower()
+        match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*(s|sec|secs|second|seconds|%)?", text)
+        if match is None:
+            raise ValueError(f"Budget {budget!r} is not understood; give {forms}")
+        value, unit = float(match.group(1)), match.group(2)
+        if unit == "%":
+            kind, value = "fraction", value / 100.0
+        else:
+            kind = "fraction" if unit is None else "seconds"
+    elif isinstance(budget, (int, float, np.integer, np.floating)) and not isinstance(budget, bool):
+        kind, value = "fraction", float(budget)
+    else:
+        raise ValueError(f"Budget {budget!r} is not understood; give {forms}")
+    if kind == "fraction" and not 0 < value <= 1:
+        raise ValueError(f"Budget fraction must be in (0, 1]; got {budget!r}. Give {forms}")
+    if kind == "seconds" and not value > 0:
+        raise ValueError(f"Budget in seconds must be > 0; got {budget!r}")
+    return kind, value
+
+
+def budget_capacity(
+    n_frames: int,
+    frame_rate: float,
+    budget: float | str,
+    rounding: str = "floor",
+    change_points: np.ndarray | None = None,
+) -> int:
+    """The frame budget of one video for a fraction (see :func:`summary_capacity`) or seconds.
+
+    Seconds give ``floor(seconds * frame_rate)`` frames, at most the whole video.
+
+    Raises:
+        ValueError: a budget :func:`parse_budget` refuses, or a non-positive frame rate with a
+            budget in seconds.
+    """
+    kind, value = parse_budget(budget)
+    if kind == "fraction":
+        return summary_capacity(n_frames, value, rounding, change_points)
+    if not frame_rate > 0:
+        raise ValueError(f"A budget in seconds needs the frame rate; got {frame_rate!r}")
+    return min(_as_non_negative_int(n_frames, "n_frames"), math.floor(value * frame_rate + 1e-9))

@@ -6,12 +6,16 @@ it did; the algorithms live in the library so the CLI and Python users get the s
 
 from __future__ import annotations
 
+import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fiftyone_clipit.encoders import DEFAULT_MODEL, PRESETS
 
-from .base import ClipItOperator, float_input, text_input
+from .base import ClipItOperator, field_choice, fields_of_type, float_input, text_input
+from .panel import ClipItPanel
+from .training import TrainScorer
+from .search import BuildFrameIndex, SearchFrames
 
 
 class AddVideos(ClipItOperator):
@@ -47,6 +51,10 @@ class ComputeFrameEmbeddings(ClipItOperator):
         )
         inputs.str("pretrained", label="Weights tag or file (optional)")
         float_input(ctx, inputs, "fps", "Frames per second to sample", 2.0, 0.01, 60.0)
+        inputs.enum("precision", ["auto", "fp32", "int8", "fp16"], default="auto",
+                    label="Precision (auto: fp16 on a GPU, fp32 on CPU; int8: faster CPU path)")
+        inputs.enum("on_broken", ["fail", "keep"], default="fail",
+                    label="A video that breaks off mid-stream: fail it, or keep what decodes")
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.embeddings import compute_frame_embeddings
@@ -56,20 +64,30 @@ class ComputeFrameEmbeddings(ClipItOperator):
             model=ctx.params.get("model") or DEFAULT_MODEL,
             pretrained=ctx.params.get("pretrained") or None,
             fps=ctx.params.get("fps", 2.0),
+            precision=None if ctx.params.get("precision", "auto") == "auto" else ctx.params["precision"],
+            on_broken=ctx.params.get("on_broken") or "fail",
             progress=progress,
         )
-        return {"embedded": report.n_embedded, "up_to_date": report.n_up_to_date, "frames": report.n_frames}
+        return {"embedded": report.n_embedded, "up_to_date": report.n_up_to_date, "frames": report.n_frames,
+                "partly_embedded": len(report.partial)}
 
 
 class ScoreFrames(ClipItOperator):
     name = "score_frames"
     label = "CLIP-It: score frames for a query"
-    description = "Per-frame relevance of a text query (zero-shot CLIP similarity)"
+    description = "Per-frame relevance of a text query (zero-shot CLIP similarity or a trained scorer)"
+
+    def precondition(self, ctx):
+        problem = super().precondition(ctx)
+        if problem is None and not ctx.dataset.has_run("clipit_embeddings"):
+            problem = f"'{ctx.dataset.name}' has no frame embeddings yet: run 'CLIP-It: compute frame embeddings' first"
+        return problem
 
     def build_inputs(self, ctx, inputs):
         text_input(ctx, inputs, "query", "Query", required=True)
         text_input(ctx, inputs, "score_field", "Frame field to write", default="clipit_score", field_name=True)
         float_input(ctx, inputs, "smoothing_seconds", "Smoothing (seconds)", 1.0, 0.0, 60.0)
+        text_input(ctx, inputs, "scorer", "Scorer: zero-shot or a checkpoint folder", default="zero-shot")
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.scoring import score_frames
@@ -79,6 +97,7 @@ class ScoreFrames(ClipItOperator):
             ctx.params["query"],
             score_field=ctx.params.get("score_field") or "clipit_score",
             smoothing_seconds=ctx.params.get("smoothing_seconds", 1.0),
+            scorer=ctx.params.get("scorer") or "zero-shot",
             progress=progress,
         )
         return {"scored": report.n_scored}
@@ -91,20 +110,40 @@ class CreateSummary(ClipItOperator):
     heavy = False
 
     def build_inputs(self, ctx, inputs):
-        text_input(ctx, inputs, "score_field", "Frame score field", default="clipit_score", field_name=True)
+        field_choice(
+            ctx, inputs, "score_field", "Frame score field",
+            fields_of_type(ctx, fo.FloatField, frames=True), "clipit_score",
+            "run 'CLIP-It: score frames for a query' first",
+        )
         text_input(ctx, inputs, "summary_field", "Summary field", default="clipit_summary", field_name=True)
-        float_input(ctx, inputs, "budget", "Budget (fraction of each video)", 0.15, 0.01, 1.0)
-        float_input(ctx, inputs, "segment_seconds", "Segment length (seconds)", 2.0, 0.1, 60.0)
+        inputs.enum("budget_unit", ["fraction", "seconds"], default="fraction", label="Budget unit")
+        if ctx.params.get("budget_unit") == "seconds":
+            float_input(ctx, inputs, "budget", "Budget (seconds of each video)", 30.0, 0.1, 86400.0)
+        else:
+            float_input(ctx, inputs, "budget", "Budget (fraction of each video)", 0.15, 0.01, 1.0)
+        inputs.enum("segmentation", ["kts", "uniform", "shots"], default="kts", label="Shots: KTS, uniform or a field")
+        segmentation = ctx.params.get("segmentation") or "kts"
+        if segmentation == "kts":
+            inputs.float("min_segment", label="Shortest shot in seconds (empty: one sampled frame)", min=0.1)
+        elif segmentation == "uniform":
+            float_input(ctx, inputs, "segment_seconds", "Segment length (seconds)", 2.0, 0.1, 60.0)
+        else:
+            text_input(ctx, inputs, "shots_field", "Shots field (TemporalDetections)", required=True, field_name=True)
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.summaries import create_summary
 
+        segmentation = ctx.params.get("segmentation") or "kts"
+        budget = ctx.params.get("budget", 0.15)
         report = create_summary(
             self.target(ctx),
             score_field=ctx.params.get("score_field") or "clipit_score",
             summary_field=ctx.params.get("summary_field") or "clipit_summary",
-            budget=ctx.params.get("budget", 0.15),
+            budget=f"{budget}s" if ctx.params.get("budget_unit") == "seconds" else budget,
+            segmentation=segmentation,
+            min_segment=ctx.params.get("min_segment") if segmentation == "kts" else None,
             segment_seconds=ctx.params.get("segment_seconds", 2.0),
+            shots_field=ctx.params.get("shots_field") if segmentation == "shots" else None,
             progress=progress,
         )
         if report.view_name and not ctx.delegated:
@@ -122,49 +161,105 @@ class EvaluateSummary(ClipItOperator):
         text_input(ctx, inputs, "gt_field", "Ground-truth summary field", required=True, field_name=True)
         text_input(ctx, inputs, "pred_field", "Predicted summary field", default="clipit_summary", field_name=True)
         text_input(ctx, inputs, "eval_key", "Evaluation key", default="clipit_eval", field_name=True)
-        inputs.enum("mode", ["avg", "max"], default="avg", label="Over users: avg (TVSum) or max (SumMe)")
+        inputs.enum("protocol", ["tvsum", "summe", "qfvs", "qvhighlights"], default="tvsum", label="Protocol")
+        inputs.enum("mode", ["avg", "max"], label="Over users: avg (TVSum) or max (SumMe); empty: the protocol's")
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.evaluation import evaluate_summary
 
-        report = evaluate_summary(
+        results = evaluate_summary(
             self.target(ctx),
             gt_field=ctx.params["gt_field"],
             pred_field=ctx.params.get("pred_field") or "clipit_summary",
             eval_key=ctx.params.get("eval_key") or "clipit_eval",
-            mode=ctx.params.get("mode") or "avg",
+            protocol=ctx.params.get("protocol") or "tvsum",
+            mode=ctx.params.get("mode") or None,
             progress=progress,
         )
-        return {"f1": report.f1, "videos": len(report.per_video)}
+        return {"f1": results.f1, "videos": len(results.per_sample), "eval_key": results.key}
+
+
+class FrameOverlapF1(foo.EvaluationMetric):
+    """Frame-overlap F1 of summaries, a custom metric of FiftyOne's temporal detection evaluations."""
+
+    @property
+    def config(self) -> foo.EvaluationMetricConfig:
+        return foo.EvaluationMetricConfig(
+            name="frame_overlap_f1",
+            label="Frame-overlap F1",
+            description="F1 of the frames a summary shares with the ground-truth summaries (TVSum/SumMe protocol)",
+            eval_types=["detection"],
+            aggregate_key="frame_f1",
+            lower_is_better=False,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        prop = inputs.enum("mode", ["avg", "max"], default="avg", label="Over users: avg (TVSum) or max (SumMe)")
+        if ctx.params.get("mode", "avg") not in ("avg", "max"):
+            prop.invalid = True
+            prop.error_message = "mode must be 'avg' or 'max'"
+        return types.Property(inputs)
+
+    def compute(self, samples, results, mode: str = "avg"):
+        from fiftyone_clipit.fo.segment_evaluation import frame_f1_metric
+
+        return frame_f1_metric(samples, results, mode=mode)
+
+    def get_fields(self, samples, config, eval_key):
+        return [f"{eval_key}_frame_f1"]
 
 
 class ExportSummary(ClipItOperator):
     name = "export_summary"
     label = "CLIP-It: export summary clips"
-    description = "Write each summary segment as a playable mp4"
+    description = "Write each summary as mp4 clips, a summary reel and a storyboard"
 
     def build_inputs(self, ctx, inputs):
         text_input(ctx, inputs, "export_dir", "Export directory", required=True)
-        text_input(ctx, inputs, "summary_field", "Summary field", default="clipit_summary", field_name=True)
-        inputs.bool("overwrite", default=False, label="Overwrite existing clips")
+        field_choice(
+            ctx, inputs, "summary_field", "Summary field",
+            fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections), "clipit_summary",
+            "run 'CLIP-It: create summary' first",
+        )
+        inputs.bool("as_dataset", default=False, label="As a FiftyOne video dataset (clips + label JSON)")
+        if not ctx.params.get("as_dataset"):
+            inputs.bool("clips", default=True, label="One mp4 per segment")
+            inputs.bool("reel", default=True, label="A summary reel per video (segments joined)")
+            inputs.bool("storyboard", default=True, label="A storyboard PNG per video")
+        inputs.bool("overwrite", default=False, label="Overwrite existing files")
 
     def run(self, ctx, progress):
-        from fiftyone_clipit.fo.export import export_summary
+        from fiftyone_clipit.fo.export import export_summary, export_summary_dataset
 
+        summary_field = ctx.params.get("summary_field") or "clipit_summary"
+        overwrite = bool(ctx.params.get("overwrite"))
+        if ctx.params.get("as_dataset"):
+            folder = export_summary_dataset(self.target(ctx), ctx.params["export_dir"], summary_field, overwrite)
+            return {"export_dir": folder}
         report = export_summary(
             self.target(ctx),
             ctx.params["export_dir"],
-            summary_field=ctx.params.get("summary_field") or "clipit_summary",
-            overwrite=bool(ctx.params.get("overwrite")),
+            summary_field=summary_field,
+            clips=ctx.params.get("clips", True) is not False,
+            reel=ctx.params.get("reel", True) is not False,
+            storyboard=ctx.params.get("storyboard", True) is not False,
+            overwrite=overwrite,
             progress=progress,
         )
-        return {"clips": sum(map(len, report.clips.values())), "export_dir": report.export_dir}
+        return {
+            "clips": sum(map(len, report.clips.values())),
+            "reels": len(report.reels),
+            "storyboards": len(report.storyboards),
+            "export_dir": report.export_dir,
+        }
 
 
-OPERATORS = [AddVideos, ComputeFrameEmbeddings, ScoreFrames, CreateSummary, EvaluateSummary, ExportSummary]
+OPERATORS = [AddVideos, ComputeFrameEmbeddings, ScoreFrames, CreateSummary, EvaluateSummary, ExportSummary, FrameOverlapF1, TrainScorer, BuildFrameIndex, SearchFrames]
 
 
 def register(p: foo.PluginContext) -> None:
-    """Registers every operator of @clipit/video-summarization."""
+    """Registers every operator and the panel of @clipit/video-summarization."""
     for operator in OPERATORS:
         p.register(operator)
+    p.register(ClipItPanel)

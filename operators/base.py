@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -42,15 +43,45 @@ class ClipItOperator(foo.Operator):
     def run(self, ctx, progress: Callable[[float, str], None]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def __call__(self, samples, delegate: bool = False, **params: Any) -> dict[str, Any]:
+        """Runs the operator from Python on a dataset or view, e.g.
+        `foo.get_operator("@clipit/video-summarization/score_frames")(dataset, query="a dog")`.
+
+        Returns the operator's output (or the queued operation when `delegate` is True).
+        """
+        params.setdefault("view_target", "CURRENT_VIEW")
+        ctx = {"view": samples.view(), "params": params, "request_delegation": delegate}
+        result = foo.execute_operator(self.uri, ctx=ctx)
+        result.raise_exceptions()
+        return result.result
+
     def target(self, ctx):
         """The dataset, current view or selected samples, as chosen in the form."""
         return ctx.target_view()
+
+    def precondition(self, ctx) -> str | None:
+        """Why this operator cannot run on the current dataset, or None when it can."""
+        if not self.needs_target:
+            return None
+        if ctx.dataset is None:
+            return "Open a dataset first"
+        if ctx.dataset.media_type != fo.core.media.VIDEO:
+            return f"'{ctx.dataset.name}' holds {ctx.dataset.media_type}s; CLIP-It works on video datasets"
+        if len(ctx.target_view()) == 0:
+            return "The chosen target has no videos"
+        return None
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         if self.needs_target:
             ctx.target_view()
-        self.build_inputs(ctx, inputs)
+        problem = self.precondition(ctx)
+        if problem:
+            prop = inputs.view("precondition", types.Error(label="Cannot run", description=problem))
+            prop.invalid = True
+            prop.error_message = problem
+        else:
+            self.build_inputs(ctx, inputs)
         return types.Property(inputs, view=types.View(label=self.label))
 
     def execute(self, ctx):
@@ -87,6 +118,44 @@ def text_input(
     elif field_name and value and not _FIELD_NAME.match(str(value)):
         prop.invalid = True
         prop.error_message = f"'{value}' is not a valid field name (letters, digits, '_')"
+
+
+def field_choice(
+    ctx,
+    inputs: types.Object,
+    name: str,
+    label: str,
+    choices: list[str],
+    default: str | None,
+    missing_hint: str,
+) -> None:
+    """A dropdown of existing fields of the right type; invalid when none fits."""
+    value = ctx.params.get(name, default if default in choices else None)
+    prop = inputs.enum(
+        name, choices, label=label, default=default if default in choices else None,
+        view=types.AutocompleteView(),
+    )
+    if not choices:
+        prop.invalid = True
+        prop.error_message = f"No suitable field yet: {missing_hint}"
+    elif value not in choices:
+        prop.invalid = True
+        prop.error_message = f"Choose one of {choices}"
+
+
+def fields_of_type(ctx, ftype: type, embedded_doc_type: type | None = None, frames: bool = False) -> list[str]:
+    """Names of the dataset's (frame) fields of a type, e.g. frame FloatFields or TemporalDetections."""
+    if ctx.dataset is None:
+        return []
+    schema = ctx.dataset.get_frame_field_schema() if frames else ctx.dataset.get_field_schema()
+    names = []
+    for name, field in (schema or {}).items():
+        if embedded_doc_type is not None:
+            if getattr(field, "document_type", None) is embedded_doc_type:
+                names.append(name)
+        elif isinstance(field, ftype):
+            names.append(name)
+    return sorted(names)
 
 
 def float_input(

@@ -1,22 +1,69 @@
-"""Test set-up: a private FiftyOne database, a private embedding store, videos made with PyAV.
+"""Test set-up: a private MongoDB, a private embedding store, videos made with PyAV.
 
-The environment is set before anything imports FiftyOne, so no test touches a user's database:
-FiftyOne starts its own mongod on a temporary directory for this session.
+Before anything imports FiftyOne, this starts the mongod that ships with FiftyOne on a
+temporary directory and a free port, and points FIFTYONE_DATABASE_URI at it. Every process of
+the test session (the CLI, delegated workers, the App server) connects to that one database by
+URI, as processes of a multi-machine deployment do; no test touches a user's database.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 _SESSION_DIR = tempfile.mkdtemp(prefix="clipit-tests-")
-# registered before FiftyOne's own exit handler, so it runs after FiftyOne has stopped mongod
-atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
-os.environ.pop("FIFTYONE_DATABASE_URI", None)
-os.environ["FIFTYONE_DATABASE_DIR"] = os.path.join(_SESSION_DIR, "db")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_mongod(folder: str) -> tuple[subprocess.Popen, int]:
+    """Starts FiftyOne's bundled mongod on `folder`; returns the process and its port."""
+    fiftyone_dir = importlib.util.find_spec("fiftyone").submodule_search_locations[0]
+    mongod = os.path.join(fiftyone_dir, "db", "bin", "mongod")
+    os.makedirs(folder)
+    port = _free_port()
+    process = subprocess.Popen(
+        [mongod, "--dbpath", folder, "--port", str(port), "--bind_ip", "127.0.0.1",
+         "--nounixsocket", "--logpath", os.path.join(folder, "mongod.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mongod exited with {process.returncode}; see {folder}/mongod.log")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"mongod did not start within 60 s; see {folder}/mongod.log")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+_MONGOD, _PORT = _start_mongod(os.path.join(_SESSION_DIR, "db"))
+atexit.register(_stop, _MONGOD)
+os.environ["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{_PORT}"
+os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
 os.environ["FIFTYONE_DEFAULT_DATASET_DIR"] = os.path.join(_SESSION_DIR, "fiftyone")
 os.environ["FIFTYONE_CLIPIT_STORE_DIR"] = os.path.join(_SESSION_DIR, "store")
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
@@ -118,3 +165,25 @@ def tiny_encoder():
     from fiftyone_clipit.encoders import load_clip
 
     return load_clip("tiny-random")
+
+
+_RELIABILITY_KINDS: dict[str, str] = {}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Remembers the kind ('bad_input', 'fault') of every test marked `reliability(kind)`."""
+    for item in items:
+        marker = item.get_closest_marker("reliability")
+        if marker is not None and marker.args:
+            _RELIABILITY_KINDS[item.nodeid] = marker.args[0]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Prints how many bad inputs were tried and how many faults were survived (passed tests)."""
+    if not _RELIABILITY_KINDS:
+        return
+    passed = [r.nodeid for r in terminalreporter.stats.get("passed", []) if r.when == "call"]
+    kinds = [_RELIABILITY_KINDS.get(nodeid) for nodeid in passed]
+    terminalreporter.write_line(
+        f"reliability: {kinds.count('bad_input')} bad inputs tried, {kinds.count('fault')} faults survived"
+    )

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 
 import fiftyone as fo
-import fiftyone.core.odm.database as fod
 import pytest
 
 from conftest import REPO
@@ -33,7 +32,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def app(video_dir, tiny_encoder, monkeypatch):
+def app(video_dir, tiny_encoder):
     """The App serving a scored two-video dataset; yields (dataset, url)."""
     if CHROMIUM is None:
         pytest.fail("Chromium is not installed; scripts/setup.sh installs Debian's chromium")
@@ -41,8 +40,6 @@ def app(video_dir, tiny_encoder, monkeypatch):
     add_videos(dataset, [str(video_dir)])
     compute_frame_embeddings(dataset, model=tiny_encoder)
     score_frames(dataset, "a person", model=tiny_encoder)
-    host, port = fod.get_db_client().address
-    monkeypatch.setenv("FIFTYONE_DATABASE_URI", f"mongodb://{host}:{port}")
     app_port = free_port()
     session = fo.launch_app(dataset, port=app_port, remote=True, auto=False)
     yield dataset, f"http://127.0.0.1:{app_port}/datasets/{dataset.name}"

@@ -88,3 +88,88 @@ def test_prefetch_keeps_order_and_reraises():
         for item in prefetch(broken()):
             got.append(item)
     assert got == [1]
+
+
+def write_frames(path, images, fps=10, times_ms=None, rotation=0, faststart=False):
+    """Writes RGB images losslessly; optional presentation times (ms) and display rotation."""
+    from fractions import Fraction
+
+    import av
+
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = images[0].shape[:2]
+        stream.pix_fmt = "yuv444p"
+        stream.options = {"qp": "0", "preset": "ultrafast"}
+        if times_ms is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if times_ms is not None:
+                frame.pts, frame.time_base = times_ms[i], Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def corner_image(height=64, width=96):
+    image = np.zeros((height, width, 3), np.uint8)
+    image[: height // 2, : width // 2] = 255  # white top-left quarter
+    return image
+
+
+@pytest.mark.parametrize("rotation, turns", [(90, 1), (-90, 3), (180, 2)])
+def test_rotated_video_comes_out_upright(tmp_path, rotation, turns):
+    image = corner_image()
+    path = write_frames(tmp_path / "rotated.mp4", [image] * 3, rotation=rotation)
+    (batch,) = iter_sampled_frames(str(path), 10.0)
+    upright = np.rot90(image, turns)
+    assert batch.frames.shape[1:3] == upright.shape[:2]
+    assert np.abs(batch.frames[0].astype(int) - upright).max() <= 2
+    (small,) = iter_sampled_frames(str(path), 10.0, resize=ResizeSpec(size=32))
+    assert small.frames.shape == (3, 32, 32, 3)
+
+
+def test_variable_frame_rate_is_sampled_by_timestamp(tmp_path):
+    times = [0, 100, 150, 900, 1000, 1010, 1600, 2500]
+    images = [np.full((32, 32, 3), 20 * i, np.uint8) for i in range(len(times))]
+    path = write_frames(tmp_path / "vfr.mp4", images, times_ms=times)
+    batches = list(iter_sampled_frames(str(path), fps=2.0))
+    numbers = np.concatenate([b.frame_numbers for b in batches])
+    # first frame at or after 0, 0.5, 1.0, 1.5, 2.0 s: 0 s, 0.9 s, 1.0 s, 1.6 s, 2.5 s
+    np.testing.assert_array_equal(numbers, [1, 4, 5, 7, 8])
+    np.testing.assert_allclose(np.concatenate([b.times for b in batches]), [0, 0.9, 1.0, 1.6, 2.5], atol=1e-6)
+    frames = np.concatenate([b.frames for b in batches])
+    np.testing.assert_allclose([int(f[5, 5, 0]) for f in frames], [20 * (n - 1) for n in numbers], atol=2)
+
+
+def test_one_frame_video(tmp_path):
+    path = write_frames(tmp_path / "one.mp4", [corner_image()])
+    (batch,) = iter_sampled_frames(str(path), 2.0)
+    assert batch.frame_numbers.tolist() == [1] and probe_video(str(path)).n_frames == 1
+
+
+def test_video_breaking_off_mid_stream_fails_or_keeps_what_decodes(tmp_path):
+    from fiftyone_clipit.decode import DecodeStatus
+    from fiftyone_clipit.errors import BrokenVideoError
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(60)]
+    whole = write_frames(tmp_path / "whole.mp4", images, fps=30, faststart=True)  # moov first
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BrokenVideoError, match=r"cut.mp4.*broke off after \d+ of 60 frames") as error:
+        list(iter_sampled_frames(str(cut), 30.0))
+    assert 0 < error.value.n_decoded < 60
+    status = DecodeStatus()
+    kept = list(iter_sampled_frames(str(cut), 30.0, keep_partial=True, status=status))
+    numbers = np.concatenate([b.frame_numbers for b in kept])
+    assert status.broken and f"after {status.n_decoded} of 60 frames" in status.broken
+    np.testing.assert_array_equal(numbers, np.arange(1, status.n_decoded + 1))
+    assert status.n_decoded == error.value.n_decoded

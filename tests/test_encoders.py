@@ -107,3 +107,31 @@ def test_decoder_resizing_matches_the_model_transform_vit_b_32(real_videos):
     assert encoder.resize.size == 224 and encoder.resize.interpolation == "BICUBIC"
     cosine = _decoder_resize_agreement(encoder, "ViT-B-32", real_videos[-1])
     assert cosine.min() > 0.995
+
+
+def test_int8_is_a_cpu_option_that_quantizes_only_the_image_tower(tiny_encoder):
+    int8 = load_clip("tiny-random", precision="int8")
+    assert int8.precision == "int8" and tiny_encoder.precision == "fp32"
+    quantized = torch.ao.nn.quantized.dynamic.Linear
+    assert any(isinstance(m, quantized) for m in int8.model.visual.modules())
+    assert not any(isinstance(m, quantized) for m in int8.model.transformer.modules())
+    np.testing.assert_array_equal(int8.encode_text(["a cat"]), tiny_encoder.encode_text(["a cat"]))
+    frames = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    cosine = (int8.encode_images(frames) * tiny_encoder.encode_images(frames)).sum(axis=1)
+    assert cosine.min() > 0.99
+
+
+def test_unknown_or_unsupported_precision_is_refused():
+    with pytest.raises(ClipItError, match=r"Unknown precision 'bf16'. Available: \['fp32', 'fp16', 'int8'\]"):
+        load_clip("tiny-random", precision="bf16")
+    with pytest.raises(ClipItError, match="'fp16' runs on cuda only.*'int8' for the faster CPU path"):
+        load_clip("tiny-random", device="cpu", precision="fp16")
+
+
+@pytest.mark.slow
+def test_int8_vit_b_32_embeddings_stay_within_cosine_0999_of_fp32(real_videos):
+    fp32 = load_clip("ViT-B-32-random")
+    int8 = load_clip("ViT-B-32-random", precision="int8")
+    batch = next(iter_sampled_frames(str(real_videos[0]), 0.5, resize=fp32.resize, batch_size=8))
+    cosine = (int8.encode_images(batch.frames) * fp32.encode_images(batch.frames)).sum(axis=1)
+    assert cosine.min() >= 0.999

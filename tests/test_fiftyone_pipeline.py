@@ -115,7 +115,8 @@ def test_summary_picks_the_highest_scoring_segment(video_dir):
     scores[60:75] = 0.9  # frames 61-75 stand out: the 5th of the 15-frame shots, 18 frames of budget
     dataset.set_values("frames.planted", [{i + 1: float(s) for i, s in enumerate(scores)}])
     create_summary(
-        dataset, score_field="planted", summary_field="planted_summary", budget=0.2, segment_seconds=0.5
+        dataset, score_field="planted", summary_field="planted_summary", budget=0.2,
+        segmentation="uniform", segment_seconds=0.5,
     )
     (segment,) = dataset.first().planted_summary.detections
     assert segment.support == [61, 75]
@@ -135,7 +136,7 @@ def test_f1_against_a_ground_truth_field(scored):
     assert scored.bounds("demo_eval_f1")[1] <= 1.0
     assert report.f1 == pytest.approx(np.mean(scored.values("demo_eval_f1")))
     assert 0.0 < report.f1 < 1.0
-    assert "demo_eval" in scored.list_runs()
+    assert "demo_eval" in scored.list_evaluations()
 
 
 def test_export_writes_playable_clips_of_the_right_length(scored, tmp_path):

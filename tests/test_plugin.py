@@ -15,7 +15,7 @@ from fiftyone.operators.executor import ExecutionContext
 from fiftyone.operators.registry import OperatorRegistry
 
 from conftest import REPO
-from fiftyone_clipit import add_videos, compute_frame_embeddings
+from fiftyone_clipit import add_videos, compute_frame_embeddings, create_summary, score_frames
 
 PLUGIN = "@clipit/video-summarization"
 MANIFEST = yaml.safe_load((REPO / "fiftyone.yml").read_text())
@@ -48,6 +48,8 @@ def dataset(video_dir, tiny_encoder):
     ds = fo.Dataset(f"clipit-plugin-{uuid.uuid4().hex[:8]}")
     add_videos(ds, [str(video_dir)])
     compute_frame_embeddings(ds, model=tiny_encoder)
+    score_frames(ds, "a person", model=tiny_encoder)
+    create_summary(ds)
     return ds
 
 
@@ -68,6 +70,10 @@ VALID = {
     "create_summary": {"score_field": "clipit_score", "summary_field": "s", "budget": 0.15, "segment_seconds": 2.0},
     "evaluate_summary": {"gt_field": "gt", "pred_field": "clipit_summary", "eval_key": "e", "mode": "avg"},
     "export_summary": {"export_dir": "/tmp/out", "summary_field": "clipit_summary"},
+    "frame_overlap_f1": {"mode": "avg"},
+    "train_scorer": {"mode": "supervised", "gt_field": "gt", "output_dir": "/tmp/ckpt", "epochs": 10, "seed": 0},
+    "build_frame_index": {"kind": "auto", "brain_key": "clipit_frames"},
+    "search_frames": {"query": "a person", "k": 5, "clip_seconds": 2.0},
 }
 INVALID = {
     "add_videos": ({"paths": " "}, "paths"),
@@ -76,6 +82,10 @@ INVALID = {
     "create_summary": ({"score_field": "clipit_score", "summary_field": "s", "budget": 1.5}, "budget"),
     "evaluate_summary": ({"gt_field": "bad name", "pred_field": "clipit_summary"}, "gt_field"),
     "export_summary": ({"export_dir": "", "summary_field": "clipit_summary"}, "export_dir"),
+    "frame_overlap_f1": ({"mode": "mean"}, "mode"),
+    "train_scorer": ({"mode": "supervised", "gt_field": "", "output_dir": "/tmp/ckpt"}, "gt_field"),
+    "build_frame_index": ({"brain_key": "bad key"}, "brain_key"),
+    "search_frames": ({"query": " ", "k": 5}, "query"),
 }
 
 
@@ -85,6 +95,26 @@ def test_forms_accept_valid_and_reject_invalid_input(dataset, name):
     params, bad_field = INVALID[name]
     errors = invalid(form(name, dataset, params))
     assert bad_field in errors and errors[bad_field]
+
+
+def test_forms_refuse_image_datasets_and_missing_embeddings(video_dir):
+    images = fo.Dataset()
+    images.add_sample(fo.Sample(filepath="/tmp/image.jpg"))
+    for name in ("compute_frame_embeddings", "score_frames", "create_summary", "export_summary"):
+        assert "video datasets" in invalid(form(name, images, VALID[name]))["precondition"]
+    bare = fo.Dataset()
+    add_videos(bare, [str(video_dir / "colors_a.mp4")])
+    problem = invalid(form("score_frames", bare, VALID["score_frames"]))["precondition"]
+    assert "compute frame embeddings" in problem
+    assert "score_field" in invalid(form("create_summary", bare, {"budget": 0.15}))
+
+
+def test_operators_are_callable_from_python(dataset):
+    operator = foo.get_operator(uri("score_frames"))
+    result = operator(dataset.limit(1), query="a red car", score_field="python_score")
+    assert result == {"scored": 1}
+    assert dataset.limit(1).count("frames.python_score") == dataset.first().metadata.total_frame_count
+    assert dataset.skip(1).count("frames.python_score") == 0
 
 
 @pytest.mark.slow
@@ -99,8 +129,8 @@ def test_operators_execute_against_the_database(dataset, tmp_path):
     result = foo.execute_operator(
         uri("export_summary"), ctx={"dataset": dataset, "params": {"export_dir": str(tmp_path)}}
     )
-    assert result.result["clips"] > 0
-    assert len(list(tmp_path.rglob("*.mp4"))) == result.result["clips"]
+    assert result.result["clips"] > 0 and result.result["reels"] == 2
+    assert len(list(tmp_path.rglob("*.mp4"))) == result.result["clips"] + result.result["reels"]
 
 
 @pytest.mark.slow

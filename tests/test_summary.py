@@ -7,10 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fiftyone_clipit.storyboard import select_keyframes
 from fiftyone_clipit.summary import (
+    budget_capacity,
     generate_summary,
     knapsack,
+    parse_budget,
+    select_segments,
     shot_scores,
+    split_long_shots,
     summary_capacity,
     uniform_change_points,
     upsample_scores,
@@ -293,3 +298,148 @@ def test_uniform_change_points():
     assert uniform_change_points(0, 4).shape == (0, 2)
     with pytest.raises(ValueError, match="segment_frames must be >= 1; got 0"):
         uniform_change_points(10, 0)
+
+
+# ---------------------------------------------------------------- shot order, larger cases
+
+
+@settings(max_examples=150, deadline=None)
+@given(_items, st.randoms(use_true_random=False))
+def test_knapsack_choice_independent_of_item_order(items, rng):
+    # When one subset is strictly best (no tie on value), any order of the items picks it.
+    values, weights, capacity = items
+    order = list(range(len(values)))
+    rng.shuffle(order)
+    best = _brute_force(values, weights, capacity)
+    best_value = sum(values[i] for i in best)
+    ties = [
+        subset
+        for size in range(len(values) + 1)
+        for subset in itertools.combinations(range(len(values)), size)
+        if sum(weights[i] for i in subset) <= capacity and sum(values[i] for i in subset) == best_value
+        and all(values[i] > 0 for i in subset)
+    ]
+    chosen = knapsack([values[i] for i in order], [weights[i] for i in order], capacity)
+    assert sum(weights[order[i]] for i in chosen) <= capacity
+    assert sum(values[order[i]] for i in chosen) == best_value
+    if len(ties) == 1:
+        assert sorted(order[i] for i in chosen) == best
+
+
+def test_knapsack_matches_scipy_milp_on_a_long_video():
+    # 1,500 shots of 15-300 frames, 30 minutes at 30 fps: HiGHS's optimum value, to the float.
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    rng = np.random.default_rng(7)
+    weights = rng.integers(15, 300, size=1500)
+    values = rng.random(1500) * weights
+    capacity = summary_capacity(54_000, 0.15)
+    chosen = knapsack(values, weights, capacity)
+    reference = milp(
+        -values, constraints=LinearConstraint(weights[None, :].astype(float), 0, capacity),
+        integrality=np.ones(1500), bounds=Bounds(0, 1),
+    )
+    assert weights[chosen].sum() <= capacity
+    assert values[chosen].sum() == pytest.approx(-reference.fun, rel=1e-9)
+
+
+def test_all_equal_scores_give_the_most_shots_earliest_first():
+    # Equal shot means: the value is the number of shots, so two of the three 5-frame shots win;
+    # of {1, 3}, {1, 4} and {3, 4} the tie rule keeps the earlier ones (knapsack's rule 2).
+    change_points = np.array([[0, 9], [10, 14], [15, 24], [25, 29], [30, 34]])
+    segments = select_segments(np.full(35, 0.5), change_points, capacity=10)
+    assert segments == [(10, 14, 0.5), (25, 29, 0.5)]
+
+
+# ---------------------------------------------------------------- budgets and long shots
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(1, 60), min_size=1, max_size=15),
+    st.integers(1, 80),
+    st.integers(0, 2**16),
+)
+def test_summary_never_exceeds_capacity_and_keeps_whole_shots(lengths, capacity, seed):
+    ends = np.cumsum(lengths)
+    change_points = np.stack([ends - lengths, ends - 1], axis=1)
+    scores = np.random.default_rng(seed).random(int(ends[-1]))
+    fitting = split_long_shots(change_points, capacity)
+    segments = select_segments(scores, fitting, capacity=capacity)
+    kept = sum(last - first + 1 for first, last, _ in segments)
+    assert kept <= capacity
+    assert kept > 0  # after splitting, some shot always fits
+    chosen = np.zeros(len(scores), dtype=bool)
+    for first, last, score in segments:
+        chosen[first : last + 1] = True
+        assert score == pytest.approx(scores[first : last + 1].mean())
+    for first, last in fitting:
+        assert chosen[first : last + 1].all() or not chosen[first : last + 1].any()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 100), min_size=1, max_size=10), st.integers(1, 40))
+def test_split_long_shots_covers_the_same_frames_in_near_equal_pieces(lengths, max_frames):
+    ends = np.cumsum(lengths)
+    change_points = np.stack([ends - lengths, ends - 1], axis=1)
+    pieces = split_long_shots(change_points, max_frames)
+    np.testing.assert_array_equal(pieces[1:, 0], pieces[:-1, 1] + 1)
+    assert pieces[0, 0] == 0 and pieces[-1, 1] == ends[-1] - 1
+    sizes = pieces[:, 1] - pieces[:, 0] + 1
+    assert sizes.max() <= max_frames
+    for first, last in change_points:  # pieces of one shot differ by at most one frame
+        inside = sizes[(pieces[:, 0] >= first) & (pieces[:, 1] <= last)]
+        assert inside.sum() == last - first + 1 and inside.max() - inside.min() <= 1
+
+
+@pytest.mark.parametrize(
+    "budget, expected",
+    [(0.15, ("fraction", 0.15)), ("0.2", ("fraction", 0.2)), ("15%", ("fraction", 0.15)),
+     ("45s", ("seconds", 45.0)), (" 2.5 seconds", ("seconds", 2.5)), (1, ("fraction", 1.0))],
+)
+def test_parse_budget(budget, expected):
+    assert parse_budget(budget) == pytest.approx(expected) if isinstance(expected[1], float) else expected
+
+
+@pytest.mark.parametrize(
+    "budget, match",
+    [(1.5, r"fraction must be in \(0, 1\]; got 1.5"), (0, "fraction must be in"), ("0s", "must be > 0"),
+     ("ten seconds", "'ten seconds' is not understood"), (None, "None is not understood"),
+     (True, "True is not understood")],
+)
+def test_parse_budget_rejects_bad_values(budget, match):
+    with pytest.raises(ValueError, match=match):
+        parse_budget(budget)
+
+
+def test_budget_capacity_in_fractions_and_seconds():
+    assert budget_capacity(1000, 30.0, 0.15) == 150
+    assert budget_capacity(1000, 30.0, "2s") == 60
+    assert budget_capacity(1000, 29.97, "10s") == 299  # floor(299.7)
+    assert budget_capacity(100, 30.0, "60s") == 100  # at most the whole video
+    with pytest.raises(ValueError, match="needs the frame rate"):
+        budget_capacity(100, 0.0, "5s")
+
+
+# ---------------------------------------------------------------- keyframes
+
+
+def test_keyframes_are_the_best_mutually_different_frames():
+    # Frames 0-2 look alike (one direction); 3 and 4 each differ. Scores favour 0, 1, 2, then 4.
+    embeddings = np.array([[1, 0, 0], [0.99, 0.1, 0], [0.98, 0.12, 0], [0, 1, 0], [0, 0, 1]], float)
+    scores = np.array([0.9, 0.85, 0.8, 0.1, 0.5])
+    np.testing.assert_array_equal(select_keyframes(scores, embeddings, n_keyframes=3), [0, 4, 3])
+    np.testing.assert_array_equal(select_keyframes(scores, embeddings, n_keyframes=2), [0, 4])
+    # Without embeddings, distance in time decides: frames 1 s apart or more.
+    times = np.array([0.0, 0.5, 1.0, 1.5, 3.0])
+    np.testing.assert_array_equal(select_keyframes(scores, times=times, min_gap=1.0), [0, 2, 4])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"scores": [np.nan]}, "finite"), ({"scores": [1.0], "n_keyframes": 0}, "n_keyframes must be >= 1"),
+     ({"scores": [1.0, 2.0], "embeddings": np.eye(3)}, "3 embeddings for 2 scores")],
+)
+def test_keyframes_reject_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        select_keyframes(**kwargs)

@@ -1,7 +1,8 @@
 """Scale: two `fiftyone delegated launch` workers against one MongoDB share queued operations.
 
-The workers are real FiftyOne processes whose FIFTYONE_DATABASE_URI points at the mongod this
-test session started, as every process of a multi-machine deployment points at one MongoDB;
+The workers are real FiftyOne processes whose FIFTYONE_DATABASE_URI (set by conftest) points at
+the mongod of this test session, as every process of a multi-machine deployment points at one
+MongoDB;
 they find the plugin through FIFTYONE_PLUGINS_DIR and the embeddings through the run that
 records the store's path.
 """
@@ -19,7 +20,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import fiftyone as fo
-import fiftyone.core.odm.database as fod
 import fiftyone.operators as foo
 import pytest
 from fiftyone.operators.delegated import DelegatedOperationService
@@ -38,15 +38,13 @@ QUERIES = ["a person", "a red car", "a dog running", "snow on a mountain", "a cr
 def workers(tmp_path):
     """Two delegated-operation workers; stopped (and their logs kept) after the test."""
     fiftyone = str(Path(sys.executable).parent / "fiftyone")
-    host, port = fod.get_db_client().address
-    env = {**os.environ, "FIFTYONE_DATABASE_URI": f"mongodb://{host}:{port}"}
     procs, logs = [], []
     for i in range(2):
         log = open(tmp_path / f"worker{i}.log", "w")
         procs.append(
             subprocess.Popen(
                 [fiftyone, "delegated", "launch"], stdout=log, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True,
+                start_new_session=True,
             )
         )
         logs.append(tmp_path / f"worker{i}.log")

@@ -13,7 +13,13 @@ import json
 from types import ModuleType
 
 #: benchmark name -> module under fiftyone_clipit.bench
-BENCHMARKS: dict[str, str] = {}
+BENCHMARKS: dict[str, str] = {
+    "summary": "summary",
+    "learning": "learning",
+    "scorer": "scorer",
+    "embeddings": "embeddings",
+    "search": "search",
+}
 
 
 def load(name: str) -> ModuleType:

@@ -1,53 +1,172 @@
-"""Frame embeddings: PyAV decoding in a background thread feeding the CLIP image encoder."""
+"""Frame embeddings: PyAV decoding in a background thread feeding the CLIP image encoder.
+
+One decoder thread runs through every video that needs embedding, a few batches ahead of the
+model, so the model never waits on the decoder when the decoder is faster (and the next video
+is already decoding while the last batch of the current one is encoded). Each video's
+embeddings are written to the store as soon as it is done, atomically: a run that is killed
+loses at most the video in flight, and the next call embeds only what is missing or changed.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from typing import Iterator, Sequence
 
+import fiftyone as fo
 import fiftyone.core.collections as foc
+import fiftyone.core.runs as fors
 import numpy as np
 
-from fiftyone_clipit.decode import iter_sampled_frames, prefetch
+from fiftyone_clipit.decode import DecodeStatus, FrameBatch, iter_sampled_frames, prefetch
 from fiftyone_clipit.encoders import DEFAULT_MODEL, ClipEncoder, load_clip
-from fiftyone_clipit.errors import ItemFailure, VideoError
+from fiftyone_clipit.errors import BrokenVideoError, ClipItError, ItemFailure, VideoError
 from fiftyone_clipit.fo.common import (
     EMBEDDINGS_RUN,
     Progress,
     embedding_store,
     finish,
     iterate,
-    record_run,
     root_dataset,
     samples_info,
     video_collection,
 )
-from fiftyone_clipit.store import FrameEmbeddings, file_fingerprint
+from fiftyone_clipit.store import EmbeddingStore, FrameEmbeddings, file_fingerprint
+
+logger = logging.getLogger("fiftyone_clipit")
+
+#: what to do with a video that breaks off mid-stream
+ON_BROKEN = ("fail", "keep")
 
 
 @dataclass
 class EmbeddingReport:
-    """What `compute_frame_embeddings` did."""
+    """What `compute_frame_embeddings` did.
+
+    Attributes:
+        n_embedded: videos embedded by this call.
+        n_up_to_date: videos skipped because their stored embeddings are current.
+        n_frames: frames embedded by this call.
+        partial: videos that broke off mid-stream and were kept with the frames that decoded
+            (on_broken="keep"), with how much decoded.
+        failures: videos that could not be embedded, and why.
+    """
 
     n_embedded: int = 0
     n_up_to_date: int = 0
     n_frames: int = 0
+    partial: list[ItemFailure] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
 
 
-def embed_video(path: str, encoder: ClipEncoder, fps: float, batch_size: int) -> FrameEmbeddings:
-    """Decodes one video at `fps` (ahead of the model, in a thread) and embeds its frames."""
-    numbers, chunks = [], []
-    batches = iter_sampled_frames(path, fps, resize=encoder.resize, batch_size=batch_size)
-    for batch in prefetch(batches, depth=2):
-        chunks.append(encoder.encode_images(batch.frames))
-        numbers.append(batch.frame_numbers)
-    if not chunks:
-        raise VideoError(path, "no frame could be sampled")
+@dataclass(frozen=True)
+class EmbeddedVideo:
+    """One video's outcome in `embed_videos`: embeddings (and how decoding went) or an error."""
+
+    key: str
+    path: str
+    item: FrameEmbeddings | None
+    status: DecodeStatus | None
+    error: VideoError | None
+
+
+class FrameEmbeddingsRunConfig(fors.RunConfig):
+    """The `clipit_embeddings` run: model, precision, fps, dimension, the store, what is in it.
+
+    Deleting the run (`dataset.delete_run("clipit_embeddings")`) deletes the stored embeddings.
+    """
+
+
+class FrameEmbeddingsRun(fors.Run):
+    """The run class FiftyOne builds from FrameEmbeddingsRunConfig (for its cleanup)."""
+
+    def cleanup(self, samples: foc.SampleCollection, key: str) -> None:
+        store_dir = getattr(self.config, "store_dir", None)
+        if store_dir:
+            EmbeddingStore(store_dir).clear()
+
+
+def _decode_events(
+    videos: Sequence[tuple[str, str]], encoder: ClipEncoder, fps: float, batch_size: int, keep_partial: bool
+) -> Iterator[tuple[str, FrameBatch | DecodeStatus | VideoError]]:
+    """(key, batch) for every batch of every video, then (key, status) or (key, error) at its end."""
+    for key, path in videos:
+        status = DecodeStatus()
+        try:
+            for batch in iter_sampled_frames(
+                path, fps, resize=encoder.resize, batch_size=batch_size, keep_partial=keep_partial, status=status
+            ):
+                yield key, batch
+        except VideoError as e:
+            yield key, e
+            continue
+        yield key, status
+
+
+def embed_videos(
+    videos: Sequence[tuple[str, str]],
+    encoder: ClipEncoder,
+    fps: float = 2.0,
+    batch_size: int = 32,
+    keep_partial: bool = False,
+    prefetch_batches: int = 3,
+) -> Iterator[EmbeddedVideo]:
+    """Embeds the sampled frames of many videos, decoding ahead of the model in one thread.
+
+    Args:
+        videos: (key, path) pairs, embedded in this order.
+        encoder: the CLIP model.
+        fps (2.0): frames sampled per second of video (by timestamp).
+        batch_size (32): frames per forward pass.
+        keep_partial (False): embed what decodes of a video that breaks off (see
+            iter_sampled_frames) instead of failing it.
+        prefetch_batches (3): how many decoded batches may wait for the model.
+
+    Returns:
+        An iterator of EmbeddedVideo, one per video, in order; a video that fails carries its
+        VideoError and the others go on.
+    """
+    events = prefetch(_decode_events(videos, encoder, fps, batch_size, keep_partial), depth=prefetch_batches)
+    for key, path in videos:
+        numbers, chunks = [], []
+        for event_key, event in events:
+            assert event_key == key, f"decoder out of step: {event_key} while embedding {key}"
+            if isinstance(event, FrameBatch):
+                chunks.append(encoder.encode_images(event.frames))
+                numbers.append(event.frame_numbers)
+                continue
+            if isinstance(event, VideoError):
+                yield EmbeddedVideo(key, path, None, None, event)
+            else:
+                yield EmbeddedVideo(key, path, _frame_embeddings(path, encoder, fps, numbers, chunks, event), event, None)
+            break
+
+
+def _frame_embeddings(
+    path: str, encoder: ClipEncoder, fps: float, numbers: list, chunks: list, status: DecodeStatus
+) -> FrameEmbeddings:
+    frame_numbers = np.concatenate(numbers)
     return FrameEmbeddings(
-        frame_numbers=np.concatenate(numbers),
+        frame_numbers=frame_numbers,
         embeddings=np.concatenate(chunks),
-        info={"model": encoder.name, "fps": fps, "fingerprint": file_fingerprint(path)},
+        info={
+            "model": encoder.name,
+            "precision": encoder.precision,
+            "fps": fps,
+            "dim": int(chunks[0].shape[1]),
+            "fingerprint": file_fingerprint(path),
+            "n_frames": int(len(frame_numbers)),
+            "n_decoded": status.n_decoded,
+            "n_expected": status.n_expected,
+            "broken": status.broken,
+        },
     )
+
+
+def _up_to_date(stored: dict | None, wanted: dict, keep_partial: bool) -> bool:
+    if stored is None or any(stored.get(k) != v for k, v in wanted.items()):
+        return False
+    return keep_partial or not stored.get("broken")
 
 
 def compute_frame_embeddings(
@@ -57,6 +176,8 @@ def compute_frame_embeddings(
     fps: float = 2.0,
     batch_size: int = 32,
     device: str | None = None,
+    precision: str | None = None,
+    on_broken: str = "fail",
     overwrite: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
@@ -64,58 +185,103 @@ def compute_frame_embeddings(
     """Embeds every video's frames sampled at `fps` and keeps them in the dataset's store.
 
     Videos whose stored embeddings were made by the same model at the same fps from the same
-    file are skipped (so a second call only embeds what is new or changed). Embeddings live
-    outside the frame documents; the run `clipit_embeddings` records model, fps, dimension and
-    where the store is.
+    file are skipped (so a second call only embeds what is new or changed, and a killed call
+    loses at most the video in flight). Embeddings live outside the frame documents, one file
+    per video; the run `clipit_embeddings` records model, precision, fps, dimension, where the
+    store is and what is in it (`dataset.delete_run("clipit_embeddings")` deletes the store).
 
     Args:
         samples: a video dataset or view.
         model (DEFAULT_MODEL): a model name for `load_clip`, or a loaded ClipEncoder.
         pretrained (None): weights tag or file (see `load_clip`).
-        fps (2.0): frames sampled per second of video.
+        fps (2.0): frames sampled per second of video, by timestamp (variable frame rate too).
         batch_size (32): frames per forward pass.
-        device (None): torch device; None picks one.
+        device (None): torch device; None picks cuda, mps or cpu.
+        precision (None): "fp32", "fp16" (cuda) or "int8" (faster CPU path, embeddings at
+            cosine >= 0.999 to fp32); None: fp16 on cuda, fp32 elsewhere. Only for a model name.
+        on_broken ("fail"): a video that breaks off mid-stream either fails ("fail") or is
+            embedded as far as it decodes ("keep"; the report and a warning say how far).
         overwrite (False): re-embed videos even when they are up to date.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
 
     Raises:
-        ClipItError: not a video collection, unknown model, or weights not found.
+        ClipItError: not a video collection, unknown model or precision, bad on_broken, or
+            weights not found.
         BatchError: some videos failed (after all others were embedded and stored).
     """
     video_collection(samples)
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps!r}")
-    encoder = model if isinstance(model, ClipEncoder) else load_clip(model, pretrained, device)
+    if on_broken not in ON_BROKEN:
+        raise ClipItError(f"Unknown on_broken '{on_broken}'. Available: {list(ON_BROKEN)}")
+    if isinstance(model, ClipEncoder):
+        if precision is not None and precision != model.precision:
+            raise ClipItError(
+                f"The given encoder runs at '{model.precision}', not '{precision}'; load it with "
+                f"load_clip(..., precision='{precision}') or pass the model name"
+            )
+        encoder = model
+    else:
+        encoder = load_clip(model, pretrained, device, precision)
+    keep_partial = on_broken == "keep"
     dataset = root_dataset(samples)
     store = embedding_store(dataset)
     report = EmbeddingReport()
-    for sample_id, path, _ in iterate(samples_info(samples), progress, "Embedding frames"):
+    todo = []
+    for sample_id, path, _ in samples_info(samples):
         try:
             wanted = {"model": encoder.name, "fps": fps, "fingerprint": file_fingerprint(path)}
         except OSError:
             report.failures.append(ItemFailure(path, "file not found; check the path"))
             continue
-        stored = store.info(sample_id)
-        if not overwrite and stored is not None and all(stored.get(k) == v for k, v in wanted.items()):
+        if not overwrite and _up_to_date(store.info(sample_id), wanted, keep_partial):
             report.n_up_to_date += 1
+        else:
+            todo.append((sample_id, path))
+    outcomes = embed_videos(todo, encoder, fps, batch_size, keep_partial)
+    for _ in iterate(todo, progress, "Embedding frames"):
+        outcome = next(outcomes)
+        if outcome.error is not None:
+            reason = outcome.error.reason
+            if isinstance(outcome.error, BrokenVideoError):
+                reason += "; pass on_broken='keep' to embed the frames that decode"
+            report.failures.append(ItemFailure(outcome.path, reason))
             continue
-        try:
-            item = embed_video(path, encoder, fps, batch_size)
-        except VideoError as e:
-            report.failures.append(ItemFailure(path, e.reason))
-            continue
-        store.put(sample_id, item)
+        store.put(outcome.key, outcome.item)
         report.n_embedded += 1
-        report.n_frames += len(item.frame_numbers)
-    record_run(
-        dataset,
-        EMBEDDINGS_RUN,
+        report.n_frames += len(outcome.item.frame_numbers)
+        if outcome.status.broken:
+            note = ItemFailure(outcome.path, f"{outcome.status.broken}; kept {len(outcome.item.frame_numbers)} sampled frames")
+            report.partial.append(note)
+            logger.warning("Embedded part of %s", note)
+    _record_run(dataset, store, encoder, pretrained, fps)
+    finish("Embedding frames", report.failures, report.n_embedded + report.n_up_to_date, skip_failures)
+    return report
+
+
+def _record_run(dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder, pretrained: str | None, fps: float) -> None:
+    """Records the run, with what the store holds for this dataset's videos (frames per video)."""
+    embedded, partial = {}, {}
+    for sample_id in dataset.values("id"):
+        info = store.info(sample_id)
+        if info is None or info.get("model") != encoder.name or info.get("fps") != fps:
+            continue
+        embedded[sample_id] = info.get("n_frames") or len(store.get(sample_id).frame_numbers)
+        if info.get("broken"):
+            partial[sample_id] = info["broken"]
+    config = FrameEmbeddingsRunConfig(
         model=encoder.name,
         pretrained=pretrained,
+        precision=encoder.precision,
         fps=fps,
         dim=encoder.dim,
         store_dir=store.root,
+        n_videos=len(embedded),
+        n_frames=int(sum(embedded.values())),
     )
-    finish("Embedding frames", report.failures, report.n_embedded + report.n_up_to_date, skip_failures)
-    return report
+    if dataset.has_run(EMBEDDINGS_RUN) and not isinstance(dataset.get_run_info(EMBEDDINGS_RUN).config, FrameEmbeddingsRunConfig):
+        dataset.delete_run(EMBEDDINGS_RUN)  # an older generic record; its cleanup does nothing
+    dataset.register_run(EMBEDDINGS_RUN, config, overwrite=True, cleanup=False)
+    results = dataset.init_run_results(EMBEDDINGS_RUN, frames_per_video=embedded, partial=partial)
+    dataset.save_run_results(EMBEDDINGS_RUN, results)

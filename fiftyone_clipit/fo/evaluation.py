@@ -1,116 +1,455 @@
-"""F1 of summaries against ground-truth summaries, per video and overall (frame overlap)."""
+"""Summary evaluation as a FiftyOne evaluation run, with the published protocols' exact numbers.
+
+``evaluate_summary`` follows the pattern of FiftyOne's own ``fiftyone/utils/eval/regression.py``:
+a Config / Method / Results trio. The run shows in ``dataset.list_evaluations()``, its settings
+in ``get_evaluation_info(key)``, its results reload with ``load_evaluation_results(key)`` (with
+``print_report()``, ``metrics()`` and a figure per video) and ``delete_evaluation(key)`` removes
+it and its fields. Per-video figures are sample fields ``<eval_key>_<metric>`` to sort and filter
+on in the App.
+
+Protocols (DESIGN.md, "Evaluation protocols"):
+
+- ``"tvsum"`` / ``"summe"``: frame-overlap precision / recall / F1 of the summary against each
+  user's summary, averaged over users (TVSum) or the best user (SumMe); with ``gt_score_field``,
+  also Kendall tau-b / Spearman rho of the frame scores against each user's scores (Otani et al.).
+- ``"qfvs"``: shots of ``shot_seconds``; concept-IoU bipartite matching against each ground-truth
+  summary (Sharghi et al.), averaged.
+- ``"qvhighlights"``: clip scores (mean frame score per ``clip_seconds`` clip) against the
+  annotators' saliency: HIT@1 and AP at thresholds 2 / 3 / 4 (Lei et al., Moment-DETR's code).
+
+``fiftyone_clipit.fo.segment_evaluation.evaluate_summary_segments`` sends the same summaries
+through FiftyOne's temporal (ActivityNet) evaluation, for the App's Model Evaluation panel.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from typing import Any
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
 import numpy as np
+from fiftyone.utils.eval.base import (
+    BaseEvaluationMethod,
+    BaseEvaluationMethodConfig,
+    BaseEvaluationResults,
+)
+from tabulate import tabulate
 
 from fiftyone_clipit.errors import ClipItError, ItemFailure
+from fiftyone_clipit.fo import protocols
 from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
-    dataset_name,
     check_field_type,
+    dataset_name,
     ensure_iterable,
     finish,
     iterate,
-    record_run,
     root_dataset,
     video_collection,
     write_in_chunks,
 )
-from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD
-from fiftyone_clipit.metrics import summary_f1, summary_precision_recall_f1
+from fiftyone_clipit.fo.groundtruth import DEFAULT_CONCEPTS_FIELD
+from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD
+from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, frame_scores_array
+from fiftyone_clipit.metrics import F1_MODES
 
 
-@dataclass
-class EvaluationReport:
-    """Mean and per-video figures of `evaluate_summary`."""
+class SummaryEvaluationConfig(BaseEvaluationMethodConfig):
+    """What an ``evaluate_summary`` run compared, and how (stored with the run).
 
-    eval_key: str
-    mode: str
-    f1: float = float("nan")
-    per_video: dict[str, dict[str, float]] = field(default_factory=dict)
-    failures: list[ItemFailure] = field(default_factory=list)
+    Args:
+        pred_field: the predicted summary (TemporalDetections), or None (qvhighlights only).
+        gt_fields: ground-truth fields: users' summaries (TemporalDetections) for tvsum / summe /
+            qfvs; the saliency list field for qvhighlights.
+        protocol: one of ``PROTOCOLS``.
+        mode: ``"avg"`` or ``"max"`` over users.
+        score_field: frame field of predicted scores (rank correlation, highlights, plots).
+        gt_score_field: frame field of the users' per-frame scores (rank correlation, plots).
+        concepts_field: sample field listing each shot's concepts (qfvs).
+        shot_seconds: QFVS shot length.
+        clip_seconds: QVHighlights clip length.
+        custom_metrics (None): FiftyOne custom metrics (operator URIs), as every evaluation has.
+    """
+
+    def __init__(
+        self,
+        pred_field: str | None,
+        gt_fields: list[str],
+        protocol: str,
+        mode: str,
+        score_field: str | None = None,
+        gt_score_field: str | None = None,
+        concepts_field: str | None = None,
+        shot_seconds: float = 5.0,
+        clip_seconds: float = 2.0,
+        custom_metrics=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.pred_field = pred_field
+        self.gt_fields = list(gt_fields)
+        self.protocol = protocol
+        self.mode = mode
+        self.score_field = score_field
+        self.gt_score_field = gt_score_field
+        self.concepts_field = concepts_field
+        self.shot_seconds = shot_seconds
+        self.clip_seconds = clip_seconds
+        self.custom_metrics = custom_metrics
+
+    @property
+    def type(self) -> str:
+        return "summary"
+
+    @property
+    def method(self) -> str:
+        return self.protocol
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The per-video figures this run writes."""
+        return protocols.protocol_metrics(self.protocol, self.gt_score_field is not None)
 
 
-def summary_mask(detections: fo.TemporalDetections | None, n_frames: int) -> np.ndarray:
-    """The frames a TemporalDetections summary selects, as a bool array (n_frames,)."""
-    mask = np.zeros(n_frames, dtype=bool)
-    for detection in detections.detections if detections is not None else []:
-        first, last = detection.support
-        mask[max(first, 1) - 1 : min(last, n_frames)] = True
-    return mask
+class SummaryEvaluation(BaseEvaluationMethod):
+    """Evaluates summaries video by video; owns the run's sample fields (rename / cleanup)."""
+
+    def register_samples(self, samples: foc.SampleCollection, eval_key: str) -> None:
+        """Declares the per-video float fields of the run."""
+        dataset = root_dataset(samples)
+        for name in self.get_fields(samples, eval_key, include_custom_metrics=False):
+            dataset.add_sample_field(name, fo.FloatField)
+
+    def evaluate_samples(
+        self, samples: foc.SampleCollection, eval_key: str, progress: Progress = None
+    ) -> "SummaryEvaluationResults":
+        """Computes every video's figures, writes them to the fields, returns the results."""
+        config = self.config
+        fields = ["id", "filepath", "metadata", *config.gt_fields]
+        optional = {
+            "pred": config.pred_field,
+            "concepts": config.concepts_field if config.protocol == "qfvs" else None,
+        }
+        fields += [name for name in optional.values() if name]
+        frame_fields = [name for name in (config.score_field, config.gt_score_field) if name]
+        if frame_fields:
+            fields += ["frames.frame_number", *(f"frames.{name}" for name in frame_fields)]
+        columns = dict(zip(fields, samples.values(fields)))
+        per_sample: dict[str, dict[str, float]] = {}
+        filepaths: dict[str, str] = {}
+        failures: list[ItemFailure] = []
+        for index in iterate(range(len(columns["id"])), progress, "Evaluating"):
+            row = {name: values[index] for name, values in columns.items()}
+            try:
+                per_sample[row["id"]] = self._evaluate_one(row)
+                filepaths[row["id"]] = row["filepath"]
+            except (ValueError, ClipItError) as e:
+                failures.append(ItemFailure(row["filepath"], str(e)))
+        for name in config.metric_names:
+            values = {i: figures[name] for i, figures in per_sample.items()}
+            if values:
+                write_in_chunks(samples, f"{eval_key}_{name}", values)
+        return SummaryEvaluationResults(
+            samples, config, eval_key, per_sample, filepaths,
+            failures=[[f.item, f.reason] for f in failures], backend=self,
+        )
+
+    def _evaluate_one(self, row: dict[str, Any]) -> dict[str, float]:
+        """One video's figures; raises ValueError naming what is missing."""
+        config = self.config
+        meta = row["metadata"]
+        if meta is None or not meta.total_frame_count:
+            raise ValueError("no video metadata; add it with add_videos")
+        n_frames, rate = meta.total_frame_count, meta.frame_rate or 30.0
+        pred_scores = self._frame_values(row, config.score_field, n_frames)
+        if config.protocol == "qvhighlights":
+            saliency = row[config.gt_fields[0]]
+            if not saliency:
+                raise ValueError(f"no saliency scores in '{config.gt_fields[0]}'")
+            return protocols.highlight_figures(pred_scores, np.asarray(saliency, dtype=np.float64), rate, config.clip_seconds)
+        users = protocols.user_masks([row[name] for name in config.gt_fields], n_frames)
+        if users.shape[0] == 0:
+            raise ValueError(f"no ground truth in {config.gt_fields}")
+        machine = protocols.summary_mask(row[config.pred_field], n_frames)
+        if config.protocol == "qfvs":
+            concepts = row[config.concepts_field]
+            if not concepts:
+                raise ValueError(f"no shot concepts in '{config.concepts_field}'")
+            return protocols.qfvs_figures(machine, users, concepts, rate, config.shot_seconds)
+        figures = protocols.keyshot_figures(machine, users, config.mode)
+        if config.gt_score_field:
+            user_scores = self._frame_values(row, config.gt_score_field, n_frames)
+            figures.update(protocols.rank_figures(pred_scores, np.atleast_2d(user_scores.T)))
+        return figures
+
+    @staticmethod
+    def _frame_values(row: dict[str, Any], name: str | None, n_frames: int) -> np.ndarray | None:
+        """A frame field as an array: ``(n_frames,)`` floats or ``(n_frames, n_users)`` lists."""
+        if name is None:
+            return None
+        values = row[f"frames.{name}"]
+        numbers = row["frames.frame_number"]
+        if values and isinstance(next((v for v in values if v is not None), None), list):
+            width = len(next(v for v in values if v is not None))
+            columns = [
+                frame_scores_array(numbers, [v[k] if v is not None else None for v in values], n_frames, name)
+                for k in range(width)
+            ]
+            return np.stack(columns, axis=1)
+        return frame_scores_array(numbers, values, n_frames, name)
+
+    def get_fields(self, samples, eval_key: str, include_custom_metrics: bool = True) -> list[str]:
+        fields = [f"{eval_key}_{name}" for name in self.config.metric_names]
+        if include_custom_metrics:
+            fields.extend(self.get_custom_metric_fields(samples, eval_key))
+        return fields
+
+    def rename(self, samples, eval_key: str, new_eval_key: str) -> None:
+        dataset = root_dataset(samples)
+        old = self.get_fields(dataset, eval_key, include_custom_metrics=False)
+        new = self.get_fields(dataset, new_eval_key, include_custom_metrics=False)
+        dataset.rename_sample_fields(dict(zip(old, new)))
+        self.rename_custom_metrics(samples, eval_key, new_eval_key)
+
+    def cleanup(self, samples, eval_key: str) -> None:
+        dataset = root_dataset(samples)
+        dataset.delete_sample_fields(self.get_fields(dataset, eval_key, include_custom_metrics=False), error_level=1)
+        self.cleanup_custom_metrics(samples, eval_key)
+
+    def _validate_run(self, samples, eval_key, existing_info) -> None:
+        self._validate_fields_match(eval_key, "protocol", existing_info)
+
+
+class SummaryEvaluationResults(BaseEvaluationResults):
+    """The figures of an ``evaluate_summary`` run: per video, their means, a report and plots.
+
+    Attributes:
+        per_sample: ``{sample id: {metric: value}}`` for every evaluated video.
+        filepaths: ``{sample id: filepath}``.
+        failures: ``[[filepath, reason], ...]`` of the videos that could not be evaluated.
+    """
+
+    def __init__(
+        self,
+        samples,
+        config: SummaryEvaluationConfig,
+        eval_key: str,
+        per_sample: dict[str, dict[str, float]],
+        filepaths: dict[str, str],
+        failures: list[list[str]] | None = None,
+        custom_metrics=None,
+        backend=None,
+    ):
+        super().__init__(samples, config, eval_key, custom_metrics=custom_metrics, backend=backend)
+        self.per_sample = per_sample
+        self.filepaths = filepaths
+        self.failures = failures or []
+
+    @property
+    def mode(self) -> str:
+        """How the per-user figures were combined: ``"avg"`` or ``"max"``."""
+        return self.config.mode
+
+    @property
+    def f1(self) -> float:
+        """Mean F1 over the evaluated videos; NaN when the protocol has no F1 or nothing was evaluated."""
+        return self.metrics().get("f1", float("nan"))
+
+    @property
+    def per_video(self) -> dict[str, dict[str, float]]:
+        """``per_sample`` keyed by sample id (same dict; kept for earlier callers)."""
+        return self.per_sample
+
+    def metrics(self) -> dict[str, Any]:
+        """Mean of each per-video figure (F1, tau, HIT@1; ``map_*`` = mean AP), plus ``support``.
+
+        Returns:
+            a dict; the figures are NaN when no video was evaluated.
+        """
+        names = self.config.metric_names
+        means = {
+            name: float(np.mean([f[name] for f in self.per_sample.values()])) if self.per_sample else float("nan")
+            for name in names
+        }
+        if self.config.protocol == "qvhighlights":
+            means = {name.replace("ap_", "map_", 1): value for name, value in means.items()}
+        means["support"] = len(self.per_sample)
+        means.update(self._get_custom_metrics())
+        return means
+
+    def report_rows(self) -> list[list[Any]]:
+        """One row per video (file name and figures) and a last row with the means."""
+        names = self.config.metric_names
+        rows = [
+            [os.path.basename(self.filepaths[i]), *(figures[n] for n in names)]
+            for i, figures in self.per_sample.items()
+        ]
+        means = self.metrics()
+        rows.append(["mean", *(means[n.replace("ap_", "map_", 1)] for n in names)])
+        return rows
+
+    def print_report(self, digits: int = 3) -> None:
+        """Prints the per-video figures, their means and the videos that failed."""
+        header = ["video", *self.config.metric_names]
+        print(
+            f"Evaluation '{self.key}': protocol {self.config.protocol}, mode {self.config.mode}, "
+            f"{len(self.per_sample)} video(s)"
+        )
+        print(tabulate(self.report_rows(), headers=header, floatfmt=f".{digits}f"))
+        for path, reason in self.failures:
+            print(f"not evaluated: {path}: {reason}")
+
+    def plot_video(self, sample: str | None = None):
+        """A plotly figure of one video: predicted scores vs ground truth, summary segments shaded.
+
+        Args:
+            sample (None): a sample id or filepath; None: the first evaluated video.
+        """
+        from fiftyone_clipit.fo.evaluation_plots import plotly_figure, video_curves
+
+        return plotly_figure(video_curves(self, self._sample_id(sample)))
+
+    def save_video_png(self, path: str, sample: str | None = None) -> str:
+        """Writes the figure of one video as a PNG (matplotlib); returns the path."""
+        from fiftyone_clipit.fo.evaluation_plots import save_png, video_curves
+
+        return save_png(video_curves(self, self._sample_id(sample)), path)
+
+    def save_figures(self, out_dir: str) -> list[str]:
+        """Writes one PNG per evaluated video into ``out_dir``; returns their paths."""
+        os.makedirs(out_dir, exist_ok=True)
+        paths = []
+        for sample_id, filepath in self.filepaths.items():
+            stem = os.path.splitext(os.path.basename(filepath))[0]
+            paths.append(self.save_video_png(os.path.join(out_dir, f"{stem}_{sample_id}.png"), sample_id))
+        return paths
+
+    def _sample_id(self, sample: str | None) -> str:
+        """A sample id of this run from an id, a filepath or None (the first)."""
+        if not self.per_sample:
+            raise ClipItError(f"Evaluation '{self.key}' evaluated no video; there is nothing to plot")
+        if sample is None:
+            return next(iter(self.per_sample))
+        if sample in self.per_sample:
+            return sample
+        for sample_id, path in self.filepaths.items():
+            if path == sample:
+                return sample_id
+        raise ClipItError(
+            f"'{sample}' is not a video of evaluation '{self.key}'; evaluated: "
+            f"{sorted(os.path.basename(p) for p in self.filepaths.values())}"
+        )
+
+    @classmethod
+    def _from_dict(cls, d, samples, config, eval_key, **kwargs):
+        return cls(
+            samples, config, eval_key, d["per_sample"], d["filepaths"],
+            failures=d.get("failures"), custom_metrics=d.get("custom_metrics"), **kwargs,
+        )
 
 
 def evaluate_summary(
     samples: foc.SampleCollection,
     gt_field: str | list[str],
-    pred_field: str = DEFAULT_SUMMARY_FIELD,
+    pred_field: str | None = DEFAULT_SUMMARY_FIELD,
     eval_key: str = "clipit_eval",
-    mode: str = "avg",
+    protocol: str = "tvsum",
+    mode: str | None = None,
+    score_field: str | None = None,
+    gt_score_field: str | None = None,
+    concepts_field: str = DEFAULT_CONCEPTS_FIELD,
+    shot_seconds: float = 5.0,
+    clip_seconds: float = 2.0,
     skip_failures: bool = False,
     progress: Progress = None,
-) -> EvaluationReport:
-    """Frame-overlap precision, recall and F1 of a summary against users' summaries.
+) -> SummaryEvaluationResults:
+    """Evaluates summaries by a published protocol, as a FiftyOne evaluation run ``eval_key``.
 
-    Each ground-truth field is one user's summary (TemporalDetections); with several users the
-    F1 is their average (`mode="avg"`, TVSum) or best (`mode="max"`, SumMe). Per-video figures
-    go to `<eval_key>_precision`, `<eval_key>_recall` and `<eval_key>_f1`; the run `eval_key`
-    records the fields and mode. Samples without ground truth are skipped and named.
+    Args:
+        samples: a video dataset or view.
+        gt_field: tvsum / summe / qfvs: one or more TemporalDetections fields of users' summaries
+            (each field one user, or several users told apart by a ``user`` attribute);
+            qvhighlights: the saliency field (``add_highlight_annotations``).
+        pred_field ("clipit_summary"): the summary to evaluate (TemporalDetections); optional for
+            qvhighlights, where it is only drawn in the plots.
+        eval_key ("clipit_eval"): the run's key and the prefix of its fields.
+        protocol ("tvsum"): one of ``"tvsum"``, ``"summe"``, ``"qfvs"``, ``"qvhighlights"``.
+        mode (None): ``"avg"`` or ``"max"`` over users; None: the protocol's (summe: max, else avg).
+        score_field (None): frame field of predicted scores; needed for rank correlation and
+            qvhighlights (default there: ``"clipit_score"``).
+        gt_score_field (None): frame field of users' per-frame scores (``add_video_annotations``'s
+            ``gt_user_scores``): adds Kendall tau / Spearman rho (tvsum, summe).
+        concepts_field ("gt_shot_concepts"): per-shot concept lists (qfvs).
+        shot_seconds (5.0): QFVS shot length. clip_seconds (2.0): QVHighlights clip length.
+        skip_failures (False): log videos that cannot be evaluated instead of raising at the end.
+        progress (None): True for a progress bar, or a callback(fraction, label).
+
+    Returns:
+        The SummaryEvaluationResults (also ``dataset.load_evaluation_results(eval_key)``).
 
     Raises:
-        ClipItError: a field is missing or not TemporalDetections, or an unknown mode.
-        BatchError: some videos could not be evaluated (the others were written).
+        ClipItError: an unknown protocol or mode, a missing field or one of the wrong type.
+        BatchError: some videos could not be evaluated (the others were saved with the run).
     """
     video_collection(samples)
-    gt_fields = ensure_iterable(gt_field)
-    if mode not in ("avg", "max"):
-        raise ClipItError(f"Unknown mode '{mode}'; the available modes are 'avg' and 'max'")
+    if protocol not in protocols.PROTOCOLS:
+        raise ClipItError(f"Unknown protocol '{protocol}'. Valid protocols are {list(protocols.PROTOCOLS)}")
+    mode = mode or protocols.DEFAULT_MODES[protocol]
+    if mode not in F1_MODES:
+        raise ClipItError(f"Unknown mode '{mode}'. Valid modes are {list(F1_MODES)}")
     check_field_name(eval_key, "eval key")
-    for name in [pred_field, *gt_fields]:
-        check_field_name(name, "summary field")
-        if samples.get_field(name) is None:
-            raise ClipItError(f"Field '{name}' does not exist on '{dataset_name(samples)}'")
-        check_field_type(samples, name, fo.EmbeddedDocumentField, fo.TemporalDetections)
-    ids, paths, metadata, preds, *gts = samples.values(["id", "filepath", "metadata", pred_field, *gt_fields])
-    report = EvaluationReport(eval_key=eval_key, mode=mode)
-    figures: dict[str, dict[str, float]] = {}
-    rows = list(zip(ids, paths, metadata, preds, zip(*gts)))
-    for sample_id, path, meta, pred, users in iterate(rows, progress, "Evaluating"):
-        if meta is None or not meta.total_frame_count:
-            report.failures.append(ItemFailure(path, "no video metadata; add it with add_videos"))
-            continue
-        users = [u for u in users if u is not None]
-        if not users:
-            report.failures.append(ItemFailure(path, f"no ground truth in {gt_fields}"))
-            continue
-        n = meta.total_frame_count
-        machine = summary_mask(pred, n)
-        user_masks = np.stack([summary_mask(u, n) for u in users])
-        per_user = np.array([summary_precision_recall_f1(machine, u) for u in user_masks])
-        best = int(per_user[:, 2].argmax())
-        precision, recall = per_user[:, :2].mean(axis=0) if mode == "avg" else per_user[best, :2]
-        f1 = summary_f1(machine, user_masks, mode=mode)
-        figures[sample_id] = {"precision": float(precision), "recall": float(recall), "f1": f1}
-        report.per_video[path] = figures[sample_id]
-    for metric in ("precision", "recall", "f1"):
-        check_field_type(samples, f"{eval_key}_{metric}", fo.FloatField)
-        if figures:
-            write_in_chunks(samples, f"{eval_key}_{metric}", {i: f[metric] for i, f in figures.items()})
-    if figures:
-        report.f1 = float(np.mean([f["f1"] for f in figures.values()]))
-    record_run(
-        root_dataset(samples),
-        eval_key,
-        pred_field=pred_field,
-        gt_fields=gt_fields,
-        mode=mode,
-        mean_f1=report.f1,
-        n_videos=len(figures),
+    if protocol == "qvhighlights":
+        score_field = score_field or DEFAULT_SCORE_FIELD
+        if pred_field is not None and samples.get_field(pred_field) is None:
+            pred_field = None
+    if gt_score_field and not score_field:
+        score_field = DEFAULT_SCORE_FIELD
+    config = SummaryEvaluationConfig(
+        pred_field, ensure_iterable(gt_field), protocol, mode, score_field=score_field,
+        gt_score_field=gt_score_field, concepts_field=concepts_field if protocol == "qfvs" else None,
+        shot_seconds=shot_seconds, clip_seconds=clip_seconds,
     )
-    finish("Evaluating", report.failures, len(figures), skip_failures)
-    return report
+    _check_fields(samples, config)
+    for name in config.metric_names:
+        check_field_type(samples, f"{eval_key}_{name}", fo.FloatField)
+    method = config.build()
+    method.register_run(samples, eval_key, overwrite=True)
+    method.register_samples(samples, eval_key)
+    results = method.evaluate_samples(samples, eval_key, progress=progress)
+    method.save_run_results(samples, eval_key, results)
+    method.add_fields_to_sidebar_group(samples, eval_key)
+    failures = [ItemFailure(path, reason) for path, reason in results.failures]
+    finish("Evaluating", failures, len(results.per_sample), skip_failures)
+    return results
+
+
+def _check_fields(samples: foc.SampleCollection, config: SummaryEvaluationConfig) -> None:
+    """Every field the run reads exists with the right type; the eval fields are free."""
+    detections = [] if config.protocol == "qvhighlights" else list(config.gt_fields)
+    if config.pred_field is not None:
+        detections.append(config.pred_field)
+    elif config.protocol != "qvhighlights":
+        raise ClipItError("pred_field is required: the summary field to evaluate")
+    for name in detections:
+        require_field(samples, name, "summary field")
+        check_field_type(samples, name, fo.EmbeddedDocumentField, fo.TemporalDetections)
+    if config.protocol == "qvhighlights":
+        if len(config.gt_fields) != 1:
+            raise ClipItError(f"qvhighlights takes one saliency field as gt_field; got {config.gt_fields}")
+        require_field(samples, config.gt_fields[0], "saliency field")
+        check_field_type(samples, config.gt_fields[0], fo.ListField)
+    if config.concepts_field:
+        require_field(samples, config.concepts_field, "shot concepts field")
+        check_field_type(samples, config.concepts_field, fo.ListField)
+    for name in (config.score_field, config.gt_score_field):
+        if name:
+            require_field(samples, f"frames.{name}", "frame field", check_name=name)
+
+
+def require_field(samples: foc.SampleCollection, path: str, what: str, check_name: str | None = None) -> None:
+    """Raises a ClipItError naming a field that is invalid or missing."""
+    check_field_name(check_name or path, what)
+    if samples.get_field(path) is None:
+        raise ClipItError(f"Field '{path}' does not exist on '{dataset_name(samples)}'")

@@ -1,40 +1,73 @@
-"""Export of summary segments as playable mp4 clips, cut by FiftyOne's ffmpeg helper."""
+"""Summaries people can watch: per-segment clips, a summary reel and a storyboard per video.
+
+The files are cut by `fiftyone_clipit.reels` (PyAV, frame-exact, re-encoded, audio kept) and
+drawn by `fiftyone_clipit.storyboard`; `export_summary_dataset` is the FiftyOne route, the
+clips view exported as a labelled video dataset.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 
+import av
+import fiftyone as fo
 import fiftyone.core.collections as foc
-import fiftyone.utils.video as fouv
+from fiftyone import ViewField as F
 
 from fiftyone_clipit.errors import ClipItError, ItemFailure
 from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
+    check_field_type,
     dataset_name,
     finish,
     iterate,
+    root_dataset,
     video_collection,
 )
-from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD
+from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, keyframe_field
+from fiftyone_clipit.reels import EncodeOptions, read_frames, write_segments
+from fiftyone_clipit.storyboard import format_time, render_storyboard
+
+_CLIP_NAME = re.compile(r"_seg\d{3,}_f\d{6,}-\d{6,}\.mp4$")
 
 
 @dataclass
 class ExportReport:
-    """The clips written, per source video."""
+    """The files written, per source video, and how much summary video they hold.
+
+    Attributes:
+        export_dir: where everything went.
+        clips: source path -> one mp4 per segment, in time order.
+        reels: source path -> the summary reel (segments joined in time order).
+        storyboards: source path -> the storyboard PNG.
+        seconds_written: seconds of summary video written (each segment counted once).
+        failures: the videos that could not be exported, and why.
+    """
 
     export_dir: str
     clips: dict[str, list[str]] = field(default_factory=dict)
+    reels: dict[str, str] = field(default_factory=dict)
+    storyboards: dict[str, str] = field(default_factory=dict)
+    seconds_written: float = 0.0
     failures: list[ItemFailure] = field(default_factory=list)
 
 
 def safe_stem(path: str) -> str:
     """A file-name stem that cannot leave its folder: letters, digits, '-', '_' and '.' only."""
-    stem = os.path.splitext(os.path.basename(path))[0]
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "video"
-    return stem[:100]
+    return safe_name(os.path.splitext(os.path.basename(path))[0]) or "video"
+
+
+def safe_name(text: str) -> str:
+    """`text` as a file name of letters, digits, '-', '_' and '.' ('' when nothing is left).
+
+    Path separators and '..' cannot survive, so a name never leads out of its folder.
+    """
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._-")[:100]
 
 
 def clip_name(stem: str, index: int, first: int, last: int) -> str:
@@ -46,74 +79,252 @@ def export_summary(
     samples: foc.SampleCollection,
     export_dir: str,
     summary_field: str = DEFAULT_SUMMARY_FIELD,
+    clips: bool = True,
+    reel: bool = True,
+    storyboard: bool = True,
+    name_field: str | None = None,
     overwrite: bool = False,
+    crf: int = 20,
+    preset: str = "veryfast",
     skip_failures: bool = False,
     progress: Progress = None,
 ) -> ExportReport:
-    """Writes each summary segment as an mp4 (re-encoded, so cuts are not limited to keyframes).
+    """Writes each video's summary as files: clips, a reel and a storyboard.
 
-    A segment [first, last] is cut from time (first - 1) / fps to last / fps, so the clip holds
-    exactly its frames (ffmpeg seeks before decoding and re-encodes; audio is kept).
+    Per video, in `<export_dir>/<name>/`: `<name>_seg001_f<first>-<last>.mp4` per segment,
+    `<name>_summary.mp4` with the segments joined in time order, and `<name>_storyboard.png`,
+    a grid of the summary's keyframes (from `create_summary`; without them, the middle frame of
+    each segment) captioned with their time and score. Cuts are frame-exact and re-encoded
+    (H.264 + AAC); audio is kept where the source has it (see `fiftyone_clipit.reels`). Each
+    file is written under a hidden temporary name and renamed when complete, so a failure (a
+    full disk, a broken video) leaves no file that looks complete; finished files of other
+    videos stay.
 
-    Clips go to `<export_dir>/<video stem>/`, one per segment. Each clip is written under a
-    temporary name and renamed when complete, so a clip that exists is whole. Two videos with the
-    same stem get distinct folders (the sample id is appended).
+    Args:
+        samples: a video dataset or view with `summary_field`.
+        export_dir: the folder to write to (created if needed).
+        summary_field ("clipit_summary"): the TemporalDetections field of the summary.
+        clips (True): write one mp4 per segment.
+        reel (True): write the summary reel.
+        storyboard (True): write the storyboard PNG.
+        name_field (None): a sample field whose value names each video's folder and files
+            (made safe: letters, digits, '-', '_', '.'); None uses the video's file name.
+        overwrite (False): replace existing files (and clips of an earlier export of the video).
+        crf (20), preset ("veryfast"): x264 quality and speed.
+        skip_failures (False): log videos that fail instead of raising at the end.
+        progress (None): True for a progress bar, or a callback(fraction, label).
 
     Raises:
-        ClipItError: the export directory cannot be created, or the summary field is missing.
+        ClipItError: the export directory cannot be created or written, or a field is missing.
         BatchError: some videos could not be exported (the others were written).
     """
     video_collection(samples)
+    _check_summary_field(samples, summary_field)
+    if not (clips or reel or storyboard):
+        raise ValueError("Nothing to export: clips, reel and storyboard are all False")
+    if name_field is not None:
+        check_field_name(name_field, "name field")
+        if samples.get_field(name_field) is None:
+            raise ClipItError(f"Name field '{name_field}' does not exist on '{dataset_name(samples)}'")
+    export_dir = _writable_dir(export_dir)
+    options = EncodeOptions(crf=crf, preset=preset)
+    report = ExportReport(export_dir=export_dir)
+    names = [name_field] if name_field else []
+    rows = list(zip(*samples.values(["id", "filepath", "metadata", summary_field, *names])))
+    keyframes = _keyframes(samples, summary_field) if storyboard else {}
+    taken: set[str] = set()
+    n_exported = 0
+    for row in iterate(rows, progress, "Exporting summaries"):
+        sample_id, path, meta, summary = row[:4]
+        try:
+            stem = _stem(path, row[4] if name_field else None, name_field)
+            if stem in taken:
+                stem = f"{stem}_{sample_id}"
+            taken.add(stem)
+            if summary is None or not summary.detections:
+                raise ClipItError(f"no segments in '{summary_field}'; run create_summary")
+            plan = _plan(export_dir, stem, summary.detections, clips, reel, storyboard, overwrite)
+            _export_video(path, meta, plan, keyframes.get(sample_id), options, report)
+            n_exported += 1
+        except (ClipItError, ValueError, OSError, av.error.FFmpegError) as e:
+            report.failures.append(ItemFailure(path, str(e)))
+    finish("Exporting summaries", report.failures, n_exported, skip_failures)
+    return report
+
+
+def export_summary_dataset(
+    samples: foc.SampleCollection,
+    export_dir: str,
+    summary_field: str = DEFAULT_SUMMARY_FIELD,
+    overwrite: bool = False,
+) -> str:
+    """The FiftyOne route: exports the summary's clips view as a labelled video dataset.
+
+    Uses FiftyOne's own exporter (`fo.types.FiftyOneVideoLabelsDataset`): `data/` holds one mp4
+    per segment (cut by FiftyOne with ffmpeg, to within a frame), `labels/` one JSON per clip with
+    its label (the query) and confidence (the segment score). Load it back with
+    `fo.Dataset.from_dir(export_dir, dataset_type=fo.types.FiftyOneVideoLabelsDataset)`. The
+    dataset is written to a hidden folder beside `export_dir` and renamed when complete.
+
+    Returns:
+        The export directory.
+
+    Raises:
+        ClipItError: the directory exists and is not empty (without `overwrite`), cannot be
+            written, the summary field is missing, or FiftyOne's export failed.
+    """
+    video_collection(samples)
+    _check_summary_field(samples, summary_field)
+    export_dir = os.path.abspath(export_dir)
+    if os.path.exists(export_dir) and not overwrite and (not os.path.isdir(export_dir) or os.listdir(export_dir)):
+        raise ClipItError(f"Export directory '{export_dir}' exists and is not empty; pass overwrite=True")
+    parent = os.path.dirname(export_dir)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        partial = tempfile.mkdtemp(prefix=f".partial-{os.path.basename(export_dir)}-", dir=parent)
+    except OSError as e:
+        raise ClipItError(f"Cannot write beside '{export_dir}' ({e}); choose another directory") from e
+    try:
+        clips = samples.to_clips(summary_field)
+        clips.export(
+            export_dir=partial,
+            dataset_type=fo.types.FiftyOneVideoLabelsDataset,
+            label_field=summary_field,
+            progress=False,
+        )
+        if os.path.isdir(export_dir):
+            shutil.rmtree(export_dir)
+        elif os.path.exists(export_dir):
+            os.remove(export_dir)
+        os.replace(partial, export_dir)
+    except Exception as e:  # FiftyOne/ffmpeg/disk errors: nothing half-written stays behind
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ClipItError(f"Exporting the clips of '{summary_field}' to '{export_dir}' failed: {e}") from e
+    return export_dir
+
+
+def _check_summary_field(samples, summary_field: str) -> None:
     check_field_name(summary_field, "summary field")
     if samples.get_field(summary_field) is None:
         raise ClipItError(
             f"Field '{summary_field}' does not exist on '{dataset_name(samples)}'; run create_summary first"
         )
+    check_field_type(samples, summary_field, fo.EmbeddedDocumentField, fo.TemporalDetections)
+
+
+def _writable_dir(export_dir: str) -> str:
     export_dir = os.path.abspath(export_dir)
+    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise ClipItError(f"Export directory '{export_dir}' is a file; choose a directory")
     try:
         os.makedirs(export_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=export_dir):
+            pass
     except OSError as e:
-        raise ClipItError(f"Cannot create export directory '{export_dir}' ({e}); choose another") from e
-    report = ExportReport(export_dir=export_dir)
-    ids, paths, metadata, summaries = samples.values(["id", "filepath", "metadata", summary_field])
-    stems: dict[str, int] = {}
-    rows = list(zip(ids, paths, metadata, summaries))
-    for sample_id, path, meta, summary in iterate(rows, progress, "Exporting clips"):
-        stem = safe_stem(path)
-        stems[stem] = stems.get(stem, 0) + 1
-        folder = os.path.join(export_dir, stem if stems[stem] == 1 else f"{stem}_{sample_id}")
-        if summary is None or not summary.detections:
-            report.failures.append(ItemFailure(path, f"no segments in '{summary_field}'"))
-            continue
-        try:
-            report.clips[path] = _export_video(path, meta, summary.detections, folder, stem, overwrite)
-        except Exception as e:  # ffmpeg and disk errors are this video's failure, reported below
-            report.failures.append(ItemFailure(path, f"export failed ({e})"))
-    finish("Exporting clips", report.failures, len(report.clips), skip_failures)
-    return report
+        raise ClipItError(f"Cannot write to export directory '{export_dir}' ({e}); choose another") from e
+    return export_dir
 
 
-def _export_video(path, meta, detections, folder: str, stem: str, overwrite: bool) -> list[str]:
-    if not os.path.exists(path):
-        raise ClipItError(f"source video '{path}' not found")
-    os.makedirs(folder, exist_ok=True)
-    written = []
-    ordered = sorted(detections, key=lambda d: d.support[0])
-    for index, detection in enumerate(ordered, start=1):
-        first, last = detection.support
-        target = os.path.join(folder, clip_name(stem, index, first, last))
-        if os.path.exists(target) and not overwrite:
-            raise ClipItError(f"'{target}' exists; pass overwrite=True to replace it")
-        partial = os.path.join(folder, f".partial-{os.path.basename(target)}")
-        try:
-            rate = meta.frame_rate or meta.total_frame_count / meta.duration
-            span = [(first - 1) / rate, last / rate]
-            fouv.extract_clip(path, partial, timestamps=span, fast=False)
-            if not os.path.exists(partial) or os.path.getsize(partial) == 0:
-                raise ClipItError(f"ffmpeg wrote nothing for frames {first}-{last}")
-            os.replace(partial, target)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
-        written.append(target)
-    return written
+def _stem(path: str, name_value, name_field: str | None) -> str:
+    if name_field is None:
+        return safe_stem(path)
+    if name_value is None or not safe_name(name_value):
+        raise ClipItError(
+            f"name field '{name_field}' value {name_value!r} gives no usable file name; "
+            f"set it to text with letters or digits, or leave name_field out"
+        )
+    return safe_name(name_value)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    folder: str
+    stem: str
+    segments: list[tuple[int, int, float]]
+    clips: list[str] | None
+    reel: str | None
+    storyboard: str | None
+    overwrite: bool
+
+
+def _plan(export_dir, stem, detections, clips, reel, storyboard, overwrite) -> _Plan:
+    """Where one video's files go; refuses names outside `export_dir` and existing files."""
+    folder = os.path.join(export_dir, stem)
+    root = os.path.realpath(export_dir)
+    if not os.path.realpath(folder).startswith(root + os.sep):
+        raise ClipItError(f"'{folder}' leads outside the export directory '{export_dir}'")
+    segments = sorted((int(d.support[0]), int(d.support[1]), float(d.confidence or 0.0)) for d in detections)
+    plan = _Plan(
+        folder=folder,
+        stem=stem,
+        segments=segments,
+        clips=[os.path.join(folder, clip_name(stem, i, a, b)) for i, (a, b, _) in enumerate(segments, 1)]
+        if clips else None,
+        reel=os.path.join(folder, f"{stem}_summary.mp4") if reel else None,
+        storyboard=os.path.join(folder, f"{stem}_storyboard.png") if storyboard else None,
+        overwrite=overwrite,
+    )
+    targets = [*(plan.clips or []), plan.reel, plan.storyboard]
+    existing = [t for t in targets if t and os.path.lexists(t)]
+    if existing and not overwrite:
+        raise ClipItError(f"'{existing[0]}' exists; pass overwrite=True to replace it")
+    return plan
+
+
+def _export_video(path, meta, plan: _Plan, keyframes, options: EncodeOptions, report: ExportReport) -> None:
+    os.makedirs(plan.folder, exist_ok=True)
+    written = write_segments(
+        path, [(a, b) for a, b, _ in plan.segments], reel_path=plan.reel, clip_paths=plan.clips, options=options
+    )
+    if plan.clips:
+        report.clips[path] = [clip.path for clip in written.clips]
+        if plan.overwrite:
+            _remove_stale_clips(plan.folder, plan.stem, set(report.clips[path]))
+    if written.reel:
+        report.reels[path] = written.reel.path
+    videos = [written.reel] if written.reel else written.clips
+    report.seconds_written += sum(video.duration for video in videos)
+    if plan.storyboard:
+        report.storyboards[path] = _storyboard(path, meta, plan, keyframes)
+
+
+def _remove_stale_clips(folder: str, stem: str, keep: set[str]) -> None:
+    """Clips an earlier export of this video left behind (other segments): they would mislead."""
+    for name in os.listdir(folder):
+        target = os.path.join(folder, name)
+        if name.startswith(f"{stem}_seg") and _CLIP_NAME.search(name) and target not in keep:
+            os.remove(target)
+
+
+def _keyframes(samples, summary_field: str) -> dict[str, list[tuple[int, int, float | None]]]:
+    """Per sample id: (frame number, rank, score) of the summary's keyframes, by rank."""
+    rank = keyframe_field(summary_field)
+    if samples.get_field(f"frames.{rank}") is None:
+        return {}
+    dataset = root_dataset(samples)
+    run = f"clipit_summary_{summary_field}"
+    score = dataset.get_run_info(run).config.score_field if dataset.has_run(run) else None
+    fields = ["id", "frames.frame_number", f"frames.{rank}"]
+    if score and samples.get_field(f"frames.{score}") is not None:
+        fields.append(f"frames.{score}")
+    columns = samples.match_frames(F(rank) != None).values(fields)
+    result = {}
+    for row in zip(*columns):
+        scores = row[3] if len(row) > 3 else [None] * len(row[1])
+        result[row[0]] = sorted(zip(row[1], row[2], scores), key=lambda item: item[1])
+    return result
+
+
+def _storyboard(path: str, meta, plan: _Plan, keyframes) -> str:
+    rate = (meta.frame_rate if meta else None) or 30.0
+    if keyframes:
+        frames = sorted((number, score) for number, _, score in keyframes)
+    else:  # no keyframes recorded: the middle frame of each segment, with the segment score
+        frames = [((a + b) // 2, score) for a, b, score in plan.segments[:12]]
+    images = read_frames(path, [number for number, _ in frames], width=320)
+    captions = [
+        format_time((number - 1) / rate) + ("" if score is None else f"  score {score:.2f}")
+        for number, score in frames
+    ]
+    title = f"{os.path.basename(path)}: {len(plan.segments)} segments"
+    return render_storyboard(images, captions, plan.storyboard, columns=4, title=title)

@@ -9,7 +9,7 @@ import fiftyone.core.collections as foc
 from fiftyone_clipit.encoders import ClipEncoder
 from fiftyone_clipit.fo.common import Progress
 from fiftyone_clipit.fo.embeddings import EmbeddingReport, compute_frame_embeddings
-from fiftyone_clipit.fo.evaluation import EvaluationReport, evaluate_summary
+from fiftyone_clipit.fo.evaluation import SummaryEvaluationResults, evaluate_summary
 from fiftyone_clipit.fo.export import ExportReport, export_summary
 from fiftyone_clipit.fo.scoring import ScoreReport, score_frames
 from fiftyone_clipit.fo.summaries import SummaryReport, create_summary
@@ -22,7 +22,7 @@ class PipelineReport:
     embeddings: EmbeddingReport
     scores: ScoreReport
     summary: SummaryReport
-    evaluation: EvaluationReport | None
+    evaluation: SummaryEvaluationResults | None
     export: ExportReport | None
 
 

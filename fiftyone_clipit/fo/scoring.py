@@ -1,15 +1,23 @@
-"""Per-frame relevance of a text query, written to a frame field in bulk."""
+"""Per-frame relevance of a text query (or of the video's own captions), written in bulk.
+
+Two scorers: "zero-shot" (CLIP frame-query similarity, smoothed over time; the default) and a
+trained CLIP-It scorer checkpoint (`train_scorer`), which replaces it. Without a query the
+summary is generic: the text is the video's captions (a pluggable captioner) or, without a
+captioner, the caption-free stand-in of `fiftyone_clipit.captions`.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
 import numpy as np
 
+from fiftyone_clipit.captions import DEFAULT_CAPTIONS, Captioner, caption_free_text, caption_video
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
-from fiftyone_clipit.errors import ClipItError, ItemFailure
+from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
 from fiftyone_clipit.fo.common import (
     EMBEDDINGS_RUN,
     Progress,
@@ -26,9 +34,11 @@ from fiftyone_clipit.fo.common import (
     write_in_chunks,
 )
 from fiftyone_clipit.relevance import zero_shot_scores
+from fiftyone_clipit.scorer import Checkpoint, load_checkpoint, predict_scores
 from fiftyone_clipit.summary import upsample_scores
 
 DEFAULT_SCORE_FIELD = "clipit_score"
+ZERO_SHOT = "zero-shot"
 
 
 def score_run_key(score_field: str) -> str:
@@ -38,10 +48,11 @@ def score_run_key(score_field: str) -> str:
 
 @dataclass
 class ScoreReport:
-    """What `score_frames` did."""
+    """What `score_frames` did; `captions` maps each captioned video's path to its sentences."""
 
     n_scored: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
+    captions: dict[str, list[str]] = field(default_factory=dict)
 
 
 def frame_relevance(
@@ -52,7 +63,7 @@ def frame_relevance(
     fps: float,
     smoothing_seconds: float,
 ) -> np.ndarray:
-    """Relevance of every frame of a video in [0, 1]: (1 + smoothed cosine similarity) / 2.
+    """Zero-shot relevance of every frame of a video in [0, 1]: (1 + smoothed cosine) / 2.
 
     The rescaling keeps the order and the comparability across videos of CLIP's similarity
     while giving the knapsack positive values and the App a [0, 1] range.
@@ -62,46 +73,91 @@ def frame_relevance(
     return (1.0 + upsample_scores(steps, picks, n_frames)) / 2.0
 
 
+def checkpoint_for(scorer: str, embedded_with: str, device: str | None) -> Checkpoint | None:
+    """The trained scorer named by `scorer`, checked against the embeddings' model; None for zero-shot.
+
+    Raises:
+        ClipItError: not "zero-shot" and not a readable checkpoint, or trained on another model's embeddings.
+    """
+    if scorer == ZERO_SHOT:
+        return None
+    if not isinstance(scorer, str) or not os.path.exists(scorer):
+        raise ClipItError(
+            f"Unknown scorer {scorer!r}: use '{ZERO_SHOT}' or the path of a checkpoint folder written by train_scorer"
+        )
+    checkpoint = load_checkpoint(scorer, device)
+    trained_on = checkpoint.metadata.get("data", {}).get("clip_model")
+    if trained_on != embedded_with:
+        raise ClipItError(
+            f"Scorer '{scorer}' was trained on embeddings of '{trained_on}', but these frames were "
+            f"embedded with '{embedded_with}'; use a scorer trained on '{embedded_with}' or re-embed"
+        )
+    return checkpoint
+
+
+def _check_query(query: str | list[str] | None) -> list[str] | None:
+    if query is None:
+        return None
+    sentences = ensure_iterable(query)
+    if not sentences or any(not isinstance(s, str) or not s.strip() for s in sentences):
+        raise ClipItError(f"The query must be non-empty text, got {query!r} (or None for a generic summary)")
+    return sentences
+
+
 def score_frames(
     samples: foc.SampleCollection,
-    query: str | list[str],
+    query: str | list[str] | None = None,
     score_field: str = DEFAULT_SCORE_FIELD,
     model: str | ClipEncoder | None = None,
     pretrained: str | None = None,
     smoothing_seconds: float = 1.0,
+    scorer: str = ZERO_SHOT,
+    captioner: Captioner | None = None,
+    n_captions: int = DEFAULT_CAPTIONS,
+    captions_field: str = "clipit_captions",
+    batch_size: int = 8,
     device: str | None = None,
     skip_failures: bool = False,
     progress: Progress = None,
 ) -> ScoreReport:
-    """Scores every frame of every video for a text query (zero-shot CLIP similarity).
+    """Scores every frame of every video for a text query, or generically without one.
 
-    Needs the frame embeddings of `compute_frame_embeddings`; the query is embedded by the same
-    model. Scores are written to `frames.<score_field>` in bulk, for every frame of the video
-    (steps upsampled as the evaluation protocol does), and the run `clipit_score_<score_field>`
-    records the query and model.
+    Needs the frame embeddings of `compute_frame_embeddings`; text is embedded by the same
+    model. Scores go to `frames.<score_field>` for every frame (steps upsampled as the
+    evaluation protocol does), and the run `clipit_score_<score_field>` records the query, the
+    scorer and where the text came from.
 
     Args:
         samples: a video dataset or view with frame embeddings.
-        query: the text, or several sentences (a frame's score is its best sentence's).
+        query (None): the text, or several sentences; None makes a generic summary's scores
+            from the video's captions (with `captioner`) or from the caption-free stand-in.
         score_field ("clipit_score"): the frame field to write.
         model (None): the embeddings' model (default) or a loaded ClipEncoder of it.
         pretrained (None): weights for the model, when it is named.
-        smoothing_seconds (1.0): Gaussian smoothing over time, in seconds of video.
-        device (None): torch device for the text encoder.
+        smoothing_seconds (1.0): zero-shot only: Gaussian smoothing over time, in seconds.
+        scorer ("zero-shot"): "zero-shot", or the path of a checkpoint written by train_scorer.
+        captioner (None): generic summaries: frames -> sentences (see fiftyone_clipit.captions).
+        n_captions (7): frames captioned per video.
+        captions_field ("clipit_captions"): sample field that keeps the captions.
+        batch_size (8): videos scored together by a trained scorer.
+        device (None): torch device for the text encoder and the scorer.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
 
     Raises:
-        ClipItError: empty query, bad field, no embeddings run, or a model other than the
-            embeddings' one.
+        ClipItError: empty query, bad field, no embeddings run, a model other than the
+            embeddings' one, or an unknown / mismatched scorer.
         BatchError: some videos could not be scored (the others were written).
     """
     video_collection(samples)
-    sentences = ensure_iterable(query)
-    if not sentences or any(not isinstance(s, str) or not s.strip() for s in sentences):
-        raise ClipItError(f"The query must be non-empty text, got {query!r}")
+    sentences = _check_query(query)
     check_field_name(score_field, "score field")
     check_field_type(samples, f"frames.{score_field}", fo.FloatField)
+    if captioner is not None:
+        check_field_name(captions_field, "captions field")
+        check_field_type(samples, captions_field, fo.ListField)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     dataset = root_dataset(samples)
     if not dataset.has_run(EMBEDDINGS_RUN):
         raise ClipItError(
@@ -114,10 +170,33 @@ def score_frames(
             f"Frames of '{dataset.name}' were embedded with '{embedded_with}', not '{name}'; "
             f"score with model='{embedded_with}' or re-embed the frames with '{name}'"
         )
-    encoder = model if isinstance(model, ClipEncoder) else load_clip(embedded_with, pretrained, device)
-    text = encoder.encode_text(sentences)
+    checkpoint = checkpoint_for(scorer, embedded_with, device)
+    encoder = None
+    if sentences is not None or captioner is not None:
+        encoder = model if isinstance(model, ClipEncoder) else load_clip(embedded_with, pretrained, device)
+    query_text = encoder.encode_text(sentences) if sentences is not None else None
     store = embedding_store(dataset)
-    report, values = ScoreReport(), {}
+    report, values, captions, batch = ScoreReport(), {}, {}, []
+
+    def score_batch() -> None:
+        step_scores = (
+            predict_scores(checkpoint.model, [b[3].embeddings for b in batch], [b[4] for b in batch])
+            if checkpoint is not None
+            else [None] * len(batch)
+        )
+        for (sample_id, path, n_frames, item, text), steps in zip(batch, step_scores):
+            try:
+                if steps is None:
+                    scores = frame_relevance(item.embeddings, item.frame_numbers, text, n_frames, item.info["fps"], smoothing_seconds)
+                else:
+                    scores = upsample_scores(steps, np.asarray(item.frame_numbers) - 1, n_frames)
+            except (ClipItError, ValueError) as e:
+                report.failures.append(ItemFailure(path, str(e)))
+                continue
+            values[sample_id] = {i + 1: float(s) for i, s in enumerate(scores)}
+            report.n_scored += 1
+        batch.clear()
+
     for sample_id, path, metadata in iterate(samples_info(samples), progress, "Scoring frames"):
         item = store.get(sample_id)
         if item is None or item.info.get("model") != embedded_with:
@@ -125,26 +204,69 @@ def score_frames(
                 ItemFailure(path, f"no frame embeddings by '{embedded_with}'; run compute_frame_embeddings")
             )
             continue
-        n_frames = metadata.total_frame_count if metadata else int(item.frame_numbers[-1])
+        if checkpoint is not None and item.embeddings.shape[1] != checkpoint.config.feature_dim:
+            report.failures.append(ItemFailure(
+                path, f"{item.embeddings.shape[1]}-d embeddings; the scorer reads {checkpoint.config.feature_dim}-d"
+            ))
+            continue
         try:
-            scores = frame_relevance(
-                item.embeddings, item.frame_numbers, text, n_frames, item.info["fps"], smoothing_seconds
-            )
-        except (ClipItError, ValueError) as e:
+            text, sentences_of_video = _video_text(query_text, captioner, encoder, path, item.embeddings, n_captions)
+        except (ClipItError, VideoError, ValueError) as e:
             report.failures.append(ItemFailure(path, str(e)))
             continue
-        values[sample_id] = {i + 1: float(s) for i, s in enumerate(scores)}
-        report.n_scored += 1
+        if sentences_of_video:
+            captions[sample_id] = report.captions[path] = sentences_of_video
+        n_frames = metadata.total_frame_count if metadata else int(item.frame_numbers[-1])
+        lie = _frame_count_mismatch(n_frames, item.info) if metadata else None
+        if lie:
+            report.failures.append(ItemFailure(path, lie))
+            continue
+        batch.append((sample_id, path, n_frames, item, text))
+        if len(batch) == batch_size:
+            score_batch()
+    if batch:
+        score_batch()
     if values:
         write_in_chunks(samples, f"frames.{score_field}", values)
+    if captions:
+        write_in_chunks(samples, captions_field, captions)
     record_run(
         dataset,
         score_run_key(score_field),
-        query=sentences[0] if len(sentences) == 1 else sentences,
-        scorer="zero-shot",
+        query=None if sentences is None else sentences[0] if len(sentences) == 1 else sentences,
+        text="query" if sentences is not None else "captions" if captioner is not None else "caption-free",
+        scorer=ZERO_SHOT if checkpoint is None else "checkpoint",
+        checkpoint=None if checkpoint is None else checkpoint.path,
+        scorer_preset=None if checkpoint is None else checkpoint.config.name,
         model=embedded_with,
-        smoothing_seconds=smoothing_seconds,
+        smoothing_seconds=smoothing_seconds if checkpoint is None else None,
         score_field=score_field,
     )
     finish("Scoring frames", report.failures, report.n_scored, skip_failures)
     return report
+
+
+def _frame_count_mismatch(n_frames: int, info: dict) -> str | None:
+    """Why the sample's frame count disagrees with what the file decoded (None when it agrees).
+
+    Scores are written for frames 1..n_frames, so metadata claiming frames the file does not have
+    would make phantom frames (and too few would leave real ones unscored).
+    """
+    decoded = [int(n) for n in (info.get("n_decoded"), info.get("n_expected")) if n]
+    if not decoded or min(abs(n_frames - n) for n in decoded) <= max(2, n_frames // 100):
+        return None
+    return (
+        f"its metadata says {n_frames} frames but the file decodes {decoded[0]}; refresh the metadata "
+        f"(dataset.compute_metadata(overwrite=True)) and score again"
+    )
+
+
+def _video_text(query_text, captioner, encoder, path, embeddings, n_captions) -> tuple[np.ndarray, list[str]]:
+    """The text one video is read against (the query, its captions, or the caption-free
+    stand-in) and the captions it was made from (empty unless captioned)."""
+    if query_text is not None:
+        return query_text, []
+    if captioner is not None:
+        sentences = caption_video(path, captioner, n_captions)
+        return encoder.encode_text(sentences), sentences
+    return caption_free_text(embeddings), []

@@ -1,39 +1,86 @@
-"""Summaries: the best segments under a budget, as TemporalDetections and a clips view."""
+"""Summaries: shots, the best of them under a budget, a clips view and a keyframe storyboard."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
 import numpy as np
+from fiftyone import ViewField as F
+from PIL import Image
 
-from fiftyone_clipit.errors import ItemFailure
+from fiftyone_clipit.errors import ItemFailure, VideoError
 from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
     check_field_type,
+    embedding_store,
     finish,
     iterate,
     record_run,
     root_dataset,
+    store_root,
     video_collection,
     write_in_chunks,
 )
 from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
-from fiftyone_clipit.summary import select_segments, summary_capacity, uniform_change_points
+from fiftyone_clipit.reels import read_frames
+from fiftyone_clipit.segmentation import kts, steps_to_frames
+from fiftyone_clipit.store import FrameEmbeddings
+from fiftyone_clipit.storyboard import select_keyframes
+from fiftyone_clipit.summary import (
+    ROUNDING_MODES,
+    budget_capacity,
+    parse_budget,
+    select_segments,
+    split_long_shots,
+    uniform_change_points,
+)
 
 DEFAULT_SUMMARY_FIELD = "clipit_summary"
+SEGMENTATIONS = ("kts", "uniform", "shots")
 
 
 @dataclass
 class SummaryReport:
-    """What `create_summary` did: per-video segments and the clips view to browse."""
+    """What `create_summary` did: the saved views to browse and what was chosen.
+
+    Attributes:
+        view_name: the saved clips view (one sample per segment).
+        storyboard_view: the saved frames view of the keyframes.
+        n_summarized: videos summarised.
+        n_segments: segments written over all videos.
+        n_shots: shots the knapsack chose from, over all videos.
+        n_split_shots: shots longer than their video's budget, cut into pieces that fit.
+        failures: the videos that could not be summarised, and why.
+    """
 
     view_name: str | None = None
+    storyboard_view: str | None = None
     n_summarized: int = 0
     n_segments: int = 0
+    n_shots: int = 0
+    n_split_shots: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ShotOptions:
+    """How shots are made; see `create_summary` for the meaning of each."""
+
+    segmentation: str = "kts"
+    min_segment: float | None = None
+    max_segment: float = 60.0
+    segment_seconds: float = 2.0
+    shots_field: str | None = None
+    vmax: float = 1.0
+
+
+def keyframe_field(summary_field: str) -> str:
+    """The frame field that ranks a summary's keyframes (1 = best)."""
+    return f"{summary_field}_keyframe"
 
 
 def frame_scores_array(frame_numbers: list[int], scores: list, n_frames: int, field_name: str) -> np.ndarray:
@@ -54,63 +101,89 @@ def create_summary(
     samples: foc.SampleCollection,
     score_field: str = DEFAULT_SCORE_FIELD,
     summary_field: str = DEFAULT_SUMMARY_FIELD,
-    budget: float = 0.15,
+    budget: float | str = 0.15,
+    segmentation: str = "kts",
+    min_segment: float | None = None,
+    max_segment: float = 60.0,
     segment_seconds: float = 2.0,
+    shots_field: str | None = None,
+    rounding: str = "floor",
+    n_keyframes: int = 8,
     label: str | None = None,
     skip_failures: bool = False,
     progress: Progress = None,
 ) -> SummaryReport:
-    """Summarises every video: fixed-length shots, shot score = mean frame score, 0/1 knapsack.
+    """Summarises every video: shots, shot score = mean frame score, an exact 0/1 knapsack.
 
-    Shots are `segment_seconds` long, shortened to the budget for videos so short that no
-    shot would fit. Adjacent chosen shots are joined into one segment. Each video's segments are written to
-    `<summary_field>` as TemporalDetections (label = the query, confidence = the segment's mean
-    score, support = [first, last] frame numbers), and the clips view is saved on the dataset
-    as `<summary_field>_clips`.
+    Shots come from kernel temporal segmentation of the stored frame embeddings ("kts", see
+    `fiftyone_clipit.segmentation`), fixed-length cuts ("uniform") or a TemporalDetections field
+    of your own ("shots"). A shot longer than the whole budget is cut into pieces that fit
+    (counted in `n_split_shots`), so a very short budget still gets its best moment. Adjacent
+    chosen shots become one segment, written to `<summary_field>` as TemporalDetections
+    (label = the query, confidence = the segment's mean frame score, support = [first, last]
+    frame numbers). Two views are saved on the dataset: `<summary_field>_clips` (one clip per
+    segment) and `<summary_field>_storyboard`, a frames view of each summary's keyframes: its
+    highest-scoring frames that are not near-duplicates (cosine of their embeddings <= 0.9,
+    at least 1 s apart), ranked in `frames.<summary_field>_keyframe`.
 
     Args:
         samples: a video dataset or view whose frames carry `score_field`.
         score_field ("clipit_score"): the frame field with relevance scores.
         summary_field ("clipit_summary"): the sample field to write.
-        budget (0.15): the summary's length as a fraction of each video, in (0, 1].
-        segment_seconds (2.0): length of the shots the summary is made of.
+        budget (0.15): a fraction of each video in (0, 1], or seconds as a string ("45s").
+        segmentation ("kts"): "kts", "uniform" or "shots".
+        min_segment (None): "kts" only: the shortest shot in seconds; None = one sampled step.
+        max_segment (60.0): "kts" only: the longest shot in seconds (bounds KTS's memory).
+        segment_seconds (2.0): "uniform" only: the shot length.
+        shots_field (None): "shots" only: a TemporalDetections field holding each video's shots.
+        rounding ("floor"): how a fractional budget is rounded: one of `ROUNDING_MODES`.
+        n_keyframes (8): keyframes per video in the storyboard (0 for none).
         label (None): the detections' label; None takes the query recorded by score_frames.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
 
     Raises:
         ClipItError: not videos, or a field of another type is in the way.
-        ValueError: budget or segment_seconds out of range.
+        ValueError: an option out of range (named with the valid values).
         BatchError: some videos could not be summarised (the others were written).
     """
     video_collection(samples)
     check_field_name(score_field, "score field")
     check_field_name(summary_field, "summary field")
     check_field_type(samples, summary_field, fo.EmbeddedDocumentField, fo.TemporalDetections)
-    if not 0 < budget <= 1:
-        raise ValueError(f"budget must be a fraction in (0, 1], got {budget!r}")
-    if not segment_seconds > 0:
-        raise ValueError(f"segment_seconds must be > 0, got {segment_seconds!r}")
+    check_field_type(samples, f"frames.{keyframe_field(summary_field)}", fo.IntField)
+    shots = _check_options(samples, budget, segmentation, min_segment, max_segment, segment_seconds,
+                           shots_field, rounding, n_keyframes)
     dataset = root_dataset(samples)
     if label is None:
         key = score_run_key(score_field)
         label = str(dataset.get_run_info(key).config.query) if dataset.has_run(key) else score_field
-    ids, paths, metadata, numbers, scores = samples.values(
-        ["id", "filepath", "metadata", "frames.frame_number", f"frames.{score_field}"]
-    )
-    report, values = SummaryReport(), {}
-    rows = list(zip(ids, paths, metadata, numbers, scores))
-    for sample_id, path, meta, frame_numbers, frame_values in iterate(rows, progress, "Summarising"):
+    fields = ["id", "filepath", "metadata", "frames.frame_number", f"frames.{score_field}"]
+    if shots.shots_field:
+        fields.append(shots.shots_field)
+    rows = list(zip(*samples.values(fields)))
+    store = embedding_store(samples)
+    has_images = _frames_with_images(samples)
+    report, values, keyframes = SummaryReport(), {}, {}
+    for row in iterate(rows, progress, "Summarising"):
+        sample_id, path, meta = row[:3]
         if meta is None or not meta.total_frame_count:
             report.failures.append(ItemFailure(path, "no video metadata; add it with add_videos"))
             continue
         try:
-            frame_scores = frame_scores_array(frame_numbers, frame_values, meta.total_frame_count, score_field)
-            capacity = summary_capacity(meta.total_frame_count, budget)
-            shot_frames = max(1, min(round(segment_seconds * (meta.frame_rate or 30.0)), capacity))
-            change_points = uniform_change_points(meta.total_frame_count, shot_frames)
-            segments = select_segments(frame_scores, change_points, budget)
-        except ValueError as e:
+            frame_scores = frame_scores_array(row[3], row[4], meta.total_frame_count, score_field)
+            item = store.get(sample_id)
+            capacity = budget_capacity(meta.total_frame_count, meta.frame_rate or 0.0, budget, rounding)
+            if capacity < 1:
+                raise ValueError(f"the budget {budget!r} gives 0 frames of this video; raise it")
+            change_points = _shots(shots, meta, item, capacity, row[5] if shots.shots_field else None)
+            fitting = split_long_shots(change_points, capacity)
+            segments = select_segments(frame_scores, fitting, capacity=capacity)
+            if not segments:
+                raise ValueError("no shot has a positive mean score, so the knapsack keeps nothing")
+            chosen = _keyframes(frame_scores, segments, item, meta.frame_rate or 30.0, n_keyframes)
+            images = _save_keyframe_images(dataset, sample_id, path, [n for n, _ in chosen], has_images)
+        except (ValueError, VideoError) as e:
             report.failures.append(ItemFailure(path, str(e)))
             continue
         values[sample_id] = fo.TemporalDetections(
@@ -119,21 +192,168 @@ def create_summary(
                 for first, last, score in segments
             ]
         )
+        keyframes[sample_id] = (chosen, images)
         report.n_summarized += 1
         report.n_segments += len(segments)
+        report.n_shots += len(fitting)
+        report.n_split_shots += len(fitting) - len(change_points)
     if values:
         write_in_chunks(samples, summary_field, values)
         report.view_name = f"{summary_field}_clips"
         dataset.save_view(report.view_name, dataset.to_clips(summary_field), overwrite=True)
+        report.storyboard_view = _write_storyboard(dataset, samples, summary_field, keyframes)
+    kind, amount = parse_budget(budget)
     record_run(
         dataset,
         f"clipit_summary_{summary_field}",
         score_field=score_field,
         summary_field=summary_field,
-        budget=budget,
-        segmentation="uniform",
+        budget=amount,
+        budget_unit=kind,
+        rounding=rounding,
+        segmentation=segmentation,
+        min_segment=min_segment,
+        max_segment=max_segment,
         segment_seconds=segment_seconds,
+        shots_field=shots_field,
+        n_keyframes=n_keyframes,
         label=label,
     )
     finish("Summarising", report.failures, report.n_summarized, skip_failures)
     return report
+
+
+def _check_options(samples, budget, segmentation, min_segment, max_segment, segment_seconds,
+                   shots_field, rounding, n_keyframes) -> ShotOptions:
+    parse_budget(budget)
+    if segmentation not in SEGMENTATIONS:
+        raise ValueError(f"Unknown segmentation {segmentation!r}. Valid ones are {list(SEGMENTATIONS)}")
+    if rounding not in ROUNDING_MODES[:2]:
+        raise ValueError(f"Unknown rounding {rounding!r}. Valid ones are {list(ROUNDING_MODES[:2])}")
+    if min_segment is not None and segmentation != "kts":
+        raise ValueError(
+            f"min_segment applies to segmentation='kts'; for {segmentation!r} use "
+            f"{'segment_seconds' if segmentation == 'uniform' else 'the shots you give'}"
+        )
+    if min_segment is not None and not min_segment > 0:
+        raise ValueError(f"min_segment must be > 0 seconds, got {min_segment!r}")
+    if not max_segment > 0 or (min_segment is not None and max_segment < 2 * min_segment):
+        raise ValueError(
+            f"max_segment must be > 0 and at least twice min_segment, got {max_segment!r} "
+            f"(min_segment {min_segment!r})"
+        )
+    if not segment_seconds > 0:
+        raise ValueError(f"segment_seconds must be > 0, got {segment_seconds!r}")
+    if not isinstance(n_keyframes, int) or n_keyframes < 0:
+        raise ValueError(f"n_keyframes must be an integer >= 0, got {n_keyframes!r}")
+    if segmentation == "shots":
+        if not shots_field:
+            raise ValueError("segmentation='shots' needs shots_field, a TemporalDetections field")
+        check_field_name(shots_field, "shots field")
+        if samples.get_field(shots_field) is None:
+            raise ValueError(f"shots_field '{shots_field}' does not exist on this collection")
+        check_field_type(samples, shots_field, fo.EmbeddedDocumentField, fo.TemporalDetections)
+    elif shots_field:
+        raise ValueError(f"shots_field is only used with segmentation='shots', not {segmentation!r}")
+    return ShotOptions(segmentation, min_segment, max_segment, segment_seconds, shots_field)
+
+
+def _shots(options: ShotOptions, meta, item: FrameEmbeddings | None, capacity: int, given) -> np.ndarray:
+    """``(n_shots, 2)`` inclusive 0-based frame bounds of one video's shots."""
+    n_frames, rate = meta.total_frame_count, meta.frame_rate or 30.0
+    if options.segmentation == "uniform":
+        shot_frames = max(1, min(round(options.segment_seconds * rate), capacity))
+        return uniform_change_points(n_frames, shot_frames)
+    if options.segmentation == "shots":
+        return _given_shots(given, n_frames)
+    if item is None:
+        raise ValueError("no frame embeddings for KTS; run compute_frame_embeddings")
+    picks = np.asarray(item.frame_numbers) - 1
+    keep = picks < n_frames
+    picks, embeddings = picks[keep], np.asarray(item.embeddings)[keep]
+    if picks.size == 0:
+        raise ValueError("the stored embeddings do not match this video's frames; re-embed it")
+    step_rate = float(item.info.get("fps") or rate)
+    min_steps = max(1, round((options.min_segment or 0) * step_rate))
+    max_steps = max(2 * min_steps - 1, round(options.max_segment * step_rate))
+    # Shots longer than the budget could never be chosen: let KTS keep them under it.
+    budget_steps = int(capacity * step_rate / rate)
+    if budget_steps >= 2 * min_steps - 1:
+        max_steps = min(max_steps, budget_steps)
+    step_shots = kts(embeddings, min_length=min_steps, max_length=max_steps, vmax=options.vmax)
+    return steps_to_frames(step_shots.change_points, picks, n_frames)
+
+
+def _given_shots(detections, n_frames: int) -> np.ndarray:
+    if detections is None or not detections.detections:
+        raise ValueError("the shots field has no shots for this video")
+    bounds = sorted((int(d.support[0]) - 1, int(d.support[1]) - 1) for d in detections.detections)
+    for (first, last), (next_first, _) in zip(bounds, bounds[1:] + [(n_frames, n_frames)]):
+        if first < 0 or last < first or last >= n_frames:
+            raise ValueError(f"shot [{first + 1}, {last + 1}] is outside frames 1..{n_frames}")
+        if next_first <= last:
+            raise ValueError(f"shots overlap: [{first + 1}, {last + 1}] and one starting at {next_first + 1}")
+    return np.array(bounds, dtype=np.int64)
+
+
+def _keyframes(frame_scores, segments, item: FrameEmbeddings | None, rate: float, n_keyframes: int):
+    """``[(frame number, rank), ...]`` of one summary's keyframes (rank 1 = best)."""
+    if n_keyframes == 0:
+        return []
+    inside = np.zeros(len(frame_scores), dtype=bool)
+    for first, last, _ in segments:
+        inside[first : last + 1] = True
+    embeddings = None
+    if item is not None:
+        picks = np.asarray(item.frame_numbers) - 1
+        ok = (picks < len(frame_scores)) & inside[np.minimum(picks, len(frame_scores) - 1)]
+        frames, embeddings = picks[ok], np.asarray(item.embeddings)[ok]
+    if embeddings is None or frames.size == 0:
+        frames, embeddings = np.flatnonzero(inside), None
+    chosen = select_keyframes(frame_scores[frames], embeddings, frames / rate, n_keyframes, min_gap=1.0)
+    return [(int(frames[index]) + 1, rank) for rank, index in enumerate(chosen, start=1)]
+
+
+def _frames_with_images(samples) -> dict[str, set[int]]:
+    """Frame numbers that already have an image (`frames.filepath`), per sample id."""
+    if samples.get_field("frames.filepath") is None:
+        return {}
+    ids, numbers = samples.match_frames(F("filepath") != None).values(["id", "frames.frame_number"])
+    return {sample_id: set(frames) for sample_id, frames in zip(ids, numbers)}
+
+
+def _save_keyframe_images(dataset, sample_id: str, path: str, numbers: list[int], has_images) -> dict[int, str]:
+    """JPEGs of the keyframes that have no frame image yet, kept beside the embeddings."""
+    numbers = [n for n in numbers if n not in has_images.get(sample_id, ())]
+    if not numbers:
+        return {}
+    folder = os.path.join(store_root(dataset), "keyframes", sample_id)
+    os.makedirs(folder, exist_ok=True)
+    written = {}
+    for number, image in zip(numbers, read_frames(path, numbers, width=480)):
+        target = os.path.join(folder, f"{number:06d}.jpg")
+        Image.fromarray(image).save(target, quality=90)
+        written[number] = target
+    return written
+
+
+def _write_storyboard(dataset: fo.Dataset, samples, summary_field: str, keyframes: dict) -> str | None:
+    """Ranks the keyframes in a frame field (clearing earlier ranks) and saves their frames view."""
+    rank_field = keyframe_field(summary_field)
+    updates: dict[str, dict[int, int | None]] = {sample_id: {} for sample_id in keyframes}
+    if dataset.get_field(f"frames.{rank_field}") is not None:
+        old = samples.select(list(keyframes)).match_frames(F(rank_field) != None)
+        for sample_id, numbers in zip(*old.values(["id", "frames.frame_number"])):
+            updates[sample_id] = {number: None for number in numbers}
+    for sample_id, (chosen, _) in keyframes.items():
+        updates[sample_id].update({number: rank for number, rank in chosen})
+    dataset.set_values(f"frames.{rank_field}", updates, key_field="id")
+    images = {sample_id: paths for sample_id, (_, paths) in keyframes.items() if paths}
+    if images:
+        dataset.set_values("frames.filepath", images, key_field="id")
+    if not any(chosen for chosen, _ in keyframes.values()):
+        return None
+    name = f"{summary_field}_storyboard"
+    view = dataset.match_frames(F(rank_field) != None).to_frames()
+    dataset.save_view(name, view, overwrite=True)
+    return name

@@ -1,0 +1,186 @@
+"""The TVSum / SumMe protocol on frame features you computed: 5 splits, train, select, test.
+
+`fiftyone-clipit benchmark tvsum|summe --features DIR` runs it. For each of the 5 splits (the
+PGL-SUM splits in the shared data by default; DSNet's work too), a scorer is trained on the
+split's training videos, the epoch is selected on a validation part of those training videos
+(never on the test videos), and the summary F1 of the test videos is reported: the mean over
+TVSum's 20 users, the best of SumMe's users. The table gives each split and the mean over splits.
+
+Features: one `.npz` per video under DIR, named after the video (the TVSum id, e.g.
+`AwmHb44_ouw.npz`, or the SumMe file stem, e.g. `Air_Force_One.npz`) or after its split key
+(`video_7.npz`), holding `embeddings` (n, d) and `frame_numbers` (n,), 1-based, as the
+embedding store of `compute_frame_embeddings` writes them, or `features` and `picks` (0-based
+frame indices), as the eccv16 h5 files name them. Shots come from KTS on the features (the
+change points of the published h5 files came from KTS too). Without captions the text is the
+caption-free stand-in (`fiftyone_clipit.captions.caption_free_text`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fiftyone_clipit.captions import caption_free_text
+from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.readers import VideoAnnotation, read_splits, read_summe, read_tvsum, user_keyshot_summaries
+from fiftyone_clipit.scorer import load_preset
+from fiftyone_clipit.summary import uniform_change_points
+from fiftyone_clipit.training import TrainingOptions, TrainingVideo, evaluate_f1, kts_shots, train
+
+BENCHMARK_DATASETS = ("tvsum", "summe")
+DEFAULT_SPLITS = {"tvsum": "tvsum_splits_pglsum.json", "summe": "summe_splits_pglsum.json"}
+F1_MODES = {"tvsum": "avg", "summe": "max"}
+
+
+@dataclass
+class BenchmarkResult:
+    """The F1 table: one row per split and the mean over splits."""
+
+    dataset: str
+    splits_file: str
+    mean_f1: float
+    splits: list[dict] = field(default_factory=list)
+
+
+def read_annotations(dataset: str, path: str | None = None) -> list[VideoAnnotation]:
+    """TVSum's or SumMe's annotations, in split-key order (video_1, video_2, ...)."""
+    if dataset not in BENCHMARK_DATASETS:
+        raise ClipItError(f"Unknown benchmark '{dataset}'; the available benchmarks are {list(BENCHMARK_DATASETS)}")
+    return read_tvsum(path) if dataset == "tvsum" else read_summe(path)
+
+
+def load_features(folder: Path, annotation: VideoAnnotation, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """One video's features and 0-based picks from `<name>.npz` or `<key>.npz` under `folder`.
+
+    Raises:
+        ClipItError: no file, unknown keys, or picks outside the annotated frames.
+    """
+    candidates = [folder / f"{annotation.name}.npz", folder / f"{key}.npz"]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        raise ClipItError(f"No features for '{annotation.name}' ({key}): expected {candidates[0]} or {candidates[1]}")
+    with np.load(path, allow_pickle=False) as data:
+        if "embeddings" in data and "frame_numbers" in data:
+            features, picks = data["embeddings"], data["frame_numbers"].astype(np.int64) - 1
+        elif "features" in data and "picks" in data:
+            features, picks = data["features"], data["picks"].astype(np.int64)
+        else:
+            raise ClipItError(
+                f"'{path}' holds {sorted(data.files)}; expected 'embeddings' + 'frame_numbers' (1-based) "
+                f"or 'features' + 'picks' (0-based)"
+            )
+    if picks.ndim != 1 or len(picks) != len(features) or not len(picks):
+        raise ClipItError(f"'{path}': {len(picks)} picks for {len(features)} feature rows")
+    if picks[0] < 0 or picks[-1] >= annotation.n_frames or np.any(np.diff(picks) <= 0):
+        raise ClipItError(
+            f"'{path}': picks must be increasing frame indices inside the video's {annotation.n_frames} "
+            f"frames; were the features computed on the same copy of the video?"
+        )
+    features = np.asarray(features, dtype=np.float32)
+    return features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12), picks
+
+
+def benchmark_videos(
+    dataset: str, features_dir: str, annotations_path: str | None = None, max_segment: float = 60.0
+) -> dict[str, TrainingVideo]:
+    """Every annotated video of the benchmark as a TrainingVideo, keyed by split key (video_N).
+
+    Raises:
+        ClipItError: the folder is missing, or some videos have no features (all are named).
+    """
+    folder = Path(features_dir)
+    if not folder.is_dir():
+        raise ClipItError(f"Features folder '{features_dir}' does not exist; give the folder of per-video .npz files")
+    videos, missing = {}, []
+    for index, annotation in enumerate(read_annotations(dataset, annotations_path), start=1):
+        key = f"video_{index}"
+        try:
+            features, picks = load_features(folder, annotation, key)
+        except ClipItError as e:
+            missing.append(str(e))
+            continue
+        users = annotation.user_summaries
+        if users is None:
+            shots = uniform_change_points(annotation.n_frames, max(1, round(2 * annotation.fps)))
+            users = user_keyshot_summaries(annotation.gt_score[None, :], shots)
+        step_rate = len(picks) / (annotation.n_frames / annotation.fps)
+        videos[key] = TrainingVideo(
+            name=annotation.name,
+            features=features,
+            text=caption_free_text(features),
+            picks=picks,
+            n_frames=annotation.n_frames,
+            change_points=kts_shots(features, picks, annotation.n_frames, step_rate, max_segment),
+            user_summaries=np.asarray(users, dtype=bool),
+        )
+    if missing:
+        shown = "\n  ".join(missing[:5])
+        raise ClipItError(f"{len(missing)} of the {dataset} videos have no usable features:\n  {shown}")
+    return videos
+
+
+def run_benchmark(
+    dataset: str,
+    features_dir: str,
+    splits: str | None = None,
+    preset: str = "paper",
+    options: TrainingOptions | None = None,
+    annotations_path: str | None = None,
+    device: str | None = None,
+    progress=None,
+) -> BenchmarkResult:
+    """Trains and tests a scorer on each split of the protocol and tabulates the test F1.
+
+    Args:
+        dataset: "tvsum" or "summe".
+        features_dir: the folder of per-video .npz features (see the module docstring).
+        splits (None): a split file; None: the PGL-SUM splits in the shared data.
+        preset ("paper"): the scorer's shapes.
+        options (None): training options; None: the defaults with the dataset's F1 mode
+            (avg for TVSum, max for SumMe). Their validation_fraction is the share of each split's
+            training videos kept for model selection.
+        annotations_path (None): the .mat file (TVSum) or GT folder (SumMe); None: shared data.
+        device (None): torch device.
+        progress (None): a callback(fraction, label) for each split's training.
+
+    Returns:
+        the mean F1 over splits and, per split, its test F1, the epoch kept and its validation F1.
+    """
+    videos = benchmark_videos(dataset, features_dir, annotations_path)
+    options = options or TrainingOptions(f1_mode=F1_MODES[dataset])
+    splits_file = splits or DEFAULT_SPLITS[dataset]
+    rows = []
+    for index, split in enumerate(read_splits(splits_file)):
+        unknown = [k for k in split["train_keys"] + split["test_keys"] if k not in videos]
+        if unknown:
+            raise ClipItError(f"Split {index} of '{splits_file}' names videos {unknown[:5]} that {dataset} does not have")
+        test_videos = [videos[k] for k in split["test_keys"]]
+        result = train([videos[k] for k in split["train_keys"]], load_preset(preset), options, device=device, progress=progress)
+        f1 = evaluate_f1(result.model, test_videos, options.proportion, options.f1_mode)
+        rows.append({
+            "split": index,
+            "f1": float(np.mean(f1)),
+            "best_epoch": result.best_epoch,
+            result.criterion: result.best_value,
+            "n_train": len(result.train_names),
+            "n_validation": len(result.validation_names),
+            "n_test": len(test_videos),
+        })
+    return BenchmarkResult(dataset, str(splits_file), float(np.mean([r["f1"] for r in rows])), rows)
+
+
+def format_table(result: BenchmarkResult) -> str:
+    """The F1 table as text: one line per split, then the mean."""
+    lines = [f"{result.dataset} ({result.splits_file}): summary F1 on each split's test videos"]
+    for row in result.splits:
+        selection = {k: v for k, v in row.items() if k.startswith("validation_")}
+        chosen = ", ".join(f"{k} {v:.4f}" for k, v in selection.items())
+        lines.append(
+            f"  split {row['split']}: F1 {row['f1']:.4f}  (train {row['n_train']}, validation "
+            f"{row['n_validation']}, test {row['n_test']}; epoch {row['best_epoch']} kept, {chosen})"
+        )
+    lines.append(f"  mean F1 over {len(result.splits)} splits: {result.mean_f1:.4f}")
+    return "\n".join(lines)
+

@@ -1,0 +1,276 @@
+"""`train_scorer`: a CLIP-It scorer trained on a FiftyOne dataset's frame embeddings and labels.
+
+Reads what the other functions wrote: the frame embeddings of `compute_frame_embeddings`, the
+ground truth (users' summaries as TemporalDetections, e.g. from `add_video_annotations`, or a
+per-frame importance field) and the text (a per-video query field, one query for all, or none:
+the caption-free stand-in). Shots for the validation F1 come from KTS on the embeddings, as
+`create_summary` makes them. The checkpoint is a folder (safetensors weights, config.json, model
+card) that `score_frames(samples, scorer=PATH)` loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import fiftyone as fo
+import fiftyone.core.collections as foc
+import numpy as np
+
+from fiftyone_clipit.captions import caption_free_text
+from fiftyone_clipit.encoders import ClipEncoder, load_clip
+from fiftyone_clipit.errors import ClipItError, ItemFailure
+from fiftyone_clipit.fo.common import (
+    EMBEDDINGS_RUN,
+    Progress,
+    check_field_name,
+    dataset_name,
+    embedding_store,
+    ensure_iterable,
+    finish,
+    iterate,
+    record_run,
+    root_dataset,
+    video_collection,
+)
+from fiftyone_clipit.fo.protocols import user_masks
+from fiftyone_clipit.scorer import DEFAULT_PRESET, load_preset, save_checkpoint
+from fiftyone_clipit.summary import generate_summary, uniform_change_points
+from fiftyone_clipit.training import (
+    TrainingOptions,
+    TrainingVideo,
+    checkpoint_metadata,
+    kts_shots,
+    model_card,
+    train,
+)
+
+DEFAULT_TRAIN_RUN = "clipit_train"
+
+
+@dataclass
+class TrainReport:
+    """What `train_scorer` did: where the checkpoint is and how it was selected."""
+
+    checkpoint: str
+    best_epoch: int
+    criterion: str
+    validation_value: float
+    n_train: int
+    n_validation: int
+    failures: list[ItemFailure] = field(default_factory=list)
+
+
+def _ground_truth_kind(samples: foc.SampleCollection, names: list[str]) -> str:
+    """"summaries" (TemporalDetections fields) or "importance" (one numeric frame field)."""
+    kinds = []
+    for name in names:
+        check_field_name(name, "ground-truth field")
+        sample_field = samples.get_field(name)
+        frame_field = samples.get_field(f"frames.{name}")
+        if isinstance(sample_field, fo.EmbeddedDocumentField) and sample_field.document_type is fo.TemporalDetections:
+            kinds.append("summaries")
+        elif isinstance(frame_field, (fo.FloatField, fo.IntField, fo.BooleanField)):
+            kinds.append("importance")
+        else:
+            raise ClipItError(
+                f"Ground-truth field '{name}' of '{dataset_name(samples)}' is neither users' summaries "
+                f"(a TemporalDetections sample field) nor a per-frame importance (a numeric frame field)"
+            )
+    if "importance" in kinds and len(kinds) > 1:
+        raise ClipItError(f"Give one per-frame importance field or any number of summary fields, not {names}")
+    return kinds[0]
+
+
+def _text_source(samples, query_field: str | None, query) -> str:
+    if query_field is not None and query is not None:
+        raise ClipItError("Pass query_field (a query per video) or query (one for all videos), not both")
+    if query_field is not None:
+        check_field_name(query_field, "query field")
+        if not isinstance(samples.get_field(query_field), (fo.StringField, fo.ListField)):
+            raise ClipItError(
+                f"Query field '{query_field}' does not exist on '{dataset_name(samples)}' as text "
+                f"(a string or a list of strings per video)"
+            )
+        return "query field"
+    if query is not None:
+        sentences = ensure_iterable(query)
+        if not sentences or any(not isinstance(s, str) or not s.strip() for s in sentences):
+            raise ClipItError(f"The query must be non-empty text, got {query!r}")
+        return "query"
+    return "caption-free"
+
+
+def _options(options: dict) -> TrainingOptions:
+    valid = sorted(f.name for f in fields(TrainingOptions))
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ClipItError(f"Unknown training option(s) {unknown}; the valid options are {valid}")
+    return TrainingOptions(**options)
+
+
+def train_scorer(
+    samples: foc.SampleCollection,
+    output_dir: str,
+    gt_field: str | list[str] | None = None,
+    query_field: str | None = None,
+    query: str | list[str] | None = None,
+    preset: str = DEFAULT_PRESET,
+    model: ClipEncoder | None = None,
+    max_segment: float = 60.0,
+    run_key: str = DEFAULT_TRAIN_RUN,
+    device: str | None = None,
+    overwrite: bool = False,
+    skip_failures: bool = False,
+    progress: Progress = None,
+    **options,
+) -> TrainReport:
+    """Trains a CLIP-It scorer on the videos of a collection and writes a checkpoint folder.
+
+    Args:
+        samples: a video dataset or view with frame embeddings (`compute_frame_embeddings`).
+        output_dir: the checkpoint folder to write (model.safetensors, config.json, MODEL_CARD.md).
+        gt_field (None): users' summaries (one or more TemporalDetections fields; users in one
+            field are told apart by a `user` attribute) or one per-frame importance field, whose
+            protocol keyshot summary (budget `proportion`) becomes the keyframes. Needed for
+            supervised training and for model selection on validation F1.
+        query_field (None): a string (or list of sentences) field with each video's query.
+        query (None): one query for every video. Neither: the caption-free generic text.
+        preset ("paper"): scorer shapes (`fiftyone_clipit.scorer.list_presets()`); feature_dim
+            follows the embeddings.
+        model (None): a loaded ClipEncoder of the embeddings' model for the query text.
+        max_segment (60.0): longest KTS shot in seconds, for the validation summaries.
+        run_key ("clipit_train"): the FiftyOne run that records the training.
+        device (None): torch device; None picks cuda when available, else cpu.
+        overwrite (False): replace an existing checkpoint folder.
+        skip_failures (False): log videos that cannot be used instead of raising at the end.
+        progress (None): True for progress bars, or a callback(fraction, label).
+        **options: `fiftyone_clipit.training.TrainingOptions` fields: mode ("supervised" or
+            "unsupervised"), epochs, batch_size, learning_rate, weight_decay, bce_weight,
+            reconstruction_weight, diversity_weight, validation_fraction, patience, seed,
+            proportion, f1_mode.
+
+    Returns:
+        a TrainReport with the checkpoint's path and the selected epoch.
+
+    Raises:
+        ClipItError: bad fields or options, no embeddings, or too few usable videos.
+        BatchError: some videos could not be used (the checkpoint was written from the others).
+    """
+    video_collection(samples)
+    training_options = _options(options)
+    gt_fields = ensure_iterable(gt_field) if gt_field is not None else []
+    gt_kind = _ground_truth_kind(samples, gt_fields) if gt_fields else None
+    if training_options.mode == "supervised" and not gt_fields:
+        raise ClipItError("Supervised training needs gt_field (users' summaries or a per-frame importance)")
+    text_source = _text_source(samples, query_field, query)
+    dataset = root_dataset(samples)
+    if not dataset.has_run(EMBEDDINGS_RUN):
+        raise ClipItError(f"Dataset '{dataset.name}' has no frame embeddings; run compute_frame_embeddings first")
+    run = dataset.get_run_info(EMBEDDINGS_RUN).config
+    if model is not None and model.name != run.model:
+        raise ClipItError(f"Frames were embedded with '{run.model}', not '{model.name}'; pass that model")
+    encoder = None
+    if text_source != "caption-free":
+        encoder = model or load_clip(run.model, getattr(run, "pretrained", None), device)
+    videos, failures = _training_videos(
+        samples, gt_fields, gt_kind, query_field, query, encoder, run, max_segment, training_options, progress
+    )
+    if len(videos) < 2:
+        raise ClipItError(f"Only {len(videos)} usable video(s); training needs at least two. Problems: {failures[:5]}")
+    result = train(videos, load_preset(preset), training_options, device=device, progress=progress)
+    data = {
+        "dataset": dataset.name,
+        "clip_model": run.model,
+        "fps": run.fps,
+        "ground_truth": f"{gt_kind}: {gt_fields}" if gt_fields else "none",
+        "text": text_source if text_source != "query field" else f"query field '{query_field}'",
+        "videos": len(videos),
+    }
+    metadata = checkpoint_metadata(result, data)
+    path = save_checkpoint(output_dir, result.model, metadata, model_card(result.model.config, metadata), overwrite)
+    record_run(
+        dataset,
+        run_key,
+        checkpoint=path,
+        preset=preset,
+        mode=training_options.mode,
+        gt_fields=gt_fields,
+        text=data["text"],
+        best_epoch=result.best_epoch,
+        criterion=result.criterion,
+        validation_value=result.best_value,
+        n_train=len(result.train_names),
+        n_validation=len(result.validation_names),
+    )
+    report = TrainReport(path, result.best_epoch, result.criterion, result.best_value,
+                         len(result.train_names), len(result.validation_names), failures)
+    finish("Preparing training videos", failures, len(videos), skip_failures)
+    return report
+
+
+def _training_videos(samples, gt_fields, gt_kind, query_field, query, encoder, run, max_segment, options, progress):
+    """One TrainingVideo per usable sample, and a failure for each other one."""
+    store = embedding_store(samples)
+    columns = ["id", "filepath", "metadata"]
+    if gt_kind == "summaries":
+        columns += gt_fields
+    elif gt_kind == "importance":
+        columns += ["frames.frame_number", f"frames.{gt_fields[0]}"]
+    if query_field:
+        columns.append(query_field)
+    table = dict(zip(columns, samples.values(columns)))
+    fixed_text = encoder.encode_text(ensure_iterable(query)) if query is not None else None
+    text_cache: dict[tuple, np.ndarray] = {}
+    videos, failures = [], []
+    for i in iterate(range(len(table["id"])), progress, "Preparing training videos"):
+        row = {column: table[column][i] for column in columns}
+        sample_id, path, meta = row["id"], row["filepath"], row["metadata"]
+        try:
+            item = store.get(sample_id)
+            if item is None or item.info.get("model") != run.model:
+                raise ClipItError(f"no frame embeddings by '{run.model}'; run compute_frame_embeddings")
+            if meta is None or not meta.total_frame_count:
+                raise ClipItError("no video metadata; add it with add_videos")
+            n_frames = int(meta.total_frame_count)
+            picks = np.asarray(item.frame_numbers) - 1
+            keep = picks < n_frames
+            picks, features = picks[keep], np.asarray(item.embeddings, dtype=np.float32)[keep]
+            step_rate = float(item.info.get("fps") or run.fps)
+            shots = kts_shots(features, picks, n_frames, step_rate, max_segment)
+            users = None
+            if gt_kind == "summaries":
+                users = user_masks([row[name] for name in gt_fields], n_frames)
+                if not len(users):
+                    raise ClipItError(f"no ground truth in {gt_fields}")
+            elif gt_kind == "importance":
+                users = _importance_summary(
+                    row["frames.frame_number"], row[f"frames.{gt_fields[0]}"], n_frames,
+                    meta.frame_rate or 30.0, gt_fields[0], options.proportion,
+                )
+            if query_field:
+                sentences = tuple(ensure_iterable(row[query_field] or []))
+                if not sentences or any(not isinstance(s, str) or not s.strip() for s in sentences):
+                    raise ClipItError(f"no query in field '{query_field}'")
+                if sentences not in text_cache:
+                    text_cache[sentences] = encoder.encode_text(list(sentences))
+                text = text_cache[sentences]
+            else:
+                text = fixed_text if fixed_text is not None else caption_free_text(features)
+            videos.append(TrainingVideo(path, features, text, picks, n_frames, shots, users))
+        except (ClipItError, ValueError) as e:
+            failures.append(ItemFailure(path, str(e)))
+    return videos, failures
+
+
+def _importance_summary(numbers, values, n_frames: int, rate: float, name: str, proportion: float) -> np.ndarray:
+    """The protocol's keyshot summary of per-frame importance (2 s shots), as one user (1, n_frames)."""
+    importance = np.full(n_frames, np.nan)
+    for number, value in zip(numbers or [], values or []):
+        if value is not None and 1 <= number <= n_frames:
+            importance[number - 1] = float(value)
+    if np.isnan(importance).all():
+        raise ClipItError(f"no values in 'frames.{name}'")
+    importance = np.nan_to_num(importance, nan=float(np.nanmin(importance)))
+    shots = uniform_change_points(n_frames, max(1, round(2.0 * rate)))
+    lengths = shots[:, 1] - shots[:, 0] + 1
+    return generate_summary(importance, shots, n_frames, lengths, np.arange(n_frames), proportion)[None, :]

@@ -1,0 +1,73 @@
+"""The `build_frame_index` and `search_frames` operators: forms around `fiftyone_clipit.fo.index`."""
+
+from __future__ import annotations
+
+import fiftyone.operators.types as types
+
+from .base import ClipItOperator, float_input, text_input
+
+
+class _NeedsEmbeddings(ClipItOperator):
+    def precondition(self, ctx):
+        problem = super().precondition(ctx)
+        if problem is None and not ctx.dataset.has_run("clipit_embeddings"):
+            problem = f"'{ctx.dataset.name}' has no frame embeddings yet: run 'CLIP-It: compute frame embeddings' first"
+        return problem
+
+
+class BuildFrameIndex(_NeedsEmbeddings):
+    name = "build_frame_index"
+    label = "CLIP-It: build frame index"
+    description = "Index every embedded frame with FAISS (and register a Brain similarity run)"
+    needs_target = True
+
+    def build_inputs(self, ctx, inputs):
+        inputs.enum("kind", ["auto", "flat", "ivf"], default="auto", label="Index (auto: exact while small)")
+        inputs.bool("overwrite", default=False, label="Rebuild from scratch")
+        text_input(ctx, inputs, "brain_key", "Brain similarity key", default="clipit_frames", field_name=True)
+
+    def run(self, ctx, progress):
+        from fiftyone_clipit.fo.index import build_frame_index
+
+        report = build_frame_index(
+            ctx.dataset,
+            kind=ctx.params.get("kind") or "auto",
+            overwrite=bool(ctx.params.get("overwrite")),
+            brain_key=ctx.params.get("brain_key") or None,
+            progress=progress,
+        )
+        return {"index": report.kind, "videos": report.n_videos, "frames": report.n_frames,
+                "added": report.n_added, "removed": report.n_removed}
+
+
+class SearchFrames(_NeedsEmbeddings):
+    name = "search_frames"
+    label = "CLIP-It: search frames"
+    description = "Find the moments across the dataset that match a text, and show them (indexes first if needed)"
+    heavy = False
+
+    def build_inputs(self, ctx, inputs):
+        text_input(ctx, inputs, "query", "Text (or the path of an image file)", required=True)
+        prop = inputs.int("k", label="Frames to return", default=10, min=1, max=10000)
+        k = ctx.params.get("k", 10)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
+            prop.invalid = True
+            prop.error_message = "Frames to return must be a whole number between 1 and 10000"
+        float_input(ctx, inputs, "clip_seconds", "Moment length (seconds)", 2.0, 0.1, 60.0)
+        inputs.enum("show", ["clips", "videos"], default="clips", label="Show the moments as clips or the videos")
+
+    def run(self, ctx, progress):
+        from fiftyone_clipit.fo.index import DEFAULT_MATCHES_FIELD, search_frames
+
+        view = search_frames(
+            self.target(ctx),
+            ctx.params["query"],
+            k=ctx.params.get("k", 10),
+            clip_seconds=ctx.params.get("clip_seconds", 2.0),
+        )
+        n_videos = len(view)
+        if ctx.params.get("show", "clips") == "clips" and n_videos:
+            view = view.to_clips(DEFAULT_MATCHES_FIELD).sort_by(f"{DEFAULT_MATCHES_FIELD}.confidence", reverse=True)
+        if not ctx.delegated:
+            ctx.ops.set_view(view)
+        return {"videos": n_videos, "shown": len(view)}

@@ -1,0 +1,73 @@
+"""The `train_scorer` operator: a form around `fiftyone_clipit.fo.training.train_scorer`."""
+
+from __future__ import annotations
+
+import fiftyone.operators.types as types
+
+from fiftyone_clipit.scorer import DEFAULT_PRESET, list_presets
+
+from .base import ClipItOperator, float_input, text_input
+
+
+def int_input(ctx, inputs: types.Object, name: str, label: str, default: int, low: int, high: int) -> None:
+    """A whole-number box that is invalid outside [low, high]."""
+    prop = inputs.int(name, label=label, default=default, min=low, max=high)
+    value = ctx.params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        prop.invalid = True
+        prop.error_message = f"{label} must be a whole number between {low} and {high}"
+
+
+class TrainScorer(ClipItOperator):
+    name = "train_scorer"
+    label = "CLIP-It: train a scorer"
+    description = "Train the CLIP-It frame scorer on this dataset's embeddings and ground truth"
+
+    def precondition(self, ctx):
+        problem = super().precondition(ctx)
+        if problem is None and not ctx.dataset.has_run("clipit_embeddings"):
+            problem = f"'{ctx.dataset.name}' has no frame embeddings yet: run 'CLIP-It: compute frame embeddings' first"
+        return problem
+
+    def build_inputs(self, ctx, inputs):
+        mode = ctx.params.get("mode") or "supervised"
+        inputs.enum("mode", ["supervised", "unsupervised"], default="supervised", label="Training")
+        text_input(
+            ctx, inputs, "gt_field", "Ground truth: users' summaries or per-frame importance field",
+            required=mode == "supervised", field_name=True,
+        )
+        text_input(ctx, inputs, "query_field", "Field with each video's query (optional)", field_name=True)
+        text_input(ctx, inputs, "query", "Or one query for all videos (optional)")
+        if ctx.params.get("query_field") and ctx.params.get("query"):
+            prop = inputs.str("text_choice", label="Query")
+            prop.invalid = True
+            prop.error_message = "Give a query field or one query, not both"
+        text_input(ctx, inputs, "output_dir", "Checkpoint folder to write", required=True)
+        inputs.enum("preset", list_presets(), default=DEFAULT_PRESET, label="Scorer size", view=types.DropdownView())
+        int_input(ctx, inputs, "epochs", "Most epochs", 60, 1, 10000)
+        float_input(ctx, inputs, "validation_fraction", "Share of videos for model selection", 0.2, 0.05, 0.9)
+        int_input(ctx, inputs, "seed", "Seed", 0, 0, 2**31 - 1)
+        inputs.bool("overwrite", default=False, label="Replace an existing checkpoint folder")
+
+    def run(self, ctx, progress):
+        from fiftyone_clipit.fo.training import train_scorer
+
+        report = train_scorer(
+            self.target(ctx),
+            ctx.params["output_dir"],
+            gt_field=ctx.params.get("gt_field") or None,
+            query_field=ctx.params.get("query_field") or None,
+            query=ctx.params.get("query") or None,
+            preset=ctx.params.get("preset") or DEFAULT_PRESET,
+            overwrite=bool(ctx.params.get("overwrite")),
+            progress=progress,
+            mode=ctx.params.get("mode") or "supervised",
+            epochs=int(ctx.params.get("epochs", 60)),
+            validation_fraction=float(ctx.params.get("validation_fraction", 0.2)),
+            seed=int(ctx.params.get("seed", 0)),
+        )
+        return {
+            "checkpoint": report.checkpoint,
+            "best_epoch": report.best_epoch,
+            report.criterion: round(report.validation_value, 4),
+        }

@@ -1,0 +1,159 @@
+"""The CLIP-It scorer network: presets, windows, shapes, text dependence, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.scorer import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    ClipItScorer,
+    ScorerConfig,
+    attention_windows,
+    list_presets,
+    load_checkpoint,
+    load_preset,
+    predict_scores,
+    save_checkpoint,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> ClipItScorer:
+    torch.manual_seed(0)
+    return ClipItScorer(load_preset("tiny")).eval()
+
+
+def unit_rows(rng: np.random.Generator, n: int, dim: int = 32) -> np.ndarray:
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_presets_are_json_files_with_the_paper_sizes_as_default():
+    assert {"paper", "tiny"} <= set(list_presets())
+    paper = load_preset()
+    assert (paper.name, paper.feature_dim, paper.model_dim, paper.text_heads) == ("paper", 512, 512, 4)
+    assert (paper.layers, paper.heads, paper.feedforward_dim) == (6, 8, 2048)
+    assert load_preset("tiny", feature_dim=64).feature_dim == 64
+
+
+def test_unknown_preset_and_bad_configs_are_named():
+    with pytest.raises(ClipItError, match=r"'huge' not found.*\['paper', 'tiny'"):
+        load_preset("huge")
+    with pytest.raises(ClipItError, match=r"Unknown scorer config keys \['depth'\]"):
+        ScorerConfig.from_dict({"depth": 3})
+    with pytest.raises(ClipItError, match="heads=3 must divide model_dim=32"):
+        ScorerConfig(model_dim=32, heads=3)
+    with pytest.raises(ClipItError, match="window_overlap"):
+        ScorerConfig(window=16, window_overlap=8)
+
+
+@pytest.mark.parametrize("n_steps", [1, 7, 64, 65, 100, 1000, 14400])
+def test_windows_tile_the_video_with_context_on_both_sides(n_steps):
+    window, overlap = 64, 8
+    spans = attention_windows(n_steps, window, overlap)
+    kept = np.concatenate([np.arange(keep_lo, keep_hi) for _, _, keep_lo, keep_hi in spans])
+    assert np.array_equal(kept, np.arange(n_steps))
+    for lo, hi, keep_lo, keep_hi in spans:
+        assert 0 <= lo <= keep_lo < keep_hi <= hi <= n_steps
+        if n_steps > window:
+            assert hi - lo == window
+            assert keep_lo - lo >= overlap or lo == 0
+            assert hi - keep_hi >= overlap or hi == n_steps
+    assert len(spans) <= n_steps // (window - 2 * overlap) + 1
+
+
+def test_scores_are_per_step_probabilities_and_batching_does_not_change_them(tiny_model):
+    rng = np.random.default_rng(0)
+    videos = [unit_rows(rng, n) for n in (50, 200, 3)]
+    texts = [unit_rows(rng, m) for m in (1, 3, 2)]
+    together = predict_scores(tiny_model, videos, texts)
+    alone = [predict_scores(tiny_model, [v], [t])[0] for v, t in zip(videos, texts)]
+    for video, a, b in zip(videos, together, alone):
+        assert a.shape == (len(video),) and np.all((a > 0) & (a < 1))
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_a_short_video_is_attended_as_a_whole_and_a_long_one_only_within_windows(tiny_model):
+    rng = np.random.default_rng(1)
+    text = unit_rows(rng, 1)
+    short = unit_rows(rng, 60)  # <= window (64): one window, every step sees every other
+    changed = short.copy()
+    changed[-1] = unit_rows(rng, 1)[0]
+    a, b = predict_scores(tiny_model, [short, changed], [text, text])
+    assert not np.allclose(a[:10], b[:10], atol=1e-7)
+    long = unit_rows(rng, 300)
+    far = long.copy()
+    far[200:] = unit_rows(rng, 100)  # beyond the first window's reach: steps 0..47 are kept from [0, 64)
+    a, b = predict_scores(tiny_model, [long, far], [text, text])
+    np.testing.assert_array_equal(a[:48], b[:48])
+    assert not np.allclose(a[200:], b[200:])
+
+
+def test_scores_depend_on_the_text_even_with_one_sentence(tiny_model):
+    rng = np.random.default_rng(2)
+    frames = unit_rows(rng, 40)
+    a, b = predict_scores(tiny_model, [frames, frames], [unit_rows(rng, 1), unit_rows(rng, 1)])
+    assert np.abs(a - b).max() > 1e-4
+
+
+def test_bad_inputs_are_named(tiny_model):
+    rng = np.random.default_rng(3)
+    with pytest.raises(ClipItError, match=r"Frame embeddings #0 has shape \(10, 16\).*\(n >= 1, 32\)"):
+        predict_scores(tiny_model, [rng.normal(size=(10, 16))], [unit_rows(rng, 1)])
+    bad = unit_rows(rng, 5)
+    bad[2, 0] = np.nan
+    with pytest.raises(ClipItError, match="NaN"):
+        predict_scores(tiny_model, [bad], [unit_rows(rng, 1)])
+
+
+def test_checkpoint_round_trip_gives_bit_identical_scores(tiny_model, tmp_path):
+    rng = np.random.default_rng(4)
+    videos, texts = [unit_rows(rng, 90), unit_rows(rng, 150)], [unit_rows(rng, 1), unit_rows(rng, 2)]
+    path = save_checkpoint(str(tmp_path / "ckpt"), tiny_model, {"data": {"clip_model": "tiny-random"}}, "# card\n")
+    assert sorted(os.listdir(path)) == sorted([CONFIG_FILE, WEIGHTS_FILE, "MODEL_CARD.md"])
+    loaded = load_checkpoint(path)
+    assert loaded.config == tiny_model.config and loaded.metadata["data"]["clip_model"] == "tiny-random"
+    for a, b in zip(predict_scores(tiny_model, videos, texts), predict_scores(loaded.model, videos, texts)):
+        assert np.array_equal(a, b)
+    with pytest.raises(ClipItError, match="already exists"):
+        save_checkpoint(path, tiny_model, {}, "")
+
+
+def test_loading_never_unpickles(tiny_model, tmp_path):
+    """A pickle put where the weights belong is refused, and its payload never runs."""
+    path = save_checkpoint(str(tmp_path / "ckpt"), tiny_model, {}, "")
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    with open(os.path.join(path, WEIGHTS_FILE), "wb") as f:
+        pickle.dump(Payload(), f)
+    with pytest.raises(ClipItError, match="model.safetensors cannot be read"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_broken_checkpoints_are_named(tiny_model, tmp_path):
+    with pytest.raises(ClipItError, match="not found or incomplete"):
+        load_checkpoint(str(tmp_path / "nothing"))
+    path = save_checkpoint(str(tmp_path / "ckpt"), tiny_model, {}, "")
+    config_path = os.path.join(path, CONFIG_FILE)
+    document = json.loads(open(config_path).read())
+    document["config"]["layers"] = 2
+    open(config_path, "w").write(json.dumps(document))
+    with pytest.raises(ClipItError, match="weights do not fit its config"):
+        load_checkpoint(path)
+    document["format"] = "something-else"
+    open(config_path, "w").write(json.dumps(document))
+    with pytest.raises(ClipItError, match="is not a CLIP-It scorer config"):
+        load_checkpoint(path)

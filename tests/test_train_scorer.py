@@ -1,0 +1,201 @@
+"""train_scorer and score_frames with a checkpoint, in FiftyOne's real database, on real decoded videos.
+
+Five generated videos (10 s each, lossless) are embedded with the tiny random CLIP; four get
+users' summaries, a per-frame importance and a query; the fifth is added after embedding, so it
+has none and must be named as a failure while the others are used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import numpy as np
+import pytest
+from fiftyone import ViewField as F
+
+from conftest import write_video
+from fiftyone_clipit import add_videos, compute_frame_embeddings, create_summary, score_frames
+from fiftyone_clipit.cli import main
+from fiftyone_clipit.errors import BatchError, ClipItError
+from fiftyone_clipit.fo.common import embedding_store, root_dataset, write_in_chunks
+from fiftyone_clipit.fo.training import train_scorer
+from fiftyone_clipit.scorer import CONFIG_FILE, load_checkpoint, predict_scores
+from fiftyone_clipit.summary import upsample_scores
+
+pytestmark = pytest.mark.slow
+
+QUERIES = ["a red frame", "a green frame", "a blue frame", "a grey frame"]
+
+
+class FixedCaptioner:
+    """A stand-in captioner: fixed sentences, one per frame, counting the frames it saw."""
+
+    sentences = ["a colourful screen", "a plain background", "a colourful screen"]
+
+    def __init__(self):
+        self.frames_seen = []
+
+    def __call__(self, frames):
+        self.frames_seen.append([np.asarray(f).shape for f in frames])
+        return [self.sentences[i % len(self.sentences)] for i in range(len(frames))]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, tiny_encoder):
+    folder = tmp_path_factory.mktemp("train-videos")
+    paths = [str(write_video(folder / f"clip_{i}.mp4", 300, fps=30)) for i in range(5)]
+    ds = fo.Dataset(f"clipit-train-{uuid.uuid4().hex[:8]}")
+    add_videos(ds, paths[:4])
+    compute_frame_embeddings(ds, model=tiny_encoder)
+    ids = ds.values("id")
+    summaries, importance = {}, {}
+    for index, sample_id in enumerate(ids):
+        first = 31 + 60 * index
+        summaries[sample_id] = fo.TemporalDetections(detections=[
+            fo.TemporalDetection(label="user 1", support=[first, first + 44], user=1),
+            fo.TemporalDetection(label="user 2", support=[first + 15, first + 59], user=2),
+        ])
+        importance[sample_id] = {n: float(first <= n <= first + 44) for n in range(1, 301)}
+    write_in_chunks(ds, "gt_summary", summaries)
+    write_in_chunks(ds, "frames.importance", importance)
+    ds.set_values("query", QUERIES)
+    add_videos(ds, paths[4:])  # no embeddings, no labels
+    return ds
+
+
+@pytest.fixture(scope="module")
+def labelled(dataset):
+    return dataset.match(F("query") != None)  # noqa: E711
+
+
+@pytest.fixture(scope="module")
+def checkpoint(labelled, tiny_encoder, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("ckpt") / "scorer")
+    report = train_scorer(
+        labelled, path, gt_field="gt_summary", query_field="query", preset="tiny", model=tiny_encoder,
+        epochs=3, validation_fraction=0.25, learning_rate=1e-2,
+    )
+    return report
+
+
+def test_train_scorer_writes_a_checkpoint_and_records_the_run(dataset, checkpoint):
+    assert sorted(os.listdir(checkpoint.checkpoint)) == ["MODEL_CARD.md", "config.json", "model.safetensors"]
+    assert (checkpoint.n_train, checkpoint.n_validation, checkpoint.criterion) == (3, 1, "validation_f1")
+    assert 1 <= checkpoint.best_epoch <= 3 and 0.0 <= checkpoint.validation_value <= 1.0
+    info = dataset.get_run_info("clipit_train").config
+    assert info.checkpoint == checkpoint.checkpoint and info.mode == "supervised" and info.gt_fields == ["gt_summary"]
+    loaded = load_checkpoint(checkpoint.checkpoint)
+    assert loaded.config.name == "tiny" and loaded.config.feature_dim == 32
+    data = loaded.metadata["data"]
+    assert data["clip_model"] == "tiny-random" and data["dataset"] == dataset.name and data["videos"] == 4
+    card = open(os.path.join(checkpoint.checkpoint, "MODEL_CARD.md")).read()
+    assert dataset.name in card and "validation_f1" in card and "query field 'query'" in card
+
+
+def test_score_frames_with_a_checkpoint_writes_the_scorers_scores(labelled, checkpoint, tiny_encoder):
+    report = score_frames(labelled, "a red frame", model=tiny_encoder, scorer=checkpoint.checkpoint, batch_size=4)
+    assert report.n_scored == 4 and not report.failures
+    run = root_dataset(labelled).get_run_info("clipit_score_clipit_score").config
+    assert (run.scorer, run.checkpoint, run.scorer_preset) == ("checkpoint", checkpoint.checkpoint, "tiny")
+    # the same four videos in one batch through the checkpoint loaded here: bit-identical scores
+    model = load_checkpoint(checkpoint.checkpoint).model
+    text = tiny_encoder.encode_text(["a red frame"])
+    ids, numbers, stored = labelled.values(["id", "frames.frame_number", "frames.clipit_score"])
+    items = [embedding_store(labelled).get(sample_id) for sample_id in ids]
+    steps = predict_scores(model, [item.embeddings for item in items], [text] * 4)
+    for item, frame_numbers, values, step_scores in zip(items, numbers, stored, steps):
+        expected = upsample_scores(step_scores, item.frame_numbers - 1, 300)
+        assert frame_numbers == list(range(1, 301))
+        assert np.array_equal(np.asarray(values), expected)
+        assert np.all((expected > 0) & (expected < 1))
+    one_by_one = score_frames(labelled, "a red frame", scorer=checkpoint.checkpoint, batch_size=1, score_field="single")
+    assert one_by_one.n_scored == 4
+    np.testing.assert_allclose(np.concatenate(labelled.values("frames.single")), np.concatenate(stored), atol=1e-6)
+
+
+def test_a_checkpoint_of_another_clip_model_or_an_unknown_scorer_is_refused(labelled, checkpoint, tmp_path):
+    copy = str(tmp_path / "other")
+    shutil.copytree(checkpoint.checkpoint, copy)
+    document = json.load(open(os.path.join(copy, CONFIG_FILE)))
+    document["metadata"]["data"]["clip_model"] = "ViT-B-32"
+    json.dump(document, open(os.path.join(copy, CONFIG_FILE), "w"))
+    with pytest.raises(ClipItError, match="trained on embeddings of 'ViT-B-32'.*'tiny-random'"):
+        score_frames(labelled, "a red frame", scorer=copy)
+    with pytest.raises(ClipItError, match="Unknown scorer 'best-model'"):
+        score_frames(labelled, "a red frame", scorer="best-model")
+
+
+def test_generic_scores_from_a_stand_in_captioner_and_without_captions(labelled, checkpoint, tiny_encoder):
+    captioner = FixedCaptioner()
+    report = score_frames(
+        labelled, model=tiny_encoder, scorer=checkpoint.checkpoint, captioner=captioner, n_captions=3,
+        score_field="generic_score",
+    )
+    assert report.n_scored == 4 and len(captioner.frames_seen) == 4
+    assert all(len(shapes) == 3 and shapes[0] == (64, 96, 3) for shapes in captioner.frames_seen)
+    assert labelled.values("clipit_captions") == [["a colourful screen", "a plain background"]] * 4
+    assert root_dataset(labelled).get_run_info("clipit_score_generic_score").config.text == "captions"
+    free = score_frames(labelled, score_field="free_score")
+    assert free.n_scored == 4
+    assert root_dataset(labelled).get_run_info("clipit_score_free_score").config.text == "caption-free"
+    summary = create_summary(labelled, score_field="free_score", summary_field="free_summary", segmentation="uniform")
+    assert summary.n_summarized == 4 and summary.n_segments >= 4
+
+
+def test_unsupervised_training_on_a_per_frame_importance_field(labelled, tmp_path):
+    report = train_scorer(
+        labelled, str(tmp_path / "unsup"), gt_field="importance", mode="unsupervised", preset="tiny",
+        epochs=2, validation_fraction=0.25, run_key="clipit_train_unsup",
+    )
+    assert report.criterion == "validation_f1" and report.n_train == 3
+    metadata = load_checkpoint(report.checkpoint).metadata
+    assert metadata["training"]["losses"] == {"reconstruction": 1.0, "diversity": 1.0}
+    assert metadata["data"]["text"] == "caption-free" and metadata["data"]["ground_truth"] == "importance: ['importance']"
+
+
+def test_videos_without_embeddings_are_named_after_the_others_were_used(dataset, tiny_encoder, tmp_path):
+    path = str(tmp_path / "partial")
+    with pytest.raises(BatchError, match=r"clip_4\.mp4: no frame embeddings"):
+        train_scorer(dataset, path, gt_field="gt_summary", query="a red frame", model=tiny_encoder,
+                     preset="tiny", epochs=1, validation_fraction=0.25, run_key="clipit_train_partial")
+    assert os.path.isfile(os.path.join(path, "model.safetensors"))
+    with pytest.raises(ClipItError, match=r"Unknown training option\(s\) \['epoch'\]"):
+        train_scorer(dataset, path, gt_field="gt_summary", epoch=3)
+    with pytest.raises(ClipItError, match="Supervised training needs gt_field"):
+        train_scorer(dataset, path, query="a red frame")
+
+
+def test_train_scorer_operator_and_cli(labelled, tmp_path):
+    operator = foo.get_operator("@clipit/video-summarization/train_scorer")
+    assert operator.config.allow_delegated_execution and operator.config.default_choice_to_delegated
+    out = operator(labelled, gt_field="gt_summary", query="a red frame", output_dir=str(tmp_path / "op"),
+                   preset="tiny", epochs=2, validation_fraction=0.25)
+    assert out["checkpoint"] == str(tmp_path / "op") and "validation_f1" in out
+    cli_path = str(tmp_path / "cli")
+    assert main(["train", labelled.dataset_name, "--skip-failures", "--output", cli_path, "--gt-field", "gt_summary",
+                 "--query", "a red frame", "--preset", "tiny", "--epochs", "2", "--validation-fraction", "0.25"]) == 0
+    assert main(["score", labelled.dataset_name, "--skip-failures", "--query", "a blue frame", "--scorer", cli_path,
+                 "--score-field", "cli_score"]) == 0
+    assert labelled.count("frames.cli_score") == 4 * 300
+
+
+def test_train_scorer_form_checks_its_inputs(labelled):
+    from fiftyone.operators.executor import ExecutionContext
+
+    operator = foo.get_operator("@clipit/video-summarization/train_scorer")
+
+    def errors(params: dict) -> dict[str, str]:
+        ctx = ExecutionContext(request_params={"dataset_name": labelled.dataset_name, "params": params})
+        properties = operator.resolve_input(ctx).type.properties
+        return {k: p.error_message for k, p in properties.items() if getattr(p, "invalid", False)}
+
+    assert errors({"mode": "unsupervised", "output_dir": "/tmp/x"}) == {}
+    assert "gt_field" in errors({"mode": "supervised", "output_dir": "/tmp/x"})
+    assert "text_choice" in errors({"mode": "unsupervised", "output_dir": "/tmp/x", "query": "a", "query_field": "query"})
+    assert "epochs" in errors({"mode": "unsupervised", "output_dir": "/tmp/x", "epochs": 0})
+    assert "output_dir" in errors({"mode": "unsupervised", "output_dir": " "})
