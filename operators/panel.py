@@ -117,7 +117,7 @@ class ClipItPanel(foo.Panel):
                 config={"displayModeBar": False},
             )
             panel.float(
-                "budget", label="Summary budget (fraction of the video)", default=0.15,
+                "budget", label="Budget", default=0.15,
                 view=types.SliderView(min=0.01, max=0.5, step=0.01), on_change=self.on_budget,
             )
             panel.str("score_field", label="Score field", default="clipit_score", on_change=self.on_change_fields)
@@ -128,4 +128,4 @@ class ClipItPanel(foo.Panel):
         panel.btn("search", label="Search", on_click=self.on_search)
         if state.message:
             panel.md(str(state.message), name="message")
-        return types.Property(panel, view=types.GridView(orientation="vertical", gap=1))
+        return types.Property(panel)

@@ -96,7 +96,8 @@ def curve_traces(curves: VideoCurves) -> tuple[list[dict], dict]:
         "xaxis": {"title": {"text": "time (s)"}},
         "yaxis": {"title": {"text": "relevance"}},
         "yaxis2": {"overlaying": "y", "side": "right", "range": [0, 1], "showgrid": False},
-        "legend": {"orientation": "h"},
+        "legend": {"orientation": "h", "y": -0.25},
         "margin": {"l": 50, "r": 40, "t": 40, "b": 40},
+        "width": 880, "height": 360,
     }
     return traces, layout

@@ -157,7 +157,8 @@ def create_summary(
     dataset = root_dataset(samples)
     if label is None:
         key = score_run_key(score_field)
-        label = str(dataset.get_run_info(key).config.query) if dataset.has_run(key) else score_field
+        query = dataset.get_run_info(key).config.query if dataset.has_run(key) else None
+        label = str(query) if query is not None else f"summary ({score_field})"
     fields = ["id", "filepath", "metadata", "frames.frame_number", f"frames.{score_field}"]
     if shots.shots_field:
         fields.append(shots.shots_field)
