@@ -175,6 +175,7 @@ def iter_sampled_frames(
     batch_size: int = 32,
     keep_partial: bool = False,
     status: DecodeStatus | None = None,
+    codec_threads: int = 0,
 ) -> Iterator[FrameBatch]:
     """Decodes a video once and yields the frames sampled at `fps`, in batches.
 
@@ -191,6 +192,9 @@ def iter_sampled_frames(
         keep_partial (False): when the video breaks off mid-stream, end with the frames that
             decoded (and say why in `status.broken`) instead of raising BrokenVideoError.
         status (None): a DecodeStatus to fill in: frames decoded, expected, why it broke off.
+        codec_threads (0): decoder threads; 0 lets FFmpeg choose (frame and slice threads, as
+            many as cores), 1 decodes in the calling thread only (best when a CPU model needs
+            every core, see fo/embeddings.py).
 
     Raises:
         ValueError: fps or batch_size not positive.
@@ -204,6 +208,7 @@ def iter_sampled_frames(
     with _open(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = codec_threads
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         rate = float(stream.average_rate or 0) or 0.0
         status = status if status is not None else DecodeStatus()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 import warnings
 from dataclasses import dataclass
@@ -304,6 +305,12 @@ def load_clip(
     torch.manual_seed(0)
     try:
         clip_model, _, _ = open_clip.create_model_and_transforms(architecture, pretrained=weights)
+    except pickle.UnpicklingError as e:
+        raise WeightsNotFoundError(
+            f"Refused the weights file '{weights}' for CLIP model '{model}': it holds Python objects "
+            f"besides tensors, and loading them could run code. Use a .safetensors file or plain "
+            f"state-dict weights from a source you trust"
+        ) from e
     except (RuntimeError, FileNotFoundError, OSError) as e:
         raise WeightsNotFoundError(
             f"Could not load weights for CLIP model '{model}' ({e}); " + _how_to_supply(model)

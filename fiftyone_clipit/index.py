@@ -293,6 +293,7 @@ class FrameIndex:
         target_recall: float = 0.95,
         k: int = 10,
         max_nprobe: int = 1024,
+        reference: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> dict[str, dict]:
         """Measures recall@k against exact search and keeps, per query kind, the smallest nprobe
         (a power of two) that reaches `target_recall`.
@@ -302,6 +303,7 @@ class FrameIndex:
             target_recall (0.95): the recall@k to reach.
             k (10): recall@k.
             max_nprobe (1024): stop there (capped at the number of lists) if not reached.
+            reference (None): `vectors()` when the caller has it already (saves a copy).
 
         Returns:
             kind -> {"nprobe", "recall", "median_ms"} as measured (flat: nprobe 0, recall 1).
@@ -314,7 +316,7 @@ class FrameIndex:
             if self.kind == "flat" or not len(q):
                 report[kind] = {"nprobe": 0, "recall": 1.0, "median_ms": self._median_ms(q, k, None)}
                 continue
-            vectors, ids = self.vectors()
+            vectors, ids = reference if reference is not None else self.vectors()
             _, exact = faiss.knn(q, vectors, min(k, len(vectors)), metric=faiss.METRIC_INNER_PRODUCT)
             truth = ids[exact]
             nprobe, limit = 1, min(max_nprobe, self._index.nlist)

@@ -14,6 +14,7 @@ from fiftyone_clipit.encoders import DEFAULT_MODEL, PRESETS
 
 from .base import ClipItOperator, field_choice, fields_of_type, float_input, text_input
 from .panel import ClipItPanel
+from .runs import DeleteRun, ListRuns
 from .training import TrainScorer
 from .search import BuildFrameIndex, SearchFrames
 
@@ -147,6 +148,7 @@ class CreateSummary(ClipItOperator):
             progress=progress,
         )
         if report.view_name and not ctx.delegated:
+            ctx.dataset.reload()  # the library saved the view through its own handle on the dataset
             ctx.ops.set_view(ctx.dataset.load_saved_view(report.view_name))
         return {"summarized": report.n_summarized, "segments": report.n_segments, "view": report.view_name}
 
@@ -255,7 +257,10 @@ class ExportSummary(ClipItOperator):
         }
 
 
-OPERATORS = [AddVideos, ComputeFrameEmbeddings, ScoreFrames, CreateSummary, EvaluateSummary, ExportSummary, FrameOverlapF1, TrainScorer, BuildFrameIndex, SearchFrames]
+OPERATORS = [
+    AddVideos, ComputeFrameEmbeddings, ScoreFrames, CreateSummary, EvaluateSummary, ExportSummary,
+    FrameOverlapF1, TrainScorer, BuildFrameIndex, SearchFrames, ListRuns, DeleteRun,
+]
 
 
 def register(p: foo.PluginContext) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import fiftyone as fo
 import pytest
+from playwright.sync_api import expect
 
 from conftest import REPO
 from fiftyone_clipit import add_videos, compute_frame_embeddings, score_frames
@@ -46,8 +47,26 @@ def app(video_dir, tiny_encoder):
     session.close()
 
 
-def test_operator_from_the_browser_sets_the_clips_view(app):
-    from playwright.sync_api import expect, sync_playwright
+def run_operator(page, label: str, fields: dict[str, str]) -> None:
+    """Opens the operator browser, picks `label`, fills its form and executes it."""
+    page.keyboard.press("Backquote")
+    page.keyboard.type(label)
+    page.get_by_text(label).last.click()
+    for field_label, value in fields.items():
+        box = page.get_by_text(field_label, exact=True).first.locator("xpath=following::input[1]")
+        expect(box).to_be_visible(timeout=30_000)
+        box.fill(value)
+    page.get_by_role("button", name="Execute").click()
+    done, failed = page.get_by_text(f"{label}: done"), page.get_by_text("Error occurred during operator execution")
+    expect(done.or_(failed)).to_be_visible(timeout=180_000)
+    if failed.count():
+        failed.click()
+        pytest.fail(f"{label} failed in the App:\n{page.inner_text('body')[-2000:]}")
+    page.get_by_role("button", name="Close").click()
+
+
+def test_search_from_the_browser_shows_the_matching_moments(app):
+    from playwright.sync_api import sync_playwright
 
     dataset, url = app
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -59,19 +78,14 @@ def test_operator_from_the_browser_sets_the_clips_view(app):
         dismiss = page.get_by_text("Dismiss")
         if dismiss.count():
             dismiss.first.click()
-        page.keyboard.press("Backquote")
-        page.keyboard.type("CLIP-It: create summary")
-        page.get_by_text("CLIP-It: create summary").last.click()
-        budget = page.get_by_text("Budget (fraction of each video)").locator("xpath=following::input[1]")
-        expect(budget).to_be_visible(timeout=30_000)
-        budget.fill("0.3")
-        page.get_by_role("button", name="Execute").click()
-        expect(page.get_by_text("CLIP-It: create summary: done")).to_be_visible(timeout=120_000)
-        expect(page.get_by_text("clipit_summary_clips")).to_be_visible()
-        page.get_by_role("button", name="Close").click()
+        run_operator(page, "CLIP-It: search frames", {"Text (or the path of an image file)": "a person"})
+        expect(page.get_by_text("clipit_matches", exact=True).first).to_be_visible(timeout=60_000)
         expect(page.get_by_text("support", exact=True).first).to_be_visible(timeout=30_000)
-        page.screenshot(path=str(ARTIFACTS / "clips_view.png"))
+        page.screenshot(path=str(ARTIFACTS / "search_view.png"))
+        run_operator(page, "CLIP-It: create summary", {"Budget (fraction of each video)": "0.3"})
+        expect(page.get_by_text("clipit_summary", exact=True).first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "summary_view.png"))
         browser.close()
     dataset.reload()
-    assert dataset.count("clipit_summary.detections") >= 2
+    assert dataset.count("clipit_matches.detections") >= 1
     assert dataset.get_run_info("clipit_summary_clipit_summary").config.budget == pytest.approx(0.3)

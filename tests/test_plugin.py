@@ -74,6 +74,8 @@ VALID = {
     "train_scorer": {"mode": "supervised", "gt_field": "gt", "output_dir": "/tmp/ckpt", "epochs": 10, "seed": 0},
     "build_frame_index": {"kind": "auto", "brain_key": "clipit_frames"},
     "search_frames": {"query": "a person", "k": 5, "clip_seconds": 2.0},
+    "list_runs": {},
+    "delete_run": {"run_key": "clipit_score_clipit_score"},
 }
 INVALID = {
     "add_videos": ({"paths": " "}, "paths"),
@@ -86,12 +88,16 @@ INVALID = {
     "train_scorer": ({"mode": "supervised", "gt_field": "", "output_dir": "/tmp/ckpt"}, "gt_field"),
     "build_frame_index": ({"brain_key": "bad key"}, "brain_key"),
     "search_frames": ({"query": " ", "k": 5}, "query"),
+    "list_runs": None,  # no parameters to get wrong; its precondition is tested below
+    "delete_run": ({"run_key": "no_such_run"}, "run_key"),
 }
 
 
 @pytest.mark.parametrize("name", MANIFEST["operators"])
 def test_forms_accept_valid_and_reject_invalid_input(dataset, name):
     assert invalid(form(name, dataset, VALID[name])) == {}
+    if INVALID[name] is None:
+        return
     params, bad_field = INVALID[name]
     errors = invalid(form(name, dataset, params))
     assert bad_field in errors and errors[bad_field]
@@ -138,3 +144,13 @@ def test_operator_reports_a_clear_error(dataset):
     with pytest.raises(Exception, match="[Qq]uery must not be empty"):
         result = foo.execute_operator(uri("score_frames"), ctx={"dataset": dataset, "params": {"query": " "}})
         result.raise_exceptions()
+
+
+def test_runs_are_listed_and_deleted_through_operators(dataset, tiny_encoder):
+    score_frames(dataset, "a bicycle", score_field="to_delete", model=tiny_encoder)
+    listed = foo.get_operator(uri("list_runs"))(dataset)
+    assert {"clipit_embeddings", "clipit_score_to_delete"} <= set(listed)
+    result = foo.get_operator(uri("delete_run"))(dataset, run_key="clipit_score_to_delete")
+    assert result == {"deleted": "clipit_score_to_delete", "kind": "run"}
+    assert "clipit_score_to_delete" not in dataset.list_runs()
+    assert "clipit_score_to_delete" not in foo.get_operator(uri("list_runs"))(dataset)

@@ -32,8 +32,8 @@ pytestmark = pytest.mark.slow
 
 
 def same_database_env() -> dict[str, str]:
-    """The environment for a child process that uses this session's mongod directly (FiftyOne's
-    service would attach a child to any FiftyOne database service running on the machine)."""
+    """The environment for a child process that uses this session's mongod by its URI (without
+    one, FiftyOne's service attaches a child to any FiftyOne database service it finds)."""
     from fiftyone.core.odm.database import get_db_client
 
     host, port = get_db_client().address
@@ -127,6 +127,9 @@ def test_text_query_in_another_process_and_brain_sort_by_similarity(indexed, tin
     assert sorted(order) == sorted(indexed.values("id"))
     brain = indexed.sort_by_similarity("a red square", k=3, brain_key="clipit_frames")
     assert brain.values("id") == order[:3]
+    last = indexed.select(order[-1]).first()
+    frame = embedding_store(indexed).get(last.id).embeddings[1]
+    assert indexed.sort_by_similarity(frame, k=1, brain_key="clipit_frames").values("id") == [last.id]
     script = (
         "import json, fiftyone as fo, fiftyone_clipit as fc;"
         f"d = fo.load_dataset('{indexed.name}');"

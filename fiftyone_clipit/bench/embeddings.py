@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="ViT-B-32-random", help="CLIP model (default: ViT-B-32-random)")
     parser.add_argument("--fps", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=2, help="rounds; each figure is the best round")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; each figure is the best round")
     parser.add_argument("--device", help="torch device (default: cuda, mps or cpu)")
     parser.add_argument("--skip-fiftyone", action="store_true", help="leave out FiftyOne's path")
 
@@ -157,7 +157,9 @@ def run(args: argparse.Namespace) -> dict:
                 pipeline[p].append(seconds)
                 items[p] = result["items"]
             if fo_model is not None:
-                seconds, fiftyone_frames, fiftyone_embeddings = _fiftyone_path(videos, fo_model, args.fps, args.batch_size)
+                seconds, fiftyone_frames, fiftyone_embeddings = _fiftyone_path(
+                    videos, fo_model, args.fps, args.batch_size
+                )
                 fiftyone_seconds.append(seconds)
     finally:
         dataset.delete()

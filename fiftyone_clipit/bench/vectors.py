@@ -111,8 +111,12 @@ class FrameLikeVectors:
             yield vectors, owners
 
     def all(self) -> np.ndarray:
-        """Every vector at once: float32 (n_vectors, dim)."""
-        return np.concatenate([chunk for chunk, _ in self.chunks()])
+        """Every vector at once: float32 (n_vectors, dim), filled video by video (no second copy)."""
+        out = np.empty((self.n_vectors, self.dim), np.float32)
+        for video in range(self.n_videos):
+            start = video * self.frames_per_video
+            out[start : start + self.video_length(video)] = self.video(video)
+        return out
 
     def near_queries(self, n: int, seed: int = 1) -> np.ndarray:
         """New frames of random videos at random times (not in the set): float32 (n, dim)."""

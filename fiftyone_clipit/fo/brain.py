@@ -209,13 +209,14 @@ class ClipItSimilarityIndex(SimilarityIndex):
         return (ids, None, dists) if return_dists else (ids, None)
 
     def _query_vectors(self, query) -> tuple[np.ndarray, bool]:
-        if isinstance(query, str):
-            query = [query]
-        query = np.asarray(query)
+        """(query vectors (m, d), whether it was one query): vectors as given; video ids as the
+        normalised mean of their frame embeddings."""
+        single = isinstance(query, str)
+        query = np.asarray([query] if single else query)
         if np.issubdtype(query.dtype, np.number):
             return np.atleast_2d(query).astype(np.float32), query.ndim == 1
         vectors, _, _ = self.get_embeddings(list(query), allow_missing=False)
-        return vectors, False
+        return vectors, single
 
     @classmethod
     def _from_dict(cls, d, samples, config, brain_key):

@@ -10,6 +10,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar, Union
 import fiftyone as fo
 import fiftyone.core.media as fom
 import fiftyone.core.collections as foc
+from fiftyone.core.clips import ClipsView
+from fiftyone.core.video import FramesView
 from tqdm.auto import tqdm
 
 from fiftyone_clipit.errors import BatchError, ClipItError, ItemFailure
@@ -26,13 +28,19 @@ _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def video_collection(samples: foc.SampleCollection) -> foc.SampleCollection:
-    """Checks that `samples` holds videos and is not empty.
+    """The videos to process: `samples` itself, or the source videos of a clips or frames view.
+
+    A clips view (e.g. a summary's or a search's moments in the App) holds only some frames of
+    each video; CLIP-It's stages work on whole videos, so they run on the videos those clips
+    come from.
 
     Raises:
         ClipItError: not a sample collection, not videos, or no samples.
     """
     if not isinstance(samples, foc.SampleCollection):
         raise ClipItError(f"Expected a FiftyOne dataset or view, got {type(samples).__name__}")
+    if isinstance(samples, (ClipsView, FramesView)):
+        samples = root_dataset(samples).select(samples.distinct("sample_id"), ordered=True)
     if samples.media_type != fom.VIDEO:
         raise ClipItError(
             f"'{dataset_name(samples)}' holds {samples.media_type} samples; CLIP-It works on "

@@ -86,20 +86,52 @@ class FrameEmbeddingsRun(fors.Run):
             EmbeddingStore(store_dir).clear()
 
 
+def codec_threads_for(encoder: ClipEncoder) -> int:
+    """Decoder threads beside this encoder: FFmpeg's choice when the model runs on a GPU; one
+    when it runs on the CPU and needs every core (on 2 cores, frame threads beside the int8
+    ViT-B/32 cost more than they gave: the pipeline ran at 0.90 of the model alone with one
+    decoder thread and 0.88 with FFmpeg's automatic threads, medians of 4 interleaved rounds)."""
+    return 1 if encoder.device.type == "cpu" else 0
+
+
+_FIRST_BATCH = 8
+
+
+def _merged(parts: list[FrameBatch]) -> FrameBatch:
+    if len(parts) == 1:
+        return parts[0]
+    return FrameBatch(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("frames", "frame_numbers", "times")))
+
+
 def _decode_events(
     videos: Sequence[tuple[str, str]], encoder: ClipEncoder, fps: float, batch_size: int, keep_partial: bool
 ) -> Iterator[tuple[str, FrameBatch | DecodeStatus | VideoError]]:
-    """(key, batch) for every batch of every video, then (key, status) or (key, error) at its end."""
+    """(key, batch) for every batch of every video, then (key, status) or (key, error) at its end.
+
+    The run's first batch holds at most `_FIRST_BATCH` frames, so the model starts as soon as a few
+    frames are decoded (a full first batch kept it idle ~0.25 s, 5% of a 70-second-footage run);
+    after that the decoder is ahead and batches are full.
+    """
+    step = max(d for d in range(1, min(_FIRST_BATCH, batch_size) + 1) if batch_size % d == 0)
+    started = False
     for key, path in videos:
         status = DecodeStatus()
+        parts, n = [], 0
         try:
-            for batch in iter_sampled_frames(
-                path, fps, resize=encoder.resize, batch_size=batch_size, keep_partial=keep_partial, status=status
+            for part in iter_sampled_frames(
+                path, fps, resize=encoder.resize, batch_size=step, keep_partial=keep_partial,
+                status=status, codec_threads=codec_threads_for(encoder),
             ):
-                yield key, batch
+                parts.append(part)
+                n += len(part.frame_numbers)
+                if n >= batch_size or not started:
+                    yield key, _merged(parts)
+                    parts, n, started = [], 0, True
         except VideoError as e:
             yield key, e
             continue
+        if parts:
+            yield key, _merged(parts)
         yield key, status
 
 
@@ -138,7 +170,8 @@ def embed_videos(
             if isinstance(event, VideoError):
                 yield EmbeddedVideo(key, path, None, None, event)
             else:
-                yield EmbeddedVideo(key, path, _frame_embeddings(path, encoder, fps, numbers, chunks, event), event, None)
+                item = _frame_embeddings(path, encoder, fps, numbers, chunks, event)
+                yield EmbeddedVideo(key, path, item, event, None)
             break
 
 
@@ -186,7 +219,8 @@ def compute_frame_embeddings(
 
     Videos whose stored embeddings were made by the same model at the same fps from the same
     file are skipped (so a second call only embeds what is new or changed, and a killed call
-    loses at most the video in flight). Embeddings live outside the frame documents, one file
+    loses at most the video in flight); the precision is recorded but not compared (int8 and
+    fp16 embeddings stay within cosine 0.999 of fp32): pass overwrite=True to re-embed. Embeddings live outside the frame documents, one file
     per video; the run `clipit_embeddings` records model, precision, fps, dimension, where the
     store is and what is in it (`dataset.delete_run("clipit_embeddings")` deletes the store).
 
@@ -210,7 +244,7 @@ def compute_frame_embeddings(
             weights not found.
         BatchError: some videos failed (after all others were embedded and stored).
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps!r}")
     if on_broken not in ON_BROKEN:
@@ -252,7 +286,8 @@ def compute_frame_embeddings(
         report.n_embedded += 1
         report.n_frames += len(outcome.item.frame_numbers)
         if outcome.status.broken:
-            note = ItemFailure(outcome.path, f"{outcome.status.broken}; kept {len(outcome.item.frame_numbers)} sampled frames")
+            kept = len(outcome.item.frame_numbers)
+            note = ItemFailure(outcome.path, f"{outcome.status.broken}; kept {kept} sampled frames")
             report.partial.append(note)
             logger.warning("Embedded part of %s", note)
     _record_run(dataset, store, encoder, pretrained, fps)
@@ -260,7 +295,9 @@ def compute_frame_embeddings(
     return report
 
 
-def _record_run(dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder, pretrained: str | None, fps: float) -> None:
+def _record_run(
+    dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder, pretrained: str | None, fps: float
+) -> None:
     """Records the run, with what the store holds for this dataset's videos (frames per video)."""
     embedded, partial = {}, {}
     for sample_id in dataset.values("id"):
@@ -280,8 +317,9 @@ def _record_run(dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder
         n_videos=len(embedded),
         n_frames=int(sum(embedded.values())),
     )
-    if dataset.has_run(EMBEDDINGS_RUN) and not isinstance(dataset.get_run_info(EMBEDDINGS_RUN).config, FrameEmbeddingsRunConfig):
-        dataset.delete_run(EMBEDDINGS_RUN)  # an older generic record; its cleanup does nothing
+    if dataset.has_run(EMBEDDINGS_RUN):
+        if not isinstance(dataset.get_run_info(EMBEDDINGS_RUN).config, FrameEmbeddingsRunConfig):
+            dataset.delete_run(EMBEDDINGS_RUN)  # an older generic record; its cleanup does nothing
     dataset.register_run(EMBEDDINGS_RUN, config, overwrite=True, cleanup=False)
     results = dataset.init_run_results(EMBEDDINGS_RUN, frames_per_video=embedded, partial=partial)
     dataset.save_run_results(EMBEDDINGS_RUN, results)

@@ -393,7 +393,7 @@ def evaluate_summary(
         ClipItError: an unknown protocol or mode, a missing field or one of the wrong type.
         BatchError: some videos could not be evaluated (the others were saved with the run).
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     if protocol not in protocols.PROTOCOLS:
         raise ClipItError(f"Unknown protocol '{protocol}'. Valid protocols are {list(protocols.PROTOCOLS)}")
     mode = mode or protocols.DEFAULT_MODES[protocol]

@@ -118,7 +118,7 @@ def export_summary(
         ClipItError: the export directory cannot be created or written, or a field is missing.
         BatchError: some videos could not be exported (the others were written).
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     _check_summary_field(samples, summary_field)
     if not (clips or reel or storyboard):
         raise ValueError("Nothing to export: clips, reel and storyboard are all False")
@@ -173,7 +173,7 @@ def export_summary_dataset(
         ClipItError: the directory exists and is not empty (without `overwrite`), cannot be
             written, the summary field is missing, or FiftyOne's export failed.
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     _check_summary_field(samples, summary_field)
     export_dir = os.path.abspath(export_dir)
     if os.path.exists(export_dir) and not overwrite and (not os.path.isdir(export_dir) or os.listdir(export_dir)):

@@ -112,7 +112,7 @@ def add_video_annotations(
         ClipItError: not videos, a bad field name, or a field of another type in the way.
         BatchError: some videos did not match their annotation (the others were written).
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     for name, ftype, doc in (
         (user_scores_field, fo.ListField, None),
         (gt_score_field, fo.FloatField, None),
@@ -181,7 +181,7 @@ def add_highlight_annotations(
     Raises:
         ClipItError: not videos, a bad field name, or a field of another type in the way.
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     for name in (query_field, saliency_field, windows_field):
         check_field_name(name, "ground-truth field")
     check_field_type(samples, query_field, fo.StringField)
@@ -239,7 +239,7 @@ def add_qfvs_annotations(
         ClipItError: not videos, a bad field name, or a field of another type in the way.
         BatchError: a sample's query is not one of its video's 45 (the others were written).
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     for name in (concepts_field, oracle_field, summaries_field):
         check_field_name(name, "ground-truth field")
     check_field_type(samples, concepts_field, fo.ListField)

@@ -115,12 +115,13 @@ def load_frame_index(samples: foc.SampleCollection) -> FrameIndex:
 
 
 def _calibrate(index: FrameIndex, target_recall: float) -> dict:
-    vectors, _ = index.vectors()
+    """Measures recall for sample frames as queries and for far (text-like) queries."""
+    reference = index.vectors()
+    vectors = reference[0]
     rng = np.random.default_rng(0)
     near = vectors[rng.choice(len(vectors), min(_CALIBRATION_QUERIES, len(vectors)), replace=False)]
-    return index.calibrate(
-        {"near": near, "text": far_queries(vectors, _CALIBRATION_QUERIES)}, target_recall=target_recall
-    )
+    queries = {"near": near, "text": far_queries(vectors, _CALIBRATION_QUERIES)}
+    return index.calibrate(queries, target_recall=target_recall, reference=reference)
 
 
 def build_frame_index(
@@ -150,7 +151,7 @@ def build_frame_index(
     Raises:
         ClipItError: no embeddings, embeddings of differing dimension, or a bad kind.
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     if kind not in ("auto", "flat", "ivf"):
         raise ClipItError(f"Unknown index kind '{kind}'. Available: ['auto', 'flat', 'ivf']")
     dataset = root_dataset(samples)
@@ -321,7 +322,8 @@ def _model_input(path: str, size: int) -> np.ndarray:
     with Image.open(path) as image:
         image = image.convert("RGB")
         scale = size / min(image.size)
-        image = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))), Image.BICUBIC)
+        shape = (max(size, round(image.width * scale)), max(size, round(image.height * scale)))
+        image = image.resize(shape, Image.BICUBIC)
         left, top = (image.width - size) // 2, (image.height - size) // 2
         return np.asarray(image.crop((left, top, left + size, top + size)))[None]
 
@@ -416,7 +418,7 @@ def search_frames(
             dimension differs from the index's, or bad field names.
         ValueError: k < 1 or clip_seconds <= 0.
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if not clip_seconds > 0:

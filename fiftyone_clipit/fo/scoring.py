@@ -149,7 +149,7 @@ def score_frames(
             embeddings' one, or an unknown / mismatched scorer.
         BatchError: some videos could not be scored (the others were written).
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     sentences = _check_query(query)
     check_field_name(score_field, "score field")
     check_field_type(samples, f"frames.{score_field}", fo.FloatField)
@@ -209,6 +209,11 @@ def score_frames(
                 path, f"{item.embeddings.shape[1]}-d embeddings; the scorer reads {checkpoint.config.feature_dim}-d"
             ))
             continue
+        n_frames = metadata.total_frame_count if metadata else int(item.frame_numbers[-1])
+        lie = _frame_count_mismatch(n_frames, item.info) if metadata else None
+        if lie:
+            report.failures.append(ItemFailure(path, lie))
+            continue
         try:
             text, sentences_of_video = _video_text(query_text, captioner, encoder, path, item.embeddings, n_captions)
         except (ClipItError, VideoError, ValueError) as e:
@@ -216,11 +221,6 @@ def score_frames(
             continue
         if sentences_of_video:
             captions[sample_id] = report.captions[path] = sentences_of_video
-        n_frames = metadata.total_frame_count if metadata else int(item.frame_numbers[-1])
-        lie = _frame_count_mismatch(n_frames, item.info) if metadata else None
-        if lie:
-            report.failures.append(ItemFailure(path, lie))
-            continue
         batch.append((sample_id, path, n_frames, item, text))
         if len(batch) == batch_size:
             score_batch()

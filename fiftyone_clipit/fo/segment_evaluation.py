@@ -55,7 +55,7 @@ def evaluate_summary_segments(
         ClipItError: a field is missing or not TemporalDetections, an unknown mode, or the plugin
             (which provides the custom metric) is not installed.
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     if mode not in F1_MODES:
         raise ClipItError(f"Unknown mode '{mode}'. Valid modes are {list(F1_MODES)}")
     for name in (pred_field, gt_field):

@@ -147,7 +147,7 @@ def create_summary(
         ValueError: an option out of range (named with the valid values).
         BatchError: some videos could not be summarised (the others were written).
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     check_field_name(score_field, "score field")
     check_field_name(summary_field, "summary field")
     check_field_type(samples, summary_field, fo.EmbeddedDocumentField, fo.TemporalDetections)
@@ -200,6 +200,7 @@ def create_summary(
         report.n_split_shots += len(fitting) - len(change_points)
     if values:
         write_in_chunks(samples, summary_field, values)
+        dataset.reload()  # another process (the App's server) may hold an older schema
         report.view_name = f"{summary_field}_clips"
         dataset.save_view(report.view_name, dataset.to_clips(summary_field), overwrite=True)
         report.storyboard_view = _write_storyboard(dataset, samples, summary_field, keyframes)

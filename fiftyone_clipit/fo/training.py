@@ -156,7 +156,7 @@ def train_scorer(
         ClipItError: bad fields or options, no embeddings, or too few usable videos.
         BatchError: some videos could not be used (the checkpoint was written from the others).
     """
-    video_collection(samples)
+    samples = video_collection(samples)
     training_options = _options(options)
     gt_fields = ensure_iterable(gt_field) if gt_field is not None else []
     gt_kind = _ground_truth_kind(samples, gt_fields) if gt_fields else None

@@ -105,7 +105,7 @@ def add_videos(
 
 def ensure_metadata(samples: foc.SampleCollection) -> list[ItemFailure]:
     """Fills in missing video metadata with PyAV; returns the samples whose files cannot be read."""
-    video_collection(samples)
+    samples = video_collection(samples)
     failures = []
     missing = samples.exists("metadata", False)
     for sample_id, path, _ in samples_info(missing):

@@ -1,0 +1,62 @@
+"""This plugin's runs on a dataset (embeddings, scores, summaries, training, evaluations, indexes).
+
+FiftyOne keeps three kinds of runs in three namespaces; CLIP-It writes custom runs (keys starting
+with `clipit_`), evaluations made by `evaluate_summary`, and brain runs of its similarity backend.
+Listing and deleting goes through FiftyOne's own run APIs, so each run's cleanup (e.g. the
+embedding store or the index files) happens as FiftyOne defines it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import fiftyone as fo
+
+from fiftyone_clipit.errors import ClipItError
+
+_KINDS = {
+    "run": ("list_runs", "get_run_info", "delete_run"),
+    "evaluation": ("list_evaluations", "get_evaluation_info", "delete_evaluation"),
+    "brain": ("list_brain_runs", "get_brain_info", "delete_brain_run"),
+}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run: its key, kind (run, evaluation, brain), when it was made, and what made it."""
+
+    key: str
+    kind: str
+    timestamp: str
+    config: dict
+
+
+def _is_ours(kind: str, key: str, info) -> bool:
+    cls = getattr(info.config, "cls", "") or ""
+    return cls.startswith("fiftyone_clipit") or (kind == "run" and key.startswith("clipit_"))
+
+
+def list_clipit_runs(dataset: fo.Dataset) -> list[RunSummary]:
+    """Every run this plugin recorded on `dataset`, oldest first."""
+    runs = []
+    for kind, (list_name, info_name, _) in _KINDS.items():
+        for key in getattr(dataset, list_name)():
+            info = getattr(dataset, info_name)(key)
+            if _is_ours(kind, key, info):
+                config = {k: v for k, v in info.config.serialize().items() if k not in ("cls", "type")}
+                runs.append(RunSummary(key, kind, str(info.timestamp), config))
+    return sorted(runs, key=lambda run: run.timestamp)
+
+
+def delete_clipit_run(dataset: fo.Dataset, key: str) -> RunSummary:
+    """Deletes one of this plugin's runs (with FiftyOne's cleanup of what it wrote).
+
+    Raises:
+        ClipItError: no run of this plugin has that key; the message lists those that exist.
+    """
+    runs = {run.key: run for run in list_clipit_runs(dataset)}
+    if key not in runs:
+        raise ClipItError(f"'{dataset.name}' has no CLIP-It run '{key}'; its runs are {sorted(runs)}")
+    run = runs[key]
+    getattr(dataset, _KINDS[run.kind][2])(key)
+    return run
