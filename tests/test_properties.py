@@ -1,9 +1,9 @@
 """Property-based tests (hypothesis) of core invariants not covered elsewhere.
 
 Already covered: knapsack optimality and order independence, long-shot splitting (test_summary),
-KTS early stopping (test_segmentation), per-pair F1 bounds and symmetry (test_metrics). Here:
-whole summaries respect their budget, upsampled scores stay in range, multi-user F1 and rank
-correlations stay bounded, QFVS F1 and concept IoU stay in [0, 1] and are symmetric.
+KTS early stopping (test_segmentation), F1 bounds, avg <= max and symmetry (test_metrics). Here:
+whole summaries respect their budget, upsampled scores stay in range, rank correlations stay
+bounded, QFVS F1 and concept IoU stay in [0, 1] and are symmetric.
 """
 
 from __future__ import annotations
