@@ -9,8 +9,8 @@ reachable, loading stops with one sentence that says how to supply them.
 Precision (`precision=`): fp32 on CPU and fp16 on a GPU by default. `"int8"` is a faster CPU
 path that is never chosen silently: the image tower's linear layers (the MLPs, about two thirds
 of ViT-B/32's work) are quantized to int8 with dynamic activation scales
-(`torch.ao.quantization.quantize_dynamic`), which ran ViT-B/32 about 1.6 times faster on a
-2-core CPU with embeddings at cosine >= 0.9999 to fp32 on real footage (`fiftyone-clipit bench
+(`torch.ao.quantization.quantize_dynamic`), which ran ViT-B/32 1.6-1.8 times faster on a
+2-core CPU with embeddings at cosine >= 0.9998 to fp32 on real footage (`fiftyone-clipit bench
 embeddings` measures both). The text tower stays fp32.
 """
 
