@@ -78,11 +78,7 @@ class ScoreFrames(ClipItOperator):
     label = "CLIP-It: score frames for a query"
     description = "Per-frame relevance of a text query (zero-shot CLIP similarity or a trained scorer)"
 
-    def precondition(self, ctx):
-        problem = super().precondition(ctx)
-        if problem is None and not ctx.dataset.has_run("clipit_embeddings"):
-            problem = f"'{ctx.dataset.name}' has no frame embeddings yet: run 'CLIP-It: compute frame embeddings' first"
-        return problem
+    needs_embeddings = True
 
     def build_inputs(self, ctx, inputs):
         text_input(ctx, inputs, "query", "Query", required=True)

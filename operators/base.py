@@ -16,7 +16,7 @@ class ClipItOperator(foo.Operator):
     """A thin operator: a form (`build_inputs`), one library call (`run`), a short output.
 
     Subclasses set `name`, `label`, `description`; `heavy` operators offer delegated execution
-    and choose it by default.
+    and choose it by default; `needs_embeddings` ones refuse datasets without frame embeddings.
     """
 
     name = ""
@@ -24,6 +24,7 @@ class ClipItOperator(foo.Operator):
     description = ""
     heavy = True
     needs_target = True
+    needs_embeddings = False
 
     @property
     def config(self) -> foo.OperatorConfig:
@@ -69,6 +70,8 @@ class ClipItOperator(foo.Operator):
             return f"'{ctx.dataset.name}' holds {ctx.dataset.media_type}s; CLIP-It works on video datasets"
         if len(ctx.target_view()) == 0:
             return "The chosen target has no videos"
+        if self.needs_embeddings and not ctx.dataset.has_run("clipit_embeddings"):
+            return f"'{ctx.dataset.name}' has no frame embeddings yet: run 'CLIP-It: compute frame embeddings' first"
         return None
 
     def resolve_input(self, ctx):

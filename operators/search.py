@@ -7,19 +7,11 @@ import fiftyone.operators.types as types
 from .base import ClipItOperator, float_input, text_input
 
 
-class _NeedsEmbeddings(ClipItOperator):
-    def precondition(self, ctx):
-        problem = super().precondition(ctx)
-        if problem is None and not ctx.dataset.has_run("clipit_embeddings"):
-            problem = f"'{ctx.dataset.name}' has no frame embeddings yet: run 'CLIP-It: compute frame embeddings' first"
-        return problem
-
-
-class BuildFrameIndex(_NeedsEmbeddings):
+class BuildFrameIndex(ClipItOperator):
     name = "build_frame_index"
     label = "CLIP-It: build frame index"
     description = "Index every embedded frame with FAISS (and register a Brain similarity run)"
-    needs_target = True
+    needs_embeddings = True
 
     def build_inputs(self, ctx, inputs):
         inputs.enum("kind", ["auto", "flat", "ivf"], default="auto", label="Index (auto: exact while small)")
@@ -40,11 +32,12 @@ class BuildFrameIndex(_NeedsEmbeddings):
                 "added": report.n_added, "removed": report.n_removed}
 
 
-class SearchFrames(_NeedsEmbeddings):
+class SearchFrames(ClipItOperator):
     name = "search_frames"
     label = "CLIP-It: search frames"
     description = "Find the moments across the dataset that match a text, and show them (indexes first if needed)"
     heavy = False
+    needs_embeddings = True
 
     def build_inputs(self, ctx, inputs):
         text_input(ctx, inputs, "query", "Text (or the path of an image file)", required=True)

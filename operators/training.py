@@ -23,11 +23,7 @@ class TrainScorer(ClipItOperator):
     label = "CLIP-It: train a scorer"
     description = "Train the CLIP-It frame scorer on this dataset's embeddings and ground truth"
 
-    def precondition(self, ctx):
-        problem = super().precondition(ctx)
-        if problem is None and not ctx.dataset.has_run("clipit_embeddings"):
-            problem = f"'{ctx.dataset.name}' has no frame embeddings yet: run 'CLIP-It: compute frame embeddings' first"
-        return problem
+    needs_embeddings = True
 
     def build_inputs(self, ctx, inputs):
         mode = ctx.params.get("mode") or "supervised"

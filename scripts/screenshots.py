@@ -1,8 +1,10 @@
 """Takes the README's App screenshots: the demo's clips view and the CLIP-It panel.
 
-Run it after the demo, with the plugin installed (FIFTYONE_PLUGINS_DIR) and Debian's chromium:
-    FIFTYONE_DATABASE_DIR=/tmp/clipit-shots .venv/bin/fiftyone-clipit demo --model tiny-random
-    FIFTYONE_DATABASE_DIR=/tmp/clipit-shots .venv/bin/python scripts/screenshots.py docs/images
+Run it after the demo, with the plugin installed (FIFTYONE_PLUGINS_DIR), Debian's chromium, and
+a throwaway database so yours is untouched:
+    export FIFTYONE_DATABASE_DIR="$(mktemp -d)"
+    .venv/bin/fiftyone-clipit demo --model tiny-random
+    .venv/bin/python scripts/screenshots.py docs/images
 """
 
 from __future__ import annotations

@@ -167,11 +167,11 @@ def test_export_keeps_audio(video_dir, tiny_encoder, tmp_path):
         assert container.streams.audio
 
 
-def test_empty_query_and_image_dataset_are_refused(scored, tiny_encoder):
+def test_empty_query_and_image_dataset_are_refused(scored, tiny_encoder, tmp_path):
     with pytest.raises(ClipItError, match="non-empty"):
         score_frames(scored, "  ", model=tiny_encoder)
     images = fo.Dataset()
-    images.add_sample(fo.Sample(filepath="/tmp/x.jpg"))
+    images.add_sample(fo.Sample(filepath=str(tmp_path / "x.jpg")))
     with pytest.raises(ClipItError, match="video"):
         compute_frame_embeddings(images, model=tiny_encoder)
 

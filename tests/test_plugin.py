@@ -64,14 +64,14 @@ def invalid(properties) -> dict[str, str]:
 
 
 VALID = {
-    "add_videos": {"paths": "/tmp/a.mp4"},
+    "add_videos": {"paths": "videos/a.mp4"},
     "compute_frame_embeddings": {"model": "tiny-random", "fps": 2.0},
     "score_frames": {"query": "a person", "score_field": "clipit_score", "smoothing_seconds": 1.0},
     "create_summary": {"score_field": "clipit_score", "summary_field": "s", "budget": 0.15, "segment_seconds": 2.0},
     "evaluate_summary": {"gt_field": "gt", "pred_field": "clipit_summary", "eval_key": "e", "mode": "avg"},
-    "export_summary": {"export_dir": "/tmp/out", "summary_field": "clipit_summary"},
+    "export_summary": {"export_dir": "clips-out", "summary_field": "clipit_summary"},
     "frame_overlap_f1": {"mode": "avg"},
-    "train_scorer": {"mode": "supervised", "gt_field": "gt", "output_dir": "/tmp/ckpt", "epochs": 10, "seed": 0},
+    "train_scorer": {"mode": "supervised", "gt_field": "gt", "output_dir": "checkpoints/scorer", "epochs": 10, "seed": 0},
     "build_frame_index": {"kind": "auto", "brain_key": "clipit_frames"},
     "search_frames": {"query": "a person", "k": 5, "clip_seconds": 2.0},
     "list_runs": {},
@@ -85,7 +85,7 @@ INVALID = {
     "evaluate_summary": ({"gt_field": "bad name", "pred_field": "clipit_summary"}, "gt_field"),
     "export_summary": ({"export_dir": "", "summary_field": "clipit_summary"}, "export_dir"),
     "frame_overlap_f1": ({"mode": "mean"}, "mode"),
-    "train_scorer": ({"mode": "supervised", "gt_field": "", "output_dir": "/tmp/ckpt"}, "gt_field"),
+    "train_scorer": ({"mode": "supervised", "gt_field": "", "output_dir": "checkpoints/scorer"}, "gt_field"),
     "build_frame_index": ({"brain_key": "bad key"}, "brain_key"),
     "search_frames": ({"query": " ", "k": 5}, "query"),
     "list_runs": None,  # no parameters to get wrong; its precondition is tested below
@@ -103,9 +103,9 @@ def test_forms_accept_valid_and_reject_invalid_input(dataset, name):
     assert bad_field in errors and errors[bad_field]
 
 
-def test_forms_refuse_image_datasets_and_missing_embeddings(video_dir):
+def test_forms_refuse_image_datasets_and_missing_embeddings(video_dir, tmp_path):
     images = fo.Dataset()
-    images.add_sample(fo.Sample(filepath="/tmp/image.jpg"))
+    images.add_sample(fo.Sample(filepath=str(tmp_path / "image.jpg")))
     for name in ("compute_frame_embeddings", "score_frames", "create_summary", "export_summary"):
         assert "video datasets" in invalid(form(name, images, VALID[name]))["precondition"]
     bare = fo.Dataset()
