@@ -9,14 +9,8 @@ import numpy as np
 
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.common import dataset_name
-from fiftyone_clipit.fo.evaluation_plots import VideoCurves
+from fiftyone_clipit.fo.evaluation_plots import VideoCurves, mask_segments
 from fiftyone_clipit.fo.protocols import summary_mask, user_masks
-
-
-def _runs(mask: np.ndarray, rate: float) -> list[tuple[float, float]]:
-    """The runs of True in a frame mask as (start, end) seconds, end exclusive."""
-    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
-    return [(start / rate, stop / rate) for start, stop in zip(edges[::2], edges[1::2])]
 
 
 def sample_curves(
@@ -54,14 +48,14 @@ def sample_curves(
         users = user_masks([view.values(gt_field)[0]], n_frames)
         if len(users):
             gt_curve = users.mean(axis=0)
-            gt_segments = _runs(gt_curve >= 0.5, rate)
+            gt_segments = mask_segments(gt_curve >= 0.5, rate)
     return VideoCurves(
         title=f"{os.path.basename(filepath)}: {score_field}",
         times=np.arange(n_frames) / rate,
         pred_scores=scores,
         gt_curve=gt_curve,
         gt_label=f"{gt_field}: share of users",
-        pred_segments=_runs(summary_mask(summary, n_frames), rate),
+        pred_segments=mask_segments(summary_mask(summary, n_frames), rate),
         gt_segments=gt_segments,
     )
 

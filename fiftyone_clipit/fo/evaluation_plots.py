@@ -69,8 +69,8 @@ def video_curves(results, sample_id: str) -> VideoCurves:
         pred_scores=None if pred_scores is None else _rescale(pred_scores),
         gt_curve=gt_curve,
         gt_label=gt_label,
-        pred_segments=_segments(pred_mask, rate),
-        gt_segments=_segments(gt_mask, rate),
+        pred_segments=mask_segments(pred_mask, rate),
+        gt_segments=mask_segments(gt_mask, rate),
     )
 
 
@@ -131,7 +131,7 @@ def _rescale(values: np.ndarray) -> np.ndarray:
     return (values - values.min()) / span if span > 0 else np.zeros_like(values)
 
 
-def _segments(mask: np.ndarray | None, rate: float) -> list[tuple[float, float]]:
+def mask_segments(mask: np.ndarray | None, rate: float) -> list[tuple[float, float]]:
     """The runs of True in a frame mask as (start, end) seconds."""
     if mask is None:
         return []
