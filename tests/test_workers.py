@@ -31,6 +31,15 @@ from fiftyone_clipit import add_videos, compute_frame_embeddings
 pytestmark = pytest.mark.slow
 
 SCORE = "@clipit/video-summarization/score_frames"
+DECLARE_FIELDS = """
+import sys
+import fiftyone as fo
+from fiftyone_clipit.fo.common import write_in_chunks
+dataset = fo.load_dataset(sys.argv[1])
+sample_id = dataset.first().id
+for i in range(int(sys.argv[3])):
+    write_in_chunks(dataset, f"frames.{sys.argv[2]}_{i}", {sample_id: {1: 0.5}})
+"""
 QUERIES = ["a person", "a red car", "a dog running", "snow on a mountain", "a crowded street", "the sea"]
 
 
@@ -107,3 +116,20 @@ def test_two_workers_complete_six_operations_once_each(tmp_path, tiny_encoder, w
     assert {str(op.id) for op in ops} == set(ran_by), "every operation was run by a worker"
     assert all(len(w) == 1 for w in ran_by.values()), f"an operation ran twice: {dict(ran_by)}"
     assert set().union(*ran_by.values()) == {0, 1}, "both workers should have claimed work"
+
+
+def test_fields_declared_by_two_processes_at_once_all_stay_in_the_schema():
+    """FiftyOne saves the field list whole; without write_declared about a third of these are lost."""
+    dataset = fo.Dataset(f"clipit-declare-{uuid.uuid4().hex[:8]}")
+    sample = fo.Sample(filepath="/nonexistent/clip.mp4")
+    sample.frames[1] = fo.Frame()
+    dataset.add_sample(sample)
+    n = 15
+    writers = [
+        subprocess.Popen([sys.executable, "-c", DECLARE_FIELDS, dataset.name, prefix, str(n)])
+        for prefix in ("a", "b")
+    ]
+    assert [w.wait(timeout=300) for w in writers] == [0, 0]
+    dataset.reload()
+    declared = {name for name in dataset.get_frame_field_schema() if name[:2] in ("a_", "b_")}
+    assert declared == {f"{p}_{i}" for p in "ab" for i in range(n)}

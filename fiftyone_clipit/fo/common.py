@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar, Union
 
 import fiftyone as fo
@@ -24,6 +25,9 @@ logger = logging.getLogger("fiftyone_clipit")
 Progress = Union[bool, None, Callable[[float, str], None]]
 
 EMBEDDINGS_RUN = "clipit_embeddings"
+#: Seconds after declaring a field before checking that no other process's schema save dropped it.
+SCHEMA_SETTLE_SECONDS = 0.2
+_DECLARE_ATTEMPTS = 10
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -137,9 +141,38 @@ def write_in_chunks(
     """Bulk-writes one value per sample id, `chunk` samples per database round trip."""
     ids = list(values_by_id)
     dataset = root_dataset(samples)
-    for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        dataset.select(part, ordered=True).set_values(path, [values_by_id[i] for i in part])
+
+    def write() -> None:
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            dataset.select(part, ordered=True).set_values(path, [values_by_id[i] for i in part])
+
+    write_declared(dataset, path, write)
+
+
+def write_declared(dataset: fo.Dataset, path: str, write: Callable[[], None]) -> None:
+    """Runs `write`, which may declare the field `path`, and makes sure the declaration lasts.
+
+    FiftyOne saves a dataset's list of fields whole, so when two processes (delegated workers
+    on one database) declare fields at the same moment, one save can drop the other's field:
+    its values stay in MongoDB but the schema no longer names it. A field new to this write is
+    looked up again once such a save could have landed, and written again until it holds.
+    """
+    existed = dataset.get_field(path) is not None
+    write()
+    if existed or dataset.get_field(path) is None:
+        return
+    for _ in range(_DECLARE_ATTEMPTS):
+        time.sleep(SCHEMA_SETTLE_SECONDS)
+        dataset.reload()
+        if dataset.get_field(path) is not None:
+            return
+        logger.info("Field '%s' of '%s' was dropped by a concurrent schema save; declaring it again", path, dataset.name)
+        write()
+    raise ClipItError(
+        f"Field '{path}' of dataset '{dataset.name}' kept being dropped by other processes' schema "
+        f"saves; run the operation again once the other writers finish"
+    )
 
 
 def samples_info(samples: foc.SampleCollection) -> list[tuple[str, str, Any]]:

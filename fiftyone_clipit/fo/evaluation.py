@@ -48,6 +48,7 @@ from fiftyone_clipit.fo.common import (
     iterate,
     root_dataset,
     video_collection,
+    write_declared,
     write_in_chunks,
 )
 from fiftyone_clipit.fo.groundtruth import DEFAULT_CONCEPTS_FIELD
@@ -120,7 +121,7 @@ class SummaryEvaluation(BaseEvaluationMethod):
         """Declares the per-video float fields of the run."""
         dataset = root_dataset(samples)
         for name in self.get_fields(samples, eval_key, include_custom_metrics=False):
-            dataset.add_sample_field(name, fo.FloatField)
+            write_declared(dataset, name, lambda: dataset.add_sample_field(name, fo.FloatField))
 
     def evaluate_samples(
         self, samples: foc.SampleCollection, eval_key: str, progress: Progress = None

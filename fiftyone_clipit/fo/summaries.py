@@ -23,6 +23,7 @@ from fiftyone_clipit.fo.common import (
     root_dataset,
     store_root,
     video_collection,
+    write_declared,
     write_in_chunks,
 )
 from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
@@ -349,7 +350,9 @@ def _write_storyboard(dataset: fo.Dataset, samples, summary_field: str, keyframe
             updates[sample_id] = {number: None for number in numbers}
     for sample_id, (chosen, _) in keyframes.items():
         updates[sample_id].update({number: rank for number, rank in chosen})
-    dataset.set_values(f"frames.{rank_field}", updates, key_field="id")
+    write_declared(
+        dataset, f"frames.{rank_field}", lambda: dataset.set_values(f"frames.{rank_field}", updates, key_field="id")
+    )
     images = {sample_id: paths for sample_id, (_, paths) in keyframes.items() if paths}
     if images:
         dataset.set_values("frames.filepath", images, key_field="id")
