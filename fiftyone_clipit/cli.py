@@ -43,6 +43,8 @@ def cmd_embed(args: argparse.Namespace) -> None:
         overwrite=args.overwrite, skip_failures=args.skip_failures, progress=True,
     )
     print(f"Embedded {report.n_embedded} videos ({report.n_frames} frames); {report.n_up_to_date} were up to date")
+    if report.n_pruned:
+        print(f"Deleted the stored embeddings of {report.n_pruned} videos no longer in the dataset")
     for partial in report.partial:
         print(f"  partly embedded: {partial}")
 

@@ -13,10 +13,13 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import Collection
 
 import numpy as np
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+#: A temporary file untouched this long before a prune is a killed write's leftover, not a live one.
+STALE_TEMP_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,30 @@ class EmbeddingStore:
         if not os.path.isdir(self.root):
             return []
         return sorted(n[:-4] for n in os.listdir(self.root) if n.endswith(".npz") and not n.startswith("."))
+
+    def prune(self, keep: Collection[str], written_before: float) -> list[str]:
+        """Deletes the embeddings of keys not in `keep`, and leftovers of killed writes.
+
+        Only files last written before `written_before` (a `time.time()`) go, so what another
+        process writes meanwhile (a video it has just added and embedded) stays. Returns the
+        keys deleted.
+        """
+        if not os.path.isdir(self.root):
+            return []
+        keep, pruned = set(keep), []
+        for name in os.listdir(self.root):
+            path = os.path.join(self.root, name)
+            try:
+                written = os.stat(path).st_mtime
+                if name.endswith(".npz.tmp") and written < written_before - STALE_TEMP_SECONDS:
+                    os.remove(path)
+                elif name.endswith(".npz") and not name.startswith(".") and name[:-4] not in keep:
+                    if written < written_before:
+                        os.remove(path)
+                        pruned.append(name[:-4])
+            except FileNotFoundError:  # deleted by another process meanwhile
+                continue
+        return sorted(pruned)
 
     def clear(self) -> None:
         """Deletes the whole store (every video's embeddings and anything kept beside them)."""

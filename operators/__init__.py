@@ -70,7 +70,7 @@ class ComputeFrameEmbeddings(ClipItOperator):
             progress=progress,
         )
         return {"embedded": report.n_embedded, "up_to_date": report.n_up_to_date, "frames": report.n_frames,
-                "partly_embedded": len(report.partial)}
+                "partly_embedded": len(report.partial), "pruned": report.n_pruned}
 
 
 class ScoreFrames(ClipItOperator):

@@ -26,6 +26,7 @@ from fiftyone_clipit.errors import BatchError, ClipItError
 from fiftyone_clipit.fo.common import embedding_store
 from fiftyone_clipit.fo.index import INDEX_RUN, load_frame_index
 from fiftyone_clipit.index import EmptyIndexError
+from fiftyone_clipit.store import EmbeddingStore, FrameEmbeddings
 from test_decode import corner_image, write_frames
 
 pytestmark = pytest.mark.slow
@@ -152,14 +153,16 @@ def test_index_stays_in_step_when_videos_are_deleted_and_added(video_dir, tmp_pa
     add_videos(dataset, [str(video_dir)])
     compute_frame_embeddings(dataset, model=tiny_encoder)
     build_frame_index(dataset)
-    gone = dataset.first()
-    query = embedding_store(dataset).get(gone.id).embeddings[0]
+    gone = dataset.first().id
+    query = embedding_store(dataset).get(gone).embeddings[0]
     dataset.delete_samples(gone)
     view = search_frames(dataset, query, k=100)
-    assert gone.id not in view.values("id") and gone.id not in load_frame_index(dataset).keys
+    assert gone not in view.values("id") and gone not in load_frame_index(dataset).keys
     extra = write_video(tmp_path / "extra.mp4", 60, fps=30)
     (new_id,) = add_videos(dataset, [str(extra)])
-    compute_frame_embeddings(dataset, model=tiny_encoder)
+    assert embedding_store(dataset).get(gone) is not None
+    assert compute_frame_embeddings(dataset, model=tiny_encoder).n_pruned == 1
+    assert embedding_store(dataset).keys() == sorted(dataset.values("id"))
     report = build_frame_index(dataset)
     assert (report.n_added, report.n_removed, report.n_videos) == (1, 0, 2)
     index = load_frame_index(dataset)
@@ -249,3 +252,19 @@ def test_operator_and_cli_search(indexed):
     assert "Frame index (flat)" in index.stdout and "0 added, 0 removed" in index.stdout
     assert search.returncode == 0, search.stderr
     assert "frames " in search.stdout and "videos; in the App" in search.stdout
+
+
+def test_prune_keeps_what_another_process_writes_meanwhile_and_live_temporary_files(tmp_path):
+    store = EmbeddingStore(str(tmp_path / "store"))
+    item = FrameEmbeddings(np.array([1, 2]), np.ones((2, 4), np.float32), {"model": "m"})
+    for key in ("kept", "deleted_earlier", "written_meanwhile"):
+        store.put(key, item)
+    old, started = time.time() - 3600, time.time() - 60
+    os.utime(Path(store.root) / "deleted_earlier.npz", (old, old))
+    dead_temp, live_temp = Path(store.root) / ".x.1.npz.tmp", Path(store.root) / ".y.2.npz.tmp"
+    dead_temp.write_bytes(b"half")
+    live_temp.write_bytes(b"half")
+    os.utime(dead_temp, (old, old))
+    assert store.prune({"kept"}, written_before=started) == ["deleted_earlier"]
+    assert store.keys() == ["kept", "written_meanwhile"]
+    assert not dead_temp.exists() and live_temp.exists()

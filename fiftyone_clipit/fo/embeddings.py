@@ -10,6 +10,7 @@ loses at most the video in flight, and the next call embeds only what is missing
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -47,6 +48,7 @@ class EmbeddingReport:
         n_embedded: videos embedded by this call.
         n_up_to_date: videos skipped because their stored embeddings are current.
         n_frames: frames embedded by this call.
+        n_pruned: stored embeddings of videos no longer in the dataset, deleted by this call.
         partial: videos that broke off mid-stream and were kept with the frames that decoded
             (on_broken="keep"), with how much decoded.
         failures: videos that could not be embedded, and why.
@@ -55,6 +57,7 @@ class EmbeddingReport:
     n_embedded: int = 0
     n_up_to_date: int = 0
     n_frames: int = 0
+    n_pruned: int = 0
     partial: list[ItemFailure] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
 
@@ -220,9 +223,11 @@ def compute_frame_embeddings(
     Videos whose stored embeddings were made by the same model at the same fps from the same
     file are skipped (so a second call only embeds what is new or changed, and a killed call
     loses at most the video in flight); the precision is recorded but not compared (int8 and
-    fp16 embeddings stay within cosine 0.999 of fp32): pass overwrite=True to re-embed. Embeddings live outside the frame documents, one file
-    per video; the run `clipit_embeddings` records model, precision, fps, dimension, where the
-    store is and what is in it (`dataset.delete_run("clipit_embeddings")` deletes the store).
+    fp16 embeddings stay within cosine 0.999 of fp32): pass overwrite=True to re-embed.
+    Embeddings live outside the frame documents, one file per video; the files of videos since
+    deleted from the dataset are deleted too. The run `clipit_embeddings` records model,
+    precision, fps, dimension, where the store is and what is in it
+    (`dataset.delete_run("clipit_embeddings")` deletes the store).
 
     Args:
         samples: a video dataset or view.
@@ -259,6 +264,7 @@ def compute_frame_embeddings(
     else:
         encoder = load_clip(model, pretrained, device, precision)
     keep_partial = on_broken == "keep"
+    started = time.time()
     dataset = root_dataset(samples)
     store = embedding_store(dataset)
     report = EmbeddingReport()
@@ -290,6 +296,7 @@ def compute_frame_embeddings(
             note = ItemFailure(outcome.path, f"{outcome.status.broken}; kept {kept} sampled frames")
             report.partial.append(note)
             logger.warning("Embedded part of %s", note)
+    report.n_pruned = len(store.prune(dataset.values("id"), written_before=started))
     _record_run(dataset, store, encoder, pretrained, fps)
     finish("Embedding frames", report.failures, report.n_embedded + report.n_up_to_date, skip_failures)
     return report
