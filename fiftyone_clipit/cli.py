@@ -85,7 +85,8 @@ def cmd_score(args: argparse.Namespace) -> None:
         smoothing_seconds=args.smoothing_seconds, scorer=args.scorer, device=args.device,
         skip_failures=args.skip_failures, progress=True,
     )
-    print(f"Scored {report.n_scored} videos into frames.{args.score_field}")
+    resumed = f"; {report.n_resumed} were already scored by the interrupted run" if report.n_resumed else ""
+    print(f"Scored {report.n_scored} videos into frames.{args.score_field}{resumed}")
 
 
 def cmd_summarize(args: argparse.Namespace) -> None:
@@ -135,8 +136,9 @@ def cmd_export(args: argparse.Namespace) -> None:
         overwrite=args.overwrite, skip_failures=args.skip_failures, progress=True,
     )
     print(
-        f"Wrote {sum(map(len, report.clips.values()))} clips, {len(report.reels)} reels and "
-        f"{len(report.storyboards)} storyboards ({report.seconds_written:.1f} s of summary) under {report.export_dir}"
+        f"Exported {sum(map(len, report.clips.values()))} clips, {len(report.reels)} reels and "
+        f"{len(report.storyboards)} storyboards ({report.seconds_written:.1f} s of summary written) under {report.export_dir}"
+        + (f"; {len(report.up_to_date)} videos were already exported and left as they were" if report.up_to_date else "")
     )
 
 

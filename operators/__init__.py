@@ -97,7 +97,7 @@ class ScoreFrames(ClipItOperator):
             scorer=ctx.params.get("scorer") or "zero-shot",
             progress=progress,
         )
-        return {"scored": report.n_scored}
+        return {"scored": report.n_scored, "resumed": report.n_resumed}
 
 
 class CreateSummary(ClipItOperator):
@@ -249,6 +249,7 @@ class ExportSummary(ClipItOperator):
             "clips": sum(map(len, report.clips.values())),
             "reels": len(report.reels),
             "storyboards": len(report.storyboards),
+            "already_exported": len(report.up_to_date),
             "export_dir": report.export_dir,
         }
 

@@ -23,7 +23,7 @@ from fiftyone_clipit import (
     score_frames,
 )
 from fiftyone_clipit.errors import BatchError, ClipItError
-from fiftyone_clipit.fo.common import embedding_store
+from fiftyone_clipit.fo.common import embedding_store, record_run
 
 pytestmark = pytest.mark.slow
 
@@ -95,6 +95,27 @@ def test_different_queries_give_different_scores(scored, tiny_encoder):
     assert a.shape == b.shape and not np.allclose(a, b)
 
 
+def test_an_interrupted_scoring_run_is_resumed_and_a_new_one_starts_clean(scored, tiny_encoder):
+    first = score_frames(scored, "a dog", score_field="resumable", model=tiny_encoder)
+    assert (first.n_scored, first.n_resumed) == (len(scored), 0)
+    run = scored.get_run_info("clipit_score_resumable").config
+    assert run.complete is True
+    settings = {k: v for k, v in run.serialize().items() if k not in ("cls", "type", "method")}
+    record_run(scored, "clipit_score_resumable", **{**settings, "complete": False})
+    unfinished = scored.first()
+    unfinished.frames[2]["resumable"] = None  # the video in flight when the run was killed
+    unfinished.save()
+    kept = scored.exclude(unfinished.id).values("frames.resumable")
+    again = score_frames(scored, "a dog", score_field="resumable", model=tiny_encoder)
+    assert (again.n_scored, again.n_resumed) == (1, len(scored) - 1)
+    assert scored.exclude(unfinished.id).values("frames.resumable") == kept
+    assert scored.count("frames.resumable") == scored.count("frames")
+    record_run(scored, "clipit_score_resumable", **{**settings, "complete": False})
+    other = score_frames(scored, "a cat", score_field="resumable", model=tiny_encoder)
+    assert (other.n_scored, other.n_resumed) == (len(scored), 0)  # another query: nothing kept
+    assert scored.get_run_info("clipit_score_resumable").config.query == "a cat"
+
+
 def test_summary_respects_budget_and_makes_clips(scored):
     report = create_summary(scored, budget=0.15)
     assert report.n_summarized == len(scored)
@@ -152,8 +173,9 @@ def test_export_writes_playable_clips_of_the_right_length(scored, tmp_path):
             expected = segment.support[1] - segment.support[0] + 1
             assert abs(decoded_frame_count(clip) - expected) <= 1
     assert not list((tmp_path / "out").rglob(".partial-*"))
+    assert len(export_summary(scored, str(tmp_path / "out")).up_to_date) == len(scored)
     with pytest.raises(BatchError, match="exists; pass overwrite=True"):
-        export_summary(scored, str(tmp_path / "out"))
+        export_summary(scored, str(tmp_path / "out"), crf=28)
 
 
 def test_export_keeps_audio(video_dir, tiny_encoder, tmp_path):

@@ -118,7 +118,7 @@ def test_forms_refuse_image_datasets_and_missing_embeddings(video_dir, tmp_path)
 def test_operators_are_callable_from_python(dataset):
     operator = foo.get_operator(uri("score_frames"))
     result = operator(dataset.limit(1), query="a red car", score_field="python_score")
-    assert result == {"scored": 1}
+    assert result == {"scored": 1, "resumed": 0}
     assert dataset.limit(1).count("frames.python_score") == dataset.first().metadata.total_frame_count
     assert dataset.skip(1).count("frames.python_score") == 0
 
@@ -127,7 +127,7 @@ def test_operators_are_callable_from_python(dataset):
 def test_operators_execute_against_the_database(dataset, tmp_path):
     ctx = {"dataset": dataset, "params": {"query": "a person", "smoothing_seconds": 1.0}}
     result = foo.execute_operator(uri("score_frames"), ctx=ctx)
-    assert result.result == {"scored": 2}
+    assert result.result == {"scored": 2, "resumed": 0}
     assert dataset.count("frames.clipit_score") == sum(dataset.values("metadata.total_frame_count"))
     result = foo.execute_operator(uri("create_summary"), ctx={"dataset": dataset, "params": {"budget": 0.15}})
     assert result.result["summarized"] == 2

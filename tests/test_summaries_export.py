@@ -284,21 +284,28 @@ def test_reel_audio_stays_in_sync_with_its_frames(scenes_video, tmp_path):
     assert abs(loud[0] - 20 * 16000 / 30) <= 16 and abs(loud[-1] - 50 * 16000 / 30) <= 16
 
 
-def test_existing_files_are_refused_then_replaced(summarised, tmp_path):
+def test_the_same_export_is_left_and_another_refused_then_replaced(summarised, tmp_path):
     dataset, _ = summarised
     view = dataset.limit(1)
     out = tmp_path / "out"
     first = export_summary(view, str(out))
     (path,) = first.reels
+    mtime = os.path.getmtime(first.reels[path])
+    same = export_summary(view, str(out))
+    assert same.up_to_date == [path] and same.seconds_written == 0
+    assert (same.clips, same.reels, same.storyboards) == (first.clips, first.reels, first.storyboards)
     folder = Path(first.reels[path]).parent
     stale = folder / f"{folder.name}_seg099_f000001-000002.mp4"
     stale.write_bytes(b"an old clip")
-    mtime = os.path.getmtime(first.reels[path])
     with pytest.raises(BatchError, match="exists; pass overwrite=True to replace it"):
-        export_summary(view, str(out))
+        export_summary(view, str(out), crf=30)  # another encoding: another export
     assert os.path.getmtime(first.reels[path]) == mtime  # untouched
-    again = export_summary(view, str(out), overwrite=True)
-    assert again.clips == first.clips and not stale.exists()
+    again = export_summary(view, str(out), crf=30, overwrite=True)
+    assert again.clips == first.clips and not stale.exists() and not again.up_to_date
+    assert export_summary(view, str(out), crf=30).up_to_date == [path]
+    Path(first.clips[path][0]).unlink()  # a file gone: the export is redone, not taken as done
+    with pytest.raises(BatchError, match="exists; pass overwrite=True to replace it"):
+        export_summary(view, str(out), crf=30)
 
 
 def test_unwritable_or_file_export_dir_is_refused(summarised, tmp_path):

@@ -7,6 +7,8 @@ clips view exported as a labelled video dataset.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import shutil
@@ -31,9 +33,12 @@ from fiftyone_clipit.fo.common import (
 )
 from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, keyframe_field
 from fiftyone_clipit.reels import EncodeOptions, read_frames, write_segments
+from fiftyone_clipit.store import file_fingerprint
 from fiftyone_clipit.storyboard import format_time, render_storyboard
 
 _CLIP_NAME = re.compile(r"_seg\d{3,}_f\d{6,}-\d{6,}\.mp4$")
+#: Written last in each video's folder: what its files were made from (see `_recipe`).
+_MANIFEST = ".clipit-export.json"
 
 
 @dataclass
@@ -45,7 +50,8 @@ class ExportReport:
         clips: source path -> one mp4 per segment, in time order.
         reels: source path -> the summary reel (segments joined in time order).
         storyboards: source path -> the storyboard PNG.
-        seconds_written: seconds of summary video written (each segment counted once).
+        seconds_written: seconds of summary video written by this call (each segment once).
+        up_to_date: videos whose folder already held this very export, left as they were.
         failures: the videos that could not be exported, and why.
     """
 
@@ -54,6 +60,7 @@ class ExportReport:
     reels: dict[str, str] = field(default_factory=dict)
     storyboards: dict[str, str] = field(default_factory=dict)
     seconds_written: float = 0.0
+    up_to_date: list[str] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
 
 
@@ -98,7 +105,9 @@ def export_summary(
     (H.264 + AAC); audio is kept where the source has it (see `fiftyone_clipit.reels`). Each
     file is written under a hidden temporary name and renamed when complete, so a failure (a
     full disk, a broken video) leaves no file that looks complete; finished files of other
-    videos stay.
+    videos stay. A video's folder records what its files were made from (source file, segments,
+    keyframes, encoding) once they are all written, so running the same export again (after a
+    kill, say) skips the videos already done and redoes at most the one in flight.
 
     Args:
         samples: a video dataset or view with `summary_field`.
@@ -109,7 +118,8 @@ def export_summary(
         storyboard (True): write the storyboard PNG.
         name_field (None): a sample field whose value names each video's folder and files
             (made safe: letters, digits, '-', '_', '.'); None uses the video's file name.
-        overwrite (False): replace existing files (and clips of an earlier export of the video).
+        overwrite (False): replace existing files (and clips of an earlier export of the video)
+            unless they are this very export.
         crf (20), preset ("veryfast"): x264 quality and speed.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
@@ -144,7 +154,14 @@ def export_summary(
             if summary is None or not summary.detections:
                 raise ClipItError(f"no segments in '{summary_field}'; run create_summary")
             plan = _plan(export_dir, stem, summary.detections, clips, reel, storyboard, overwrite)
-            _export_video(path, meta, plan, keyframes.get(sample_id), options, report)
+            recipe = _recipe(path, plan, keyframes.get(sample_id), options)
+            if _already_exported(plan, recipe):
+                _report_files(report, path, plan)
+                report.up_to_date.append(path)
+            else:
+                _check_targets(plan)
+                _export_video(path, meta, plan, keyframes.get(sample_id), options, report)
+                _write_manifest(plan.folder, recipe)
             n_exported += 1
         except (ClipItError, ValueError, OSError, av.error.FFmpegError) as e:
             report.failures.append(ItemFailure(path, str(e)))
@@ -248,7 +265,7 @@ class _Plan:
 
 
 def _plan(export_dir, stem, detections, clips, reel, storyboard, overwrite) -> _Plan:
-    """Where one video's files go; refuses names outside `export_dir` and existing files."""
+    """Where one video's files go; refuses names that lead outside `export_dir`."""
     folder = os.path.join(export_dir, stem)
     root = os.path.realpath(export_dir)
     if not os.path.realpath(folder).startswith(root + os.sep):
@@ -264,11 +281,59 @@ def _plan(export_dir, stem, detections, clips, reel, storyboard, overwrite) -> _
         storyboard=os.path.join(folder, f"{stem}_storyboard.png") if storyboard else None,
         overwrite=overwrite,
     )
-    targets = [*(plan.clips or []), plan.reel, plan.storyboard]
-    existing = [t for t in targets if t and os.path.lexists(t)]
-    if existing and not overwrite:
-        raise ClipItError(f"'{existing[0]}' exists; pass overwrite=True to replace it")
     return plan
+
+
+def _targets(plan: _Plan) -> list[str]:
+    return [t for t in (*(plan.clips or []), plan.reel, plan.storyboard) if t]
+
+
+def _check_targets(plan: _Plan) -> None:
+    """Refuses to replace files of another export without overwrite; forgets the old record."""
+    existing = [t for t in _targets(plan) if os.path.lexists(t)]
+    if existing and not plan.overwrite:
+        raise ClipItError(f"'{existing[0]}' exists; pass overwrite=True to replace it")
+    manifest = os.path.join(plan.folder, _MANIFEST)
+    if os.path.lexists(manifest):
+        os.remove(manifest)
+
+
+def _recipe(path: str, plan: _Plan, keyframes, options: EncodeOptions) -> dict:
+    """What one video's files are made from, as it reads back from JSON."""
+    recipe = {
+        "source": file_fingerprint(path),
+        "segments": plan.segments,
+        "files": [os.path.basename(t) for t in _targets(plan)],
+        "keyframes": keyframes if plan.storyboard else None,
+        "encoding": dataclasses.asdict(options),
+    }
+    return json.loads(json.dumps(recipe))
+
+
+def _already_exported(plan: _Plan, recipe: dict) -> bool:
+    """Whether the folder holds every file of this very recipe, recorded when they were done."""
+    try:
+        with open(os.path.join(plan.folder, _MANIFEST)) as f:
+            done = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return done == recipe and all(os.path.isfile(t) for t in _targets(plan))
+
+
+def _write_manifest(folder: str, recipe: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".manifest-", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(recipe, f)
+    os.replace(tmp, os.path.join(folder, _MANIFEST))
+
+
+def _report_files(report: ExportReport, path: str, plan: _Plan) -> None:
+    if plan.clips:
+        report.clips[path] = list(plan.clips)
+    if plan.reel:
+        report.reels[path] = plan.reel
+    if plan.storyboard:
+        report.storyboards[path] = plan.storyboard
 
 
 def _export_video(path, meta, plan: _Plan, keyframes, options: EncodeOptions, report: ExportReport) -> None:

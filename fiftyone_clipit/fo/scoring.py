@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import fiftyone as fo
 import fiftyone.core.collections as foc
 import numpy as np
+from fiftyone import ViewField as F
 
 from fiftyone_clipit.captions import DEFAULT_CAPTIONS, Captioner, caption_free_text, caption_video
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
@@ -48,9 +49,14 @@ def score_run_key(score_field: str) -> str:
 
 @dataclass
 class ScoreReport:
-    """What `score_frames` did; `captions` maps each captioned video's path to its sentences."""
+    """What `score_frames` did; `captions` maps each captioned video's path to its sentences.
+
+    `n_resumed` counts the videos an interrupted run with the same settings had finished, which
+    this call left as they were.
+    """
 
     n_scored: int = 0
+    n_resumed: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
     captions: dict[str, list[str]] = field(default_factory=dict)
 
@@ -124,8 +130,10 @@ def score_frames(
 
     Needs the frame embeddings of `compute_frame_embeddings`; text is embedded by the same
     model. Scores go to `frames.<score_field>` for every frame (steps upsampled as the
-    evaluation protocol does), and the run `clipit_score_<score_field>` records the query, the
-    scorer and where the text came from.
+    evaluation protocol does), video by video, and the run `clipit_score_<score_field>` records
+    the query, the scorer, where the text came from and, once every video is written,
+    `complete=True`. Running the same call again after an interrupted one (killed, say) skips
+    the videos it finished, so at most the video in flight is redone.
 
     Args:
         samples: a video dataset or view with frame embeddings.
@@ -175,8 +183,25 @@ def score_frames(
     if sentences is not None or captioner is not None:
         encoder = model if isinstance(model, ClipEncoder) else load_clip(embedded_with, pretrained, device)
     query_text = encoder.encode_text(sentences) if sentences is not None else None
+    config = {
+        "query": None if sentences is None else sentences[0] if len(sentences) == 1 else sentences,
+        "text": "query" if sentences is not None else "captions" if captioner is not None else "caption-free",
+        "scorer": ZERO_SHOT if checkpoint is None else "checkpoint",
+        "checkpoint": None if checkpoint is None else checkpoint.path,
+        "scorer_preset": None if checkpoint is None else checkpoint.config.name,
+        "model": embedded_with,
+        "smoothing_seconds": smoothing_seconds if checkpoint is None else None,
+        "score_field": score_field,
+        "embedded_at": str(dataset.get_run_info(EMBEDDINGS_RUN).timestamp),
+    }
+    finished = _finished_by_interrupted_run(samples, dataset, config)
+    if finished is None:  # a new run: no score of an earlier one may pass for this one's
+        finished = set()
+        if samples.get_field(f"frames.{score_field}") is not None:
+            samples.clear_frame_field(score_field)
+    record_run(dataset, score_run_key(score_field), **config, complete=False)
     store = embedding_store(dataset)
-    report, values, captions, batch = ScoreReport(), {}, {}, []
+    report, batch = ScoreReport(), []
 
     def score_batch() -> None:
         step_scores = (
@@ -184,7 +209,7 @@ def score_frames(
             if checkpoint is not None
             else [None] * len(batch)
         )
-        for (sample_id, path, n_frames, item, text), steps in zip(batch, step_scores):
+        for (sample_id, path, n_frames, item, text, sentences_of_video), steps in zip(batch, step_scores):
             try:
                 if steps is None:
                     scores = frame_relevance(item.embeddings, item.frame_numbers, text, n_frames, item.info["fps"], smoothing_seconds)
@@ -193,11 +218,16 @@ def score_frames(
             except (ClipItError, ValueError) as e:
                 report.failures.append(ItemFailure(path, str(e)))
                 continue
-            values[sample_id] = {i + 1: float(s) for i, s in enumerate(scores)}
+            if sentences_of_video:
+                write_in_chunks(samples, captions_field, {sample_id: sentences_of_video})
+            write_in_chunks(samples, f"frames.{score_field}", {sample_id: {i + 1: float(s) for i, s in enumerate(scores)}})
             report.n_scored += 1
         batch.clear()
 
     for sample_id, path, metadata in iterate(samples_info(samples), progress, "Scoring frames"):
+        if sample_id in finished:
+            report.n_resumed += 1
+            continue
         item = store.get(sample_id)
         if item is None or item.info.get("model") != embedded_with:
             report.failures.append(
@@ -220,30 +250,33 @@ def score_frames(
             report.failures.append(ItemFailure(path, str(e)))
             continue
         if sentences_of_video:
-            captions[sample_id] = report.captions[path] = sentences_of_video
-        batch.append((sample_id, path, n_frames, item, text))
+            report.captions[path] = sentences_of_video
+        batch.append((sample_id, path, n_frames, item, text, sentences_of_video))
         if len(batch) == batch_size:
             score_batch()
     if batch:
         score_batch()
-    if values:
-        write_in_chunks(samples, f"frames.{score_field}", values)
-    if captions:
-        write_in_chunks(samples, captions_field, captions)
-    record_run(
-        dataset,
-        score_run_key(score_field),
-        query=None if sentences is None else sentences[0] if len(sentences) == 1 else sentences,
-        text="query" if sentences is not None else "captions" if captioner is not None else "caption-free",
-        scorer=ZERO_SHOT if checkpoint is None else "checkpoint",
-        checkpoint=None if checkpoint is None else checkpoint.path,
-        scorer_preset=None if checkpoint is None else checkpoint.config.name,
-        model=embedded_with,
-        smoothing_seconds=smoothing_seconds if checkpoint is None else None,
-        score_field=score_field,
-    )
-    finish("Scoring frames", report.failures, report.n_scored, skip_failures)
+    record_run(dataset, score_run_key(score_field), **config, complete=True)
+    finish("Scoring frames", report.failures, report.n_scored + report.n_resumed, skip_failures)
     return report
+
+
+def _finished_by_interrupted_run(
+    samples: foc.SampleCollection, dataset: fo.Dataset, config: dict
+) -> set[str] | None:
+    """Ids of the videos whose every frame holds a score from an unfinished run of this very
+    config (which this call then resumes), or None when there is no such run to resume."""
+    key = score_run_key(config["score_field"])
+    if not dataset.has_run(key):
+        return None
+    previous = dataset.get_run_info(key).config
+    if getattr(previous, "complete", True) or any(getattr(previous, k, None) != v for k, v in config.items()):
+        return None
+    if samples.get_field(f"frames.{config['score_field']}") is None:
+        return set()
+    scored = samples.values(F("frames").filter(F(config["score_field"]) != None).length())
+    ids, n_frames = samples.values("id"), samples.values("metadata.total_frame_count")
+    return {i for i, have, want in zip(ids, scored, n_frames) if want and have == want}
 
 
 def _frame_count_mismatch(n_frames: int, info: dict) -> str | None:
