@@ -23,6 +23,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.reliability("fault")]
 
 CLI = [sys.executable, "-m", "fiftyone_clipit.cli"]
 N_VIDEOS, N_FRAMES = 4, 120
+WRITE_FRAMES = """
+import sys
+import fiftyone as fo
+from fiftyone_clipit.fo.common import write_in_chunks
+dataset = fo.load_dataset(sys.argv[1])
+for sample_id in dataset.values("id"):
+    write_in_chunks(dataset, f"frames.{sys.argv[2]}", {sample_id: {f: 0.5 for f in range(1, 301)}})
+"""
 
 
 def child_env() -> dict[str, str]:
@@ -103,3 +111,20 @@ def test_two_processes_summarising_different_fields_lose_no_write(dataset):
     dataset.reload()
     for field in ("sum_red", "sum_blue"):
         assert all(s is not None and len(s.detections) > 0 for s in dataset.values(field)), field
+
+
+def test_two_processes_creating_the_same_frame_documents_both_land():
+    """A video's first frame write creates its frame documents; two writers race to insert them."""
+    dataset = fo.Dataset(f"clipit-frames-race-{uuid.uuid4().hex[:8]}", persistent=True)
+    dataset.add_samples([fo.Sample(filepath=f"/nonexistent/v{i}.mp4") for i in range(20)])
+    try:
+        results = run_together(
+            [sys.executable, "-c", WRITE_FRAMES, dataset.name, "first"],
+            [sys.executable, "-c", WRITE_FRAMES, dataset.name, "second"],
+        )
+        for result in results:
+            assert result.returncode == 0, result.stderr
+        dataset.reload()
+        assert dataset.count("frames") == dataset.count("frames.first") == dataset.count("frames.second") == 20 * 300
+    finally:
+        dataset.delete()

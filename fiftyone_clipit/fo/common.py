@@ -13,6 +13,7 @@ import fiftyone.core.media as fom
 import fiftyone.core.collections as foc
 from fiftyone.core.clips import ClipsView
 from fiftyone.core.video import FramesView
+from pymongo.errors import BulkWriteError
 from tqdm.auto import tqdm
 
 from fiftyone_clipit.errors import BatchError, ClipItError, ItemFailure
@@ -28,6 +29,7 @@ EMBEDDINGS_RUN = "clipit_embeddings"
 #: Seconds after declaring a field before checking that no other process's schema save dropped it.
 SCHEMA_SETTLE_SECONDS = 0.2
 _DECLARE_ATTEMPTS = 10
+_DUPLICATE_KEY = 11000
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -145,9 +147,39 @@ def write_in_chunks(
     def write() -> None:
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
-            dataset.select(part, ordered=True).set_values(path, [values_by_id[i] for i in part])
+            retry_frame_inserts(
+                lambda: dataset.select(part, ordered=True).set_values(path, [values_by_id[i] for i in part])
+            )
 
     write_declared(dataset, path, write)
+
+
+def retry_frame_inserts(write: Callable[[], None], attempts: int = 5) -> None:
+    """Runs an idempotent write again when it lost a race to create the same frame documents.
+
+    The first frame-field write to a video creates its frame documents; two processes writing
+    different frame fields of that video at once can both try, and MongoDB's unique index on
+    (sample, frame number) fails the slower one (E11000, which FiftyOne raises as a
+    ValueError). The documents exist by then, so writing again only updates them.
+    """
+    for attempt in range(attempts):
+        try:
+            write()
+            return
+        except ValueError as e:
+            if attempt == attempts - 1 or not _lost_insert_race(e):
+                raise
+            logger.info("Frame documents were created by another process meanwhile; writing again")
+            time.sleep(0.05 * (attempt + 1))
+
+
+def _lost_insert_race(error: ValueError) -> bool:
+    cause = error.__cause__
+    if not isinstance(cause, BulkWriteError):
+        return False
+    return all(e.get("code") == _DUPLICATE_KEY for e in cause.details.get("writeErrors", [])) and bool(
+        cause.details.get("writeErrors")
+    )
 
 
 def write_declared(dataset: fo.Dataset, path: str, write: Callable[[], None]) -> None:

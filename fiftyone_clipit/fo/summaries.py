@@ -20,6 +20,7 @@ from fiftyone_clipit.fo.common import (
     finish,
     iterate,
     record_run,
+    retry_frame_inserts,
     root_dataset,
     store_root,
     video_collection,
@@ -351,7 +352,9 @@ def _write_storyboard(dataset: fo.Dataset, samples, summary_field: str, keyframe
     for sample_id, (chosen, _) in keyframes.items():
         updates[sample_id].update({number: rank for number, rank in chosen})
     write_declared(
-        dataset, f"frames.{rank_field}", lambda: dataset.set_values(f"frames.{rank_field}", updates, key_field="id")
+        dataset,
+        f"frames.{rank_field}",
+        lambda: retry_frame_inserts(lambda: dataset.set_values(f"frames.{rank_field}", updates, key_field="id")),
     )
     images = {sample_id: paths for sample_id, (_, paths) in keyframes.items() if paths}
     if images:
