@@ -175,11 +175,8 @@ def retry_frame_inserts(write: Callable[[], None], attempts: int = 5) -> None:
 
 def _lost_insert_race(error: ValueError) -> bool:
     cause = error.__cause__
-    if not isinstance(cause, BulkWriteError):
-        return False
-    return all(e.get("code") == _DUPLICATE_KEY for e in cause.details.get("writeErrors", [])) and bool(
-        cause.details.get("writeErrors")
-    )
+    errors = cause.details.get("writeErrors", []) if isinstance(cause, BulkWriteError) else []
+    return bool(errors) and all(e.get("code") == _DUPLICATE_KEY for e in errors)
 
 
 def write_declared(dataset: fo.Dataset, path: str, write: Callable[[], None]) -> None:
