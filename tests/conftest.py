@@ -167,6 +167,17 @@ def tiny_encoder():
     return load_clip("tiny-random")
 
 
+@pytest.fixture
+def one_thread():
+    """Small models train faster on one torch thread, and the machine is shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 _RELIABILITY_KINDS: dict[str, str] = {}
 
 

@@ -12,7 +12,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from fiftyone_clipit.benchmark import run_benchmark
 from fiftyone_clipit.cli import main
@@ -37,14 +36,6 @@ def summe_features(tmp_path_factory):
         features = rng.normal(size=(len(picks), 32)) + 1.5 * consensus[:, None] * direction
         np.savez(folder / f"{annotation.name}.npz", embeddings=features.astype(np.float32), frame_numbers=picks + 1)
     return folder
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_benchmark_command_prints_the_f1_table_of_the_five_splits(summe_features, capsys, one_thread):

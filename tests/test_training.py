@@ -23,15 +23,6 @@ from fiftyone_clipit.training import (
 )
 
 
-@pytest.fixture
-def one_thread():
-    """Small models train faster on one thread, and the machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_weighted_bce_weighs_positives_by_negatives_over_positives():
     logits = torch.tensor([[2.0, -1.0, 0.5, 0.0, 9.0]])
     targets = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0]])

@@ -179,27 +179,30 @@ def _lost_insert_race(error: ValueError) -> bool:
     return bool(errors) and all(e.get("code") == _DUPLICATE_KEY for e in errors)
 
 
-def write_declared(dataset: fo.Dataset, path: str, write: Callable[[], None]) -> None:
-    """Runs `write`, which may declare the field `path`, and makes sure the declaration lasts.
+def write_declared(dataset: fo.Dataset, paths: str | Sequence[str], write: Callable[[], None]) -> None:
+    """Runs `write`, which may declare the fields `paths`, and makes sure the declarations last.
 
     FiftyOne saves a dataset's list of fields whole, so when two processes (delegated workers
     on one database) declare fields at the same moment, one save can drop the other's field:
-    its values stay in MongoDB but the schema no longer names it. A field new to this write is
-    looked up again once such a save could have landed, and written again until it holds.
+    its values stay in MongoDB but the schema no longer names it. Fields new to this write are
+    looked up again, together, once such a save could have landed, and written again until
+    they hold.
     """
-    existed = dataset.get_field(path) is not None
+    paths = ensure_iterable(paths)
+    new = [path for path in paths if dataset.get_field(path) is None]
     write()
-    if existed or dataset.get_field(path) is None:
+    new = [path for path in new if dataset.get_field(path) is not None]  # None values declare nothing
+    if not new:
         return
     for _ in range(_DECLARE_ATTEMPTS):
         time.sleep(SCHEMA_SETTLE_SECONDS)
         dataset.reload()
-        if dataset.get_field(path) is not None:
+        if all(dataset.get_field(path) is not None for path in new):
             return
-        logger.info("Field '%s' of '%s' was dropped by a concurrent schema save; declaring it again", path, dataset.name)
+        logger.info("Fields %s of '%s' were dropped by a concurrent schema save; declaring them again", new, dataset.name)
         write()
     raise ClipItError(
-        f"Field '{path}' of dataset '{dataset.name}' kept being dropped by other processes' schema "
+        f"Fields {new} of dataset '{dataset.name}' kept being dropped by other processes' schema "
         f"saves; run the operation again once the other writers finish"
     )
 

@@ -120,8 +120,13 @@ class SummaryEvaluation(BaseEvaluationMethod):
     def register_samples(self, samples: foc.SampleCollection, eval_key: str) -> None:
         """Declares the per-video float fields of the run."""
         dataset = root_dataset(samples)
-        for name in self.get_fields(samples, eval_key, include_custom_metrics=False):
-            write_declared(dataset, name, lambda: dataset.add_sample_field(name, fo.FloatField))
+        names = self.get_fields(samples, eval_key, include_custom_metrics=False)
+
+        def declare() -> None:
+            for name in names:
+                dataset.add_sample_field(name, fo.FloatField)
+
+        write_declared(dataset, names, declare)
 
     def evaluate_samples(
         self, samples: foc.SampleCollection, eval_key: str, progress: Progress = None

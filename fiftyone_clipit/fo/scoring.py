@@ -272,11 +272,12 @@ def _finished_by_interrupted_run(
     previous = dataset.get_run_info(key).config
     if getattr(previous, "complete", True) or any(getattr(previous, k, None) != v for k, v in config.items()):
         return None
-    if samples.get_field(f"frames.{config['score_field']}") is None:
+    field = config["score_field"]
+    if samples.get_field(f"frames.{field}") is None:
         return set()
-    scored = samples.values(F("frames").filter(F(config["score_field"]) != None).length())
-    ids, n_frames = samples.values("id"), samples.values("metadata.total_frame_count")
-    return {i for i, have, want in zip(ids, scored, n_frames) if want and have == want}
+    scored = F("frames").filter(F(field) != None).length()
+    ids, n_frames, n_scored = samples.values(["id", "metadata.total_frame_count", scored])
+    return {i for i, want, have in zip(ids, n_frames, n_scored) if want and have == want}
 
 
 def _frame_count_mismatch(n_frames: int, info: dict) -> str | None:
