@@ -26,8 +26,8 @@ from fiftyone_clipit.captions import caption_free_text
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.readers import VideoAnnotation, read_splits, read_summe, read_tvsum, user_keyshot_summaries
 from fiftyone_clipit.scorer import load_preset
-from fiftyone_clipit.summary import uniform_change_points
-from fiftyone_clipit.training import TrainingOptions, TrainingVideo, evaluate_f1, kts_shots, train
+from fiftyone_clipit.summary import kts_summary_shots, summary_capacity, uniform_change_points
+from fiftyone_clipit.training import TrainingOptions, TrainingVideo, evaluate_f1, train
 
 BENCHMARK_DATASETS = ("tvsum", "summe")
 DEFAULT_SPLITS = {"tvsum": "tvsum_splits_pglsum.json", "summe": "summe_splits_pglsum.json"}
@@ -83,7 +83,8 @@ def load_features(folder: Path, annotation: VideoAnnotation, key: str) -> tuple[
 
 
 def benchmark_videos(
-    dataset: str, features_dir: str, annotations_path: str | None = None, max_segment: float = 60.0
+    dataset: str, features_dir: str, annotations_path: str | None = None, max_segment: float = 60.0,
+    proportion: float = 0.15,
 ) -> dict[str, TrainingVideo]:
     """Every annotated video of the benchmark as a TrainingVideo, keyed by split key (video_N).
 
@@ -112,7 +113,10 @@ def benchmark_videos(
             text=caption_free_text(features),
             picks=picks,
             n_frames=annotation.n_frames,
-            change_points=kts_shots(features, picks, annotation.n_frames, step_rate, max_segment),
+            change_points=kts_summary_shots(
+                features, picks, annotation.n_frames, step_rate, annotation.fps,
+                max(1, summary_capacity(annotation.n_frames, proportion)), max_segment=max_segment,
+            ),
             user_summaries=np.asarray(users, dtype=bool),
         )
     if missing:
@@ -148,8 +152,8 @@ def run_benchmark(
     Returns:
         the mean F1 over splits and, per split, its test F1, the epoch kept and its validation F1.
     """
-    videos = benchmark_videos(dataset, features_dir, annotations_path)
     options = options or TrainingOptions(f1_mode=F1_MODES[dataset])
+    videos = benchmark_videos(dataset, features_dir, annotations_path, proportion=options.proportion)
     splits_file = splits or DEFAULT_SPLITS[dataset]
     rows = []
     for index, split in enumerate(read_splits(splits_file)):
@@ -158,7 +162,7 @@ def run_benchmark(
             raise ClipItError(f"Split {index} of '{splits_file}' names videos {unknown[:5]} that {dataset} does not have")
         test_videos = [videos[k] for k in split["test_keys"]]
         result = train([videos[k] for k in split["train_keys"]], load_preset(preset), options, device=device, progress=progress)
-        f1 = evaluate_f1(result.model, test_videos, options.proportion, options.f1_mode)
+        f1 = evaluate_f1(result.model, test_videos, options.proportion, options.f1_mode, options.attention)
         rows.append({
             "split": index,
             "f1": float(np.mean(f1)),

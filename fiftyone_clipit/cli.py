@@ -82,8 +82,8 @@ def cmd_score(args: argparse.Namespace) -> None:
 
     report = score_frames(
         _dataset(args.dataset), args.query, score_field=args.score_field, pretrained=args.pretrained,
-        smoothing_seconds=args.smoothing_seconds, scorer=args.scorer, device=args.device,
-        skip_failures=args.skip_failures, progress=True,
+        smoothing_seconds=args.smoothing_seconds, scorer=args.scorer, attention=args.attention,
+        device=args.device, skip_failures=args.skip_failures, progress=True,
     )
     resumed = f"; {report.n_resumed} were already scored by the interrupted run" if report.n_resumed else ""
     print(f"Scored {report.n_scored} videos into frames.{args.score_field}{resumed}")
@@ -240,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--query", help="the text; leave out for a generic summary (caption-free text)")
     p.add_argument("--scorer", default="zero-shot", help="'zero-shot' or a checkpoint folder from `train`")
+    p.add_argument("--attention", default="auto", choices=["auto", "full", "windowed"],
+                   help="a trained scorer's temporal attention (auto: whole video up to 2,048 steps)")
     p.add_argument("--score-field", default="clipit_score")
     p.add_argument("--pretrained", help="weights of the embeddings' model")
     p.add_argument("--device")

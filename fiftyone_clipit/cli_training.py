@@ -14,16 +14,27 @@ from typing import Callable
 #: CLI option -> TrainingOptions field
 _TRAINING_FLAGS = {
     "mode": "mode", "epochs": "epochs", "batch_size": "batch_size", "learning_rate": "learning_rate",
-    "weight_decay": "weight_decay", "bce_weight": "bce_weight",
+    "warmup_epochs": "warmup_epochs", "weight_decay": "weight_decay", "bce_weight": "bce_weight",
     "reconstruction_weight": "reconstruction_weight", "diversity_weight": "diversity_weight",
     "validation_fraction": "validation_fraction", "patience": "patience", "seed": "seed",
-    "budget": "proportion", "f1_mode": "f1_mode",
+    "budget": "proportion", "f1_mode": "f1_mode", "attention": "attention",
 }
 
 
 def _training_options(args: argparse.Namespace) -> dict:
     """The training options given on the command line (the others keep their defaults)."""
-    return {field: getattr(args, flag) for flag, field in _TRAINING_FLAGS.items() if getattr(args, flag) is not None}
+    return {
+        field: getattr(args, flag)
+        for flag, field in _TRAINING_FLAGS.items()
+        if getattr(args, flag, None) is not None
+    }
+
+
+def training_options(args: argparse.Namespace, **fixed):
+    """`TrainingOptions` from the library's defaults, the flags given and `fixed` values."""
+    from fiftyone_clipit.training import TrainingOptions
+
+    return TrainingOptions(**{**fixed, **_training_options(args)})
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -44,9 +55,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
     from fiftyone_clipit.benchmark import F1_MODES, format_table, run_benchmark
-    from fiftyone_clipit.training import TrainingOptions
 
-    options = TrainingOptions(**{"f1_mode": F1_MODES[args.benchmark], **_training_options(args)})
+    options = training_options(args, f1_mode=F1_MODES[args.benchmark])
     result = run_benchmark(
         args.benchmark, args.features, splits=args.splits, preset=args.preset, options=options,
         annotations_path=args.annotations, device=args.device,
@@ -56,23 +66,39 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         print(json.dumps(asdict(result)))
 
 
+def add_training_option_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """The `TrainingOptions` flags; each left out keeps the library's default (shown in --help)."""
+    from fiftyone_clipit.scorer import ATTENTION_MODES
+    from fiftyone_clipit.training import TrainingOptions
+
+    d = TrainingOptions()
+    flags = {
+        "mode": dict(choices=["supervised", "unsupervised"], help=f"default {d.mode}"),
+        "epochs": dict(type=int, help=f"most epochs (default {d.epochs})"),
+        "batch_size": dict(type=int, help=f"videos per step (default {d.batch_size})"),
+        "learning_rate": dict(type=float, help="peak AdamW learning rate (default: 0.1 / the preset's model_dim)"),
+        "warmup_epochs": dict(type=int, help=f"linear warm-up, then cosine decay (default {d.warmup_epochs})"),
+        "weight_decay": dict(type=float, help=f"AdamW weight decay (default {d.weight_decay:g})"),
+        "bce_weight": dict(type=float, help=f"weight of the keyframe BCE (default {d.bce_weight:g})"),
+        "reconstruction_weight": dict(type=float, help=f"weight of the reconstruction loss (default {d.reconstruction_weight:g})"),
+        "diversity_weight": dict(type=float, help=f"weight of the diversity loss (default {d.diversity_weight:g})"),
+        "validation_fraction": dict(type=float, help=f"share of training videos for model selection ({d.validation_fraction:g})"),
+        "patience": dict(type=int, help=f"stop after this many epochs without improvement ({d.patience})"),
+        "seed": dict(type=int, help=f"seed of the split, weights and batches (default {d.seed})"),
+        "budget": dict(type=float, help=f"summary budget of the validation F1 (default {d.proportion:g})"),
+        "f1_mode": dict(choices=["avg", "max"], help="over users: avg (TVSum) or max (SumMe)"),
+        "attention": dict(choices=list(ATTENTION_MODES), help=f"temporal attention (default {d.attention})"),
+    }
+    for flag, kwargs in flags.items():
+        if flag not in exclude:
+            parser.add_argument("--" + flag.replace("_", "-"), **kwargs)
+
+
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
     from fiftyone_clipit.scorer import DEFAULT_PRESET, list_presets
 
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list_presets(), help="scorer shapes")
-    parser.add_argument("--mode", choices=["supervised", "unsupervised"], help="default supervised")
-    parser.add_argument("--epochs", type=int, help="most epochs (default 60)")
-    parser.add_argument("--batch-size", type=int, help="videos per step (default 4)")
-    parser.add_argument("--learning-rate", type=float, help="AdamW learning rate (default 3e-4)")
-    parser.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-2)")
-    parser.add_argument("--bce-weight", type=float, help="weight of the keyframe BCE (default 1)")
-    parser.add_argument("--reconstruction-weight", type=float, help="weight of the reconstruction loss (default 1)")
-    parser.add_argument("--diversity-weight", type=float, help="weight of the diversity loss (default 1)")
-    parser.add_argument("--validation-fraction", type=float, help="share of training videos for model selection (0.2)")
-    parser.add_argument("--patience", type=int, help="stop after this many epochs without improvement (20)")
-    parser.add_argument("--seed", type=int, help="seed of the split, weights and batches (default 0)")
-    parser.add_argument("--budget", type=float, help="summary budget of the validation F1 (default 0.15)")
-    parser.add_argument("--f1-mode", choices=["avg", "max"], help="over users: avg (TVSum) or max (SumMe)")
+    add_training_option_arguments(parser)
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
 
 

@@ -7,10 +7,13 @@ to one another, and a linear head with a sigmoid gives one score per sampled ste
 convolution reconstructs the frame features from the score-weighted transformer output; the
 reconstruction and diversity losses of `fiftyone_clipit.training` read it.
 
-Memory grows linearly with video length: the transformer attends within windows of
-`config.window` steps that overlap by `config.window_overlap` steps on each side, and each step
-keeps the output of the window in which it has at least that much context on both sides. A video
-no longer than one window is attended as a whole, exactly as the paper's transformer does.
+Temporal attention (`attention=`): "full" attends over the whole video, as the paper's
+transformer does; "windowed" attends within windows of `config.window` steps that overlap by
+`config.window_overlap` steps on each side, each step keeping the output of the window in which
+it has at least that much context on both sides, so memory grows linearly with length; "auto"
+(the default) is full up to `FULL_ATTENTION_MAX_STEPS` steps and windowed beyond. Positions are
+the steps' places in the whole video in every mode, so a window deep into a long video knows
+where it is, and "full" and "windowed" agree on a video that fits one window.
 
 Shapes are data, as open_clip keeps them: presets are JSON files `models/scorer-<name>.json`
 (`list_presets()`), parsed into a frozen `ScorerConfig`; a checkpoint keeps its config as JSON
@@ -38,7 +41,12 @@ from fiftyone_clipit.errors import ClipItError
 PRESETS_PACKAGE = "fiftyone_clipit.presets"
 DEFAULT_PRESET = "paper"
 CHECKPOINT_FORMAT = "clipit-scorer"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: fusion in the config (version 1 checkpoints fused by "concat")
+ATTENTION_MODES = ("auto", "full", "windowed")
+#: longest video "auto" attends as a whole: 2,048 steps (17 min at 2 fps) cost the paper preset
+#: about 134 MB of attention scores per layer; longer videos are attended in windows.
+FULL_ATTENTION_MAX_STEPS = 2048
+FUSION_MODES = ("product", "concat")
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "MODEL_CARD.md"
@@ -61,6 +69,10 @@ class ScorerConfig:
         dropout: dropout while training.
         window: most steps one attention window holds (memory is linear in length beyond it).
         window_overlap: context steps a window shares with each neighbour; 2 * overlap < window.
+        fusion: how the language-guided attention output `a` joins the frame features `f`:
+            "product" feeds [f, a, f * a] to the fusing layer, so a frame-text match is one linear
+            read-out away (it measured faster and steadier to learn, see docs/training.md);
+            "concat" feeds [f, a] (version 1 checkpoints).
     """
 
     name: str = "custom"
@@ -74,6 +86,8 @@ class ScorerConfig:
     dropout: float = 0.1
     window: int = 512
     window_overlap: int = 64
+    fusion: str = "product"
+    input_norm: bool = True
 
     def __post_init__(self) -> None:
         positive = ("feature_dim", "model_dim", "text_heads", "layers", "heads", "feedforward_dim", "window")
@@ -90,6 +104,8 @@ class ScorerConfig:
                 f"Scorer config '{self.name}': text_heads={self.text_heads} must divide "
                 f"feature_dim={self.feature_dim}"
             )
+        if self.fusion not in FUSION_MODES:
+            raise ClipItError(f"Scorer config '{self.name}': fusion must be one of {list(FUSION_MODES)}, got {self.fusion!r}")
         if not 0 <= self.dropout < 1:
             raise ClipItError(f"Scorer config '{self.name}': dropout must be in [0, 1), got {self.dropout!r}")
         overlap = self.window_overlap
@@ -203,10 +219,12 @@ class ClipItScorer(nn.Module):
         super().__init__()
         self.config = config
         c = config
+        self.frame_norm = nn.LayerNorm(c.feature_dim) if c.input_norm else nn.Identity()
+        self.text_norm = nn.LayerNorm(c.feature_dim) if c.input_norm else nn.Identity()
         self.text_attention = nn.MultiheadAttention(
             c.feature_dim, c.text_heads, dropout=c.dropout, add_bias_kv=True, batch_first=True
         )
-        self.fuse = nn.Linear(2 * c.feature_dim, c.model_dim)
+        self.fuse = nn.Linear((3 if c.fusion == "product" else 2) * c.feature_dim, c.model_dim)
         self.fuse_norm = nn.LayerNorm(c.model_dim)
         self.dropout = nn.Dropout(c.dropout)
         layer = nn.TransformerEncoderLayer(
@@ -227,6 +245,7 @@ class ClipItScorer(nn.Module):
         text_mask: torch.Tensor,
         reconstruct: bool = True,
         window_batch: int | None = None,
+        attention: str = "auto",
     ) -> ScorerOutput:
         """Scores a padded batch of videos.
 
@@ -238,12 +257,15 @@ class ClipItScorer(nn.Module):
             reconstruct (True): also rebuild the frame features (for the losses).
             window_batch (None): attention windows per encoder call; None runs all at once
                 (training); a number bounds inference memory regardless of video length.
+            attention ("auto"): "full", "windowed" or "auto" (see the module docstring).
         """
+        frames, text = self.frame_norm(frames), self.text_norm(text)
         attended, _ = self.text_attention(
             frames, text, text, key_padding_mask=~text_mask, need_weights=False
         )
-        tokens = self.dropout(self.fuse_norm(self.fuse(torch.cat([frames, attended], dim=-1))))
-        hidden = self._encode_in_windows(tokens, frame_mask, window_batch)
+        parts = [frames, attended, frames * attended] if self.config.fusion == "product" else [frames, attended]
+        tokens = self.dropout(self.fuse_norm(self.fuse(torch.cat(parts, dim=-1))))
+        hidden = self._encode_in_windows(tokens, frame_mask, window_batch, attention)
         logits = self.score_head(hidden).squeeze(-1)
         scores = torch.sigmoid(logits) * frame_mask
         reconstruction = None
@@ -253,14 +275,13 @@ class ClipItScorer(nn.Module):
         return ScorerOutput(logits, scores, hidden, reconstruction)
 
     def _encode_in_windows(
-        self, tokens: torch.Tensor, frame_mask: torch.Tensor, window_batch: int | None
+        self, tokens: torch.Tensor, frame_mask: torch.Tensor, window_batch: int | None, attention: str
     ) -> torch.Tensor:
         b, n, dim = tokens.shape
-        c = self.config
         spans = [
             (video, *span)
             for video, length in enumerate(frame_mask.sum(dim=1).tolist())
-            for span in attention_windows(int(length), c.window, c.window_overlap)
+            for span in self.attention_spans(int(length), attention)
         ]
         width = max(hi - lo for _, lo, hi, _, _ in spans)
         device = tokens.device
@@ -269,11 +290,16 @@ class ClipItScorer(nn.Module):
         sizes = torch.tensor([hi - lo for _, lo, hi, _, _ in spans], device=device)
         valid = offsets[None, :] < sizes[:, None]
         index = torch.where(valid, starts[:, None] + offsets[None, :], 0)
+        los = torch.tensor([lo for _, lo, _, _, _ in spans], device=device)
+        steps = torch.where(valid, los[:, None] + offsets[None, :], 0)  # places in the whole video
         flat = tokens.reshape(b * n, dim)
-        positions = sinusoidal_positions(width, dim, device)
+        positions = sinusoidal_positions(n, dim, device)
         chunk = window_batch or len(spans)
         encoded = torch.cat([
-            self.encoder(flat[index[s : s + chunk]] + positions, src_key_padding_mask=~valid[s : s + chunk])
+            self.encoder(
+                flat[index[s : s + chunk]] + positions[steps[s : s + chunk]],
+                src_key_padding_mask=~valid[s : s + chunk],
+            )
             for s in range(0, len(spans), chunk)
         ]).reshape(-1, dim)
         source = torch.cat([
@@ -285,6 +311,20 @@ class ClipItScorer(nn.Module):
             for video, _, _, keep_lo, keep_hi in spans
         ])
         return tokens.new_zeros(b * n, dim).index_copy(0, target, encoded[source]).reshape(b, n, dim)
+
+    def attention_spans(self, n_steps: int, attention: str = "auto") -> list[tuple[int, int, int, int]]:
+        """The windows the transformer attends over for a video of `n_steps` (`attention_windows`)."""
+        check_attention(attention)
+        if attention == "full" or (attention == "auto" and n_steps <= FULL_ATTENTION_MAX_STEPS):
+            return [(0, n_steps, 0, n_steps)]
+        return attention_windows(n_steps, self.config.window, self.config.window_overlap)
+
+
+def check_attention(attention: str) -> str:
+    """`attention` if it is a known mode, else a ClipItError naming the modes."""
+    if attention not in ATTENTION_MODES:
+        raise ClipItError(f"Unknown attention '{attention}'; choose one of {list(ATTENTION_MODES)}")
+    return attention
 
 
 def pad_batch(
@@ -317,6 +357,7 @@ def predict_scores(
     features: Sequence[np.ndarray],
     texts: Sequence[np.ndarray],
     window_batch: int = 16,
+    attention: str = "auto",
 ) -> list[np.ndarray]:
     """Per-step scores of a batch of videos, in eval mode and without gradients.
 
@@ -325,12 +366,14 @@ def predict_scores(
         features: per video, float (n_i, feature_dim) frame embeddings.
         texts: per video, float (m_i, feature_dim) sentence embeddings (or one (d,) vector).
         window_batch (16): attention windows per encoder call, which bounds memory.
+        attention ("auto"): "full", "windowed" or "auto" (full up to FULL_ATTENTION_MAX_STEPS).
 
     Returns:
         per video, float32 (n_i,) scores in (0, 1).
     """
     if len(features) != len(texts):
         raise ClipItError(f"{len(features)} videos but {len(texts)} texts; give one text per video")
+    check_attention(attention)
     device = next(model.parameters()).device
     dim = model.config.feature_dim
     frames, frame_mask = pad_batch([np.asarray(f, np.float32) for f in features], dim, "Frame embeddings", device)
@@ -339,7 +382,9 @@ def predict_scores(
     model.eval()
     try:
         with torch.inference_mode():
-            scores = model(frames, frame_mask, text, text_mask, reconstruct=False, window_batch=window_batch).scores
+            scores = model(
+                frames, frame_mask, text, text_mask, reconstruct=False, window_batch=window_batch, attention=attention
+            ).scores
     finally:
         model.train(was_training)
     return [scores[i, : len(f)].float().cpu().numpy() for i, f in enumerate(features)]
@@ -426,12 +471,16 @@ def load_checkpoint(path: str, device: str | torch.device | None = None) -> Chec
         raise ClipItError(f"Scorer checkpoint '{path}': config.json is not readable JSON ({e}); {hint}") from e
     if not isinstance(document, dict) or document.get("format") != CHECKPOINT_FORMAT:
         raise ClipItError(f"'{config_path}' is not a CLIP-It scorer config (format '{CHECKPOINT_FORMAT}'); {hint}")
-    if document.get("format_version") != CHECKPOINT_VERSION:
+    version = document.get("format_version")
+    if version not in (1, CHECKPOINT_VERSION):
         raise ClipItError(
-            f"Scorer checkpoint '{path}' has format version {document.get('format_version')!r}; this "
-            f"version of fiftyone-clipit reads version {CHECKPOINT_VERSION}"
+            f"Scorer checkpoint '{path}' has format version {version!r}; this version of "
+            f"fiftyone-clipit reads versions 1 and {CHECKPOINT_VERSION}"
         )
-    config = ScorerConfig.from_dict(document["config"])
+    values = document["config"]
+    if version == 1:
+        values = {"fusion": "concat", **values}
+    config = ScorerConfig.from_dict(values)
     model = ClipItScorer(config)
     try:
         weights = load_file(weights_path, device="cpu")

@@ -433,6 +433,44 @@ def parse_budget(budget: float | str) -> tuple[str, float]:
     return kind, value
 
 
+def kts_summary_shots(
+    embeddings: np.ndarray,
+    picks: np.ndarray,
+    n_frames: int,
+    step_rate: float,
+    frame_rate: float,
+    capacity: int,
+    min_segment: float | None = None,
+    max_segment: float = 60.0,
+    vmax: float = 1.0,
+) -> np.ndarray:
+    """The shots a summary of a video is planned over: KTS on its step embeddings, fitted to the budget.
+
+    `create_summary` and the model selection of training both call this, so the epoch kept is
+    chosen on the shots its summaries will use. KTS keeps shots under the budget where the
+    minimum length allows it, and shots still longer are split (`split_long_shots`).
+
+    Args:
+        embeddings: (n_steps, d) step embeddings; picks: (n_steps,) their 0-based frames.
+        n_frames: frames in the video; step_rate: steps per second; frame_rate: frames per second.
+        capacity: the summary budget in frames (>= 1).
+        min_segment (None): shortest shot in seconds; max_segment (60.0): longest.
+        vmax (1.0): KTS's penalty scale.
+
+    Returns:
+        (n_shots, 2) int64 inclusive [first, last] frame bounds covering the video.
+    """
+    from fiftyone_clipit.segmentation import kts, steps_to_frames
+
+    min_steps = max(1, round((min_segment or 0) * step_rate))
+    max_steps = max(2 * min_steps - 1, round(max_segment * step_rate))
+    budget_steps = int(capacity * step_rate / frame_rate)
+    if budget_steps >= 2 * min_steps - 1:
+        max_steps = min(max_steps, budget_steps)
+    step_shots = kts(embeddings, min_length=min_steps, max_length=max_steps, vmax=vmax)
+    return split_long_shots(steps_to_frames(step_shots.change_points, picks, n_frames), capacity)
+
+
 def budget_capacity(
     n_frames: int,
     frame_rate: float,

@@ -10,13 +10,19 @@ Losses (paper, section 3.3):
   scores it is exactly the mean over pairs of selected frames. Computed in O(n) memory.
 Supervised training uses all three, unsupervised the last two; the weights are options.
 
-The epoch kept is the one with the best summary F1 on validation videos taken from the training
-videos (never the test split); without ground truth (unsupervised), the lowest validation loss.
+The epoch kept is chosen on validation videos taken from the training videos (never the test
+split): supervised, the best summary F1 against their labels; unsupervised, the lowest
+unsupervised loss (reconstruction + diversity), so no label is read at any point.
+
+The default recipe (peak learning rate, warm-up and cosine decay, dropout, the "product" fusion,
+epochs and patience) was chosen by `fiftyone-clipit bench learning`; docs/training.md has the
+figures that chose it.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Sequence
@@ -27,11 +33,12 @@ import torch.nn.functional as F
 
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.metrics import summary_f1
-from fiftyone_clipit.scorer import ClipItScorer, ScorerConfig, ScorerOutput, pad_batch, predict_scores
-from fiftyone_clipit.segmentation import kts, steps_to_frames
+from fiftyone_clipit.scorer import ClipItScorer, ScorerConfig, ScorerOutput, check_attention, pad_batch, predict_scores
 from fiftyone_clipit.summary import generate_summary
 
 MODES = ("supervised", "unsupervised")
+#: the default peak learning rate times the scorer's model_dim (see TrainingOptions.learning_rate)
+LEARNING_RATE_TIMES_WIDTH = 0.1
 Progress = Callable[[float, str], None] | bool | None
 
 
@@ -61,6 +68,11 @@ class TrainingVideo:
         n = len(self.features)
         if self.features.ndim != 2 or n == 0:
             raise ClipItError(f"Video '{self.name}': features must be (n_steps >= 1, d), got {self.features.shape}")
+        if np.size(self.text) == 0:
+            raise ClipItError(
+                f"Video '{self.name}' has no text (an empty query or no captions); give it a query or "
+                f"leave it out of training"
+            )
         if np.atleast_2d(self.text).shape[1] != self.features.shape[1]:
             raise ClipItError(
                 f"Video '{self.name}': text embeddings {np.shape(self.text)} and frame features "
@@ -91,19 +103,25 @@ class TrainingOptions:
         mode: "supervised" (BCE + reconstruction + diversity) or "unsupervised" (the last two).
         epochs: most passes over the training videos.
         batch_size: videos per optimiser step.
-        learning_rate, weight_decay: AdamW's.
+        learning_rate: AdamW's peak learning rate; None scales it with the scorer's width,
+            `LEARNING_RATE_TIMES_WIDTH / model_dim` (3.1e-3 for the tiny preset, 2e-4 for paper),
+            as Adam's stable step shrinks with width.
+        warmup_epochs: epochs of linear warm-up to the peak; a cosine decay to zero follows.
+        weight_decay: AdamW's.
         bce_weight, reconstruction_weight, diversity_weight: the losses' weights.
         validation_fraction: share of the training videos held out for model selection.
         patience: stop after this many epochs without a better validation figure (None: never).
         seed: seeds the split, the initial weights, the batch order and dropout.
         proportion: summary budget for the validation F1.
         f1_mode: "avg" over users (TVSum) or "max" (SumMe).
+        attention: the scorer's temporal attention, "auto", "full" or "windowed".
     """
 
     mode: str = "supervised"
     epochs: int = 60
     batch_size: int = 4
-    learning_rate: float = 3e-4
+    learning_rate: float | None = None
+    warmup_epochs: int = 5
     weight_decay: float = 1e-2
     bce_weight: float = 1.0
     reconstruction_weight: float = 1.0
@@ -113,18 +131,30 @@ class TrainingOptions:
     seed: int = 0
     proportion: float = 0.15
     f1_mode: str = "avg"
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
+        check_attention(self.attention)
+        if self.warmup_epochs < 0:
+            raise ClipItError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if self.mode not in MODES:
             raise ClipItError(f"Unknown training mode '{self.mode}'; the available modes are {list(MODES)}")
         if self.f1_mode not in ("avg", "max"):
             raise ClipItError(f"Unknown F1 mode '{self.f1_mode}'; the available modes are ['avg', 'max']")
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
+            raise ClipItError(f"learning_rate must be in (0, 1) or None (scaled with width), got {self.learning_rate!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ClipItError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
         if not 0 <= self.validation_fraction < 1:
             raise ClipItError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
         if min(self.bce_weight, self.reconstruction_weight, self.diversity_weight) < 0:
             raise ClipItError("Loss weights must be >= 0")
+
+    def peak_learning_rate(self, config: ScorerConfig) -> float:
+        """The learning rate after warm-up: the one given, or the width-scaled default."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return LEARNING_RATE_TIMES_WIDTH / config.model_dim
 
     def loss_weights(self) -> dict[str, float]:
         """The weight of each loss this mode uses."""
@@ -194,20 +224,6 @@ def scorer_losses(
     return weighted
 
 
-def kts_shots(
-    features: np.ndarray, picks: np.ndarray, n_frames: int, step_rate: float, max_segment: float = 60.0
-) -> np.ndarray:
-    """KTS shots of a video (as `create_summary` makes them), as inclusive frame bounds (n_shots, 2).
-
-    Args:
-        features: (n_steps, d) step embeddings; picks: (n_steps,) their 0-based frames.
-        n_frames: frames in the video; step_rate: steps per second.
-        max_segment (60.0): longest shot, in seconds.
-    """
-    max_steps = max(1, round(max_segment * step_rate))
-    return steps_to_frames(kts(features, max_length=max_steps).change_points, picks, n_frames)
-
-
 def summary_of_scores(video: TrainingVideo, step_scores: np.ndarray, proportion: float = 0.15) -> np.ndarray:
     """The protocol's keyshot summary of a video's step scores: bool (n_frames,)."""
     lengths = video.change_points[:, 1] - video.change_points[:, 0] + 1
@@ -221,20 +237,24 @@ def video_f1(video: TrainingVideo, step_scores: np.ndarray, proportion: float = 
     return summary_f1(summary_of_scores(video, step_scores, proportion), video.user_summaries, mode=mode)
 
 
-def score_videos(model: ClipItScorer, videos: Sequence[TrainingVideo], batch_size: int = 8) -> list[np.ndarray]:
+def score_videos(
+    model: ClipItScorer, videos: Sequence[TrainingVideo], batch_size: int = 8, attention: str = "auto"
+) -> list[np.ndarray]:
     """Step scores of videos with a scorer, a batch of videos at a time."""
     scores: list[np.ndarray] = []
     for start in range(0, len(videos), batch_size):
         part = videos[start : start + batch_size]
-        scores += predict_scores(model, [v.features for v in part], [v.text for v in part])
+        scores += predict_scores(model, [v.features for v in part], [v.text for v in part], attention=attention)
     return scores
 
 
 def evaluate_f1(
-    model: ClipItScorer, videos: Sequence[TrainingVideo], proportion: float = 0.15, mode: str = "avg"
+    model: ClipItScorer, videos: Sequence[TrainingVideo], proportion: float = 0.15, mode: str = "avg",
+    attention: str = "auto",
 ) -> list[float]:
     """Summary F1 of the scorer on each video (with ground truth)."""
-    return [video_f1(v, s, proportion, mode) for v, s in zip(videos, score_videos(model, videos))]
+    scores = score_videos(model, videos, attention=attention)
+    return [video_f1(v, s, proportion, mode) for v, s in zip(videos, scores)]
 
 
 def split_validation(
@@ -296,15 +316,26 @@ def _batch(videos: Sequence[TrainingVideo], device: torch.device, supervised: bo
     return frames, mask, text, text_mask, targets
 
 
+def selection_criterion(options: TrainingOptions, has_validation: bool) -> str:
+    """How the epoch is chosen: validation F1 (supervised), validation loss (unsupervised), or the last."""
+    if not has_validation:
+        return "last_epoch"
+    return "validation_f1" if options.mode == "supervised" else "validation_loss"
+
+
 def _validation_figure(model, videos, options, device) -> float:
-    """The selection criterion, higher is better: validation F1, or minus the validation loss."""
-    if all(v.user_summaries is not None for v in videos):
-        return float(np.mean(evaluate_f1(model, videos, options.proportion, options.f1_mode)))
+    """The selection criterion, higher is better: validation F1, or minus the unsupervised loss."""
+    if options.mode == "supervised":
+        return float(np.mean(evaluate_f1(model, videos, options.proportion, options.f1_mode, options.attention)))
     model.eval()
+    total, steps = 0.0, 0
     with torch.no_grad():
-        frames, mask, text, text_mask, targets = _batch(videos, device, options.mode == "supervised")
-        output = model(frames, mask, text, text_mask)
-        return -float(scorer_losses(output, frames, mask, targets, options)["total"])
+        for start in range(0, len(videos), options.batch_size):
+            frames, mask, text, text_mask, _ = _batch(videos[start : start + options.batch_size], device, False)
+            output = model(frames, mask, text, text_mask, attention=options.attention)
+            total += float(scorer_losses(output, frames, mask, None, options)["total"]) * int(mask.sum())
+            steps += int(mask.sum())
+    return -total / steps
 
 
 def train(
@@ -341,6 +372,18 @@ def train(
     if supervised and any(v.user_summaries is None for v in videos):
         missing = [v.name for v in videos if v.user_summaries is None][:5]
         raise ClipItError(f"Supervised training needs ground truth for every video; none for {missing}")
+    if supervised:
+        for video in [*videos, *(validation or [])]:
+            if not video.targets().any():
+                raise ClipItError(
+                    f"Video '{video.name}' has no positive frame in its ground truth (no user kept any of "
+                    f"its sampled frames); fix its labels or leave it out of training"
+                )
+    if validation is None and len(videos) < 2 and options.validation_fraction > 0:
+        raise ClipItError(
+            f"Only one training video ('{videos[0].name}'): training needs at least two, one to learn "
+            f"from and one to choose the epoch on; add videos or pass validation_fraction=0"
+        )
     if validation is None:
         train_set, validation_set = split_validation(videos, options.validation_fraction, options.seed)
     else:
@@ -358,11 +401,15 @@ def train(
 
 
 def _fit(model, train_set, validation_set, options, device, progress) -> TrainingResult:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
+    learning_rate = options.peak_learning_rate(model.config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=options.weight_decay)
+    steps_per_epoch = -(-len(train_set) // options.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate_factor(step, steps_per_epoch, options)
+    )
     order_rng = np.random.default_rng(options.seed)
     supervised = options.mode == "supervised"
-    has_gt = validation_set and all(v.user_summaries is not None for v in validation_set)
-    criterion = "validation_f1" if has_gt else "validation_loss" if validation_set else "last_epoch"
+    criterion = selection_criterion(options, bool(validation_set))
     best_value, best_epoch, best_state, history = -np.inf, 0, None, []
     bar = _progress_bar(progress, options.epochs)
     for epoch in range(1, options.epochs + 1):
@@ -372,11 +419,13 @@ def _fit(model, train_set, validation_set, options, device, progress) -> Trainin
         for start in range(0, len(train_set), options.batch_size):
             part = [train_set[i] for i in order[start : start + options.batch_size]]
             frames, mask, text, text_mask, targets = _batch(part, device, supervised)
-            total = scorer_losses(model(frames, mask, text, text_mask), frames, mask, targets, options)["total"]
+            output = model(frames, mask, text, text_mask, attention=options.attention)
+            total = scorer_losses(output, frames, mask, targets, options)["total"]
             optimizer.zero_grad()
             total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
+            schedule.step()
             losses.append(total.item())
         value = _validation_figure(model, validation_set, options, device) if validation_set else float(epoch)
         shown = -value if criterion == "validation_loss" else value
@@ -392,6 +441,19 @@ def _fit(model, train_set, validation_set, options, device, progress) -> Trainin
         best_value = -best_value
     return TrainingResult(model=model, options=options, best_epoch=best_epoch, criterion=criterion,
                           best_value=float(best_value), history=history)
+
+
+def learning_rate_factor(step: int, steps_per_epoch: int, options: TrainingOptions) -> float:
+    """The share of the peak learning rate at optimiser step `step`: linear warm-up, cosine decay.
+
+    Warm-up over `options.warmup_epochs` epochs keeps the first steps of a deep transformer
+    from diverging; the cosine decay to zero over `options.epochs` lets the last epochs settle.
+    """
+    warmup = options.warmup_epochs * steps_per_epoch
+    total = max(options.epochs * steps_per_epoch, warmup + 1)
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
 
 
 def _progress_bar(progress: Progress, total: int) -> Callable[[int, str], None]:
@@ -419,6 +481,8 @@ def checkpoint_metadata(result: TrainingResult, data: dict) -> dict:
         "data": data,
         "training": {
             **options,
+            "peak_learning_rate": result.options.peak_learning_rate(result.model.config),
+            "schedule": f"linear warm-up over {result.options.warmup_epochs} epoch(s), then cosine decay to 0",
             "losses": result.options.loss_weights(),
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history),
@@ -430,6 +494,17 @@ def checkpoint_metadata(result: TrainingResult, data: dict) -> dict:
         },
         "history": result.history,
     }
+
+
+def validation_curve(history: list[dict], criterion: str, best_epoch: int) -> list[str]:
+    """The training history as Markdown table rows: epoch, training loss, criterion, kept mark."""
+    rows = ["| epoch | training loss | " + criterion.replace("_", " ") + " | |", "|---:|---:|---:|---|"]
+    for row in history:
+        value = row.get(criterion)
+        shown = f"{value:.4f}" if isinstance(value, float) else "-"
+        kept = "kept" if row["epoch"] == best_epoch else ""
+        rows.append(f"| {row['epoch']} | {row['loss']:.4f} | {shown} | {kept} |")
+    return rows
 
 
 def model_card(config: ScorerConfig, metadata: dict) -> str:
@@ -453,13 +528,18 @@ def model_card(config: ScorerConfig, metadata: dict) -> str:
         "",
         "## Training",
         f"- mode: {training['mode']}; losses: {losses}",
-        f"- epochs run: {training['epochs_run']} of {training['epochs']}; seed {training['seed']}; "
-        f"AdamW lr {training['learning_rate']:g}, weight decay {training['weight_decay']:g}, "
-        f"batch {training['batch_size']} videos",
+        f"- recipe: AdamW, peak learning rate {training['peak_learning_rate']:.3g}"
+        f"{' (scaled with width)' if training['learning_rate'] is None else ''}, {training['schedule']}; "
+        f"weight decay {training['weight_decay']:g}; dropout {config.dropout:g}; fusion `{config.fusion}`; "
+        f"attention `{training['attention']}`; batch {training['batch_size']} videos",
+        f"- epochs run: {training['epochs_run']} of {training['epochs']} (patience {training['patience']}); "
+        f"seed {training['seed']}",
         "",
         "## Validation (model selection; the test split is never used)",
         f"- kept epoch {training['best_epoch']}: {training['selection_criterion']} = "
         f"{training['selection_value']:.4f} (budget {training['proportion']:.0%}, F1 mode {training['f1_mode']})",
+        "",
+        *validation_curve(metadata["history"], training["selection_criterion"], training["best_epoch"]),
         "",
         "## Limits",
         "- Scores are only meaningful for frame embeddings of the CLIP model named under Data.",

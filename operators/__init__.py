@@ -11,6 +11,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fiftyone_clipit.encoders import DEFAULT_MODEL, PRESETS
+from fiftyone_clipit.scorer import ATTENTION_MODES
 
 from .base import ClipItOperator, field_choice, fields_of_type, float_input, text_input
 from .panel import ClipItPanel
@@ -85,6 +86,11 @@ class ScoreFrames(ClipItOperator):
         text_input(ctx, inputs, "score_field", "Frame field to write", default="clipit_score", field_name=True)
         float_input(ctx, inputs, "smoothing_seconds", "Smoothing (seconds)", 1.0, 0.0, 60.0)
         text_input(ctx, inputs, "scorer", "Scorer: zero-shot or a checkpoint folder", default="zero-shot")
+        if (ctx.params.get("scorer") or "zero-shot") != "zero-shot":
+            inputs.enum(
+                "attention", list(ATTENTION_MODES), default="auto", view=types.DropdownView(),
+                label="Temporal attention", description="auto: whole video up to 2,048 steps, windows beyond",
+            )
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.scoring import score_frames
@@ -95,6 +101,7 @@ class ScoreFrames(ClipItOperator):
             score_field=ctx.params.get("score_field") or "clipit_score",
             smoothing_seconds=ctx.params.get("smoothing_seconds", 1.0),
             scorer=ctx.params.get("scorer") or "zero-shot",
+            attention=ctx.params.get("attention") or "auto",
             progress=progress,
         )
         return {"scored": report.n_scored, "resumed": report.n_resumed}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import fiftyone.operators.types as types
 
-from fiftyone_clipit.scorer import DEFAULT_PRESET, list_presets
+from fiftyone_clipit.scorer import ATTENTION_MODES, DEFAULT_PRESET, list_presets
+from fiftyone_clipit.training import TrainingOptions
 
 from .base import ClipItOperator, float_input, text_input
 
@@ -40,14 +41,23 @@ class TrainScorer(ClipItOperator):
             prop.error_message = "Give a query field or one query, not both"
         text_input(ctx, inputs, "output_dir", "Checkpoint folder to write", required=True)
         inputs.enum("preset", list_presets(), default=DEFAULT_PRESET, label="Scorer size", view=types.DropdownView())
-        int_input(ctx, inputs, "epochs", "Most epochs", 60, 1, 10000)
-        float_input(ctx, inputs, "validation_fraction", "Share of videos for model selection", 0.2, 0.05, 0.9)
-        int_input(ctx, inputs, "seed", "Seed", 0, 0, 2**31 - 1)
+        defaults = TrainingOptions()
+        int_input(ctx, inputs, "epochs", "Most epochs", defaults.epochs, 1, 10000)
+        float_input(
+            ctx, inputs, "validation_fraction", "Share of videos for model selection",
+            defaults.validation_fraction, 0.05, 0.9,
+        )
+        int_input(ctx, inputs, "seed", "Seed", defaults.seed, 0, 2**31 - 1)
+        inputs.enum(
+            "attention", list(ATTENTION_MODES), default=defaults.attention, view=types.DropdownView(),
+            label="Temporal attention", description="auto: whole video up to 2,048 steps, windows beyond",
+        )
         inputs.bool("overwrite", default=False, label="Replace an existing checkpoint folder")
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.training import train_scorer
 
+        defaults = TrainingOptions()
         report = train_scorer(
             self.target(ctx),
             ctx.params["output_dir"],
@@ -58,9 +68,10 @@ class TrainScorer(ClipItOperator):
             overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,
             mode=ctx.params.get("mode") or "supervised",
-            epochs=int(ctx.params.get("epochs", 60)),
-            validation_fraction=float(ctx.params.get("validation_fraction", 0.2)),
-            seed=int(ctx.params.get("seed", 0)),
+            epochs=int(ctx.params.get("epochs", defaults.epochs)),
+            validation_fraction=float(ctx.params.get("validation_fraction", defaults.validation_fraction)),
+            seed=int(ctx.params.get("seed", defaults.seed)),
+            attention=ctx.params.get("attention") or defaults.attention,
         )
         return {
             "checkpoint": report.checkpoint,

@@ -13,6 +13,7 @@ import torch
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.scorer import (
     CONFIG_FILE,
+    FULL_ATTENTION_MAX_STEPS,
     WEIGHTS_FILE,
     ClipItScorer,
     ScorerConfig,
@@ -92,9 +93,51 @@ def test_a_short_video_is_attended_as_a_whole_and_a_long_one_only_within_windows
     long = unit_rows(rng, 300)
     far = long.copy()
     far[200:] = unit_rows(rng, 100)  # beyond the first window's reach: steps 0..47 are kept from [0, 64)
-    a, b = predict_scores(tiny_model, [long, far], [text, text])
+    a, b = predict_scores(tiny_model, [long, far], [text, text], attention="windowed")
     np.testing.assert_array_equal(a[:48], b[:48])
     assert not np.allclose(a[200:], b[200:])
+    a, b = predict_scores(tiny_model, [long, far], [text, text])  # auto: 300 steps are attended whole
+    assert not np.allclose(a[:48], b[:48], atol=1e-7)
+
+
+def test_full_and_windowed_attention_agree_on_a_video_that_fits_one_window(tiny_model):
+    rng = np.random.default_rng(5)
+    frames, text = unit_rows(rng, 64), unit_rows(rng, 2)
+    full = predict_scores(tiny_model, [frames], [text], attention="full")[0]
+    windowed = predict_scores(tiny_model, [frames], [text], attention="windowed")[0]
+    np.testing.assert_array_equal(full, windowed)
+
+
+def test_windows_see_the_positions_of_the_whole_video(tiny_model):
+    """Windowed attention deep into a long video knows where it is, as full attention does.
+
+    With the transformer's self-attention silenced, each step's score depends only on its own
+    features and its position code; on a video of identical frames, windowed scores then equal
+    full ones step for step only if every window adds the positions of the whole video (window-
+    local positions would repeat the first window's scores in every window).
+    """
+    model = ClipItScorer(load_preset("tiny")).eval()
+    model.load_state_dict(tiny_model.state_dict())
+    with torch.no_grad():
+        for layer in model.encoder.layers:
+            layer.self_attn.out_proj.weight.zero_()
+            layer.self_attn.out_proj.bias.zero_()
+    rng = np.random.default_rng(6)
+    frames, text = np.repeat(unit_rows(rng, 1), 300, axis=0), unit_rows(rng, 1)
+    assert len(model.attention_spans(300, "windowed")) > 2
+    full = predict_scores(model, [frames], [text], attention="full")[0]
+    windowed = predict_scores(model, [frames], [text], attention="windowed")[0]
+    np.testing.assert_allclose(windowed, full, atol=1e-6)
+    stride = 64 - 2 * 8
+    assert not np.allclose(windowed[10 : 10 + stride], windowed[10 + stride : 10 + 2 * stride], atol=1e-4)
+
+
+def test_auto_attention_is_full_up_to_the_memory_bound_then_windowed(tiny_model):
+    assert tiny_model.attention_spans(FULL_ATTENTION_MAX_STEPS) == [(0, FULL_ATTENTION_MAX_STEPS, 0, FULL_ATTENTION_MAX_STEPS)]
+    assert len(tiny_model.attention_spans(FULL_ATTENTION_MAX_STEPS + 1)) > 1
+    assert tiny_model.attention_spans(5000, "full") == [(0, 5000, 0, 5000)]
+    with pytest.raises(ClipItError, match=r"Unknown attention 'sliding'.*\['auto', 'full', 'windowed'\]"):
+        predict_scores(tiny_model, [np.ones((3, 32), np.float32)], [np.ones((1, 32), np.float32)], attention="sliding")
 
 
 def test_scores_depend_on_the_text_even_with_one_sentence(tiny_model):

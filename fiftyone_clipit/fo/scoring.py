@@ -35,7 +35,7 @@ from fiftyone_clipit.fo.common import (
     write_in_chunks,
 )
 from fiftyone_clipit.relevance import zero_shot_scores
-from fiftyone_clipit.scorer import Checkpoint, load_checkpoint, predict_scores
+from fiftyone_clipit.scorer import Checkpoint, check_attention, load_checkpoint, predict_scores
 from fiftyone_clipit.summary import upsample_scores
 
 DEFAULT_SCORE_FIELD = "clipit_score"
@@ -118,6 +118,7 @@ def score_frames(
     pretrained: str | None = None,
     smoothing_seconds: float = 1.0,
     scorer: str = ZERO_SHOT,
+    attention: str = "auto",
     captioner: Captioner | None = None,
     n_captions: int = DEFAULT_CAPTIONS,
     captions_field: str = "clipit_captions",
@@ -144,6 +145,8 @@ def score_frames(
         pretrained (None): weights for the model, when it is named.
         smoothing_seconds (1.0): zero-shot only: Gaussian smoothing over time, in seconds.
         scorer ("zero-shot"): "zero-shot", or the path of a checkpoint written by train_scorer.
+        attention ("auto"): a trained scorer's temporal attention: "full" over the whole video,
+            "windowed" (memory linear in length), or "auto" (full up to 2,048 steps).
         captioner (None): generic summaries: frames -> sentences (see fiftyone_clipit.captions).
         n_captions (7): frames captioned per video.
         captions_field ("clipit_captions"): sample field that keeps the captions.
@@ -159,6 +162,7 @@ def score_frames(
     """
     samples = video_collection(samples)
     sentences = _check_query(query)
+    check_attention(attention)
     check_field_name(score_field, "score field")
     check_field_type(samples, f"frames.{score_field}", fo.FloatField)
     if captioner is not None:
@@ -189,6 +193,7 @@ def score_frames(
         "scorer": ZERO_SHOT if checkpoint is None else "checkpoint",
         "checkpoint": None if checkpoint is None else checkpoint.path,
         "scorer_preset": None if checkpoint is None else checkpoint.config.name,
+        "attention": None if checkpoint is None else attention,
         "model": embedded_with,
         "smoothing_seconds": smoothing_seconds if checkpoint is None else None,
         "score_field": score_field,
@@ -205,7 +210,9 @@ def score_frames(
 
     def score_batch() -> None:
         step_scores = (
-            predict_scores(checkpoint.model, [b[3].embeddings for b in batch], [b[4] for b in batch])
+            predict_scores(
+                checkpoint.model, [b[3].embeddings for b in batch], [b[4] for b in batch], attention=attention
+            )
             if checkpoint is not None
             else [None] * len(batch)
         )

@@ -29,12 +29,12 @@ from fiftyone_clipit.fo.common import (
 )
 from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
 from fiftyone_clipit.reels import read_frames
-from fiftyone_clipit.segmentation import kts, steps_to_frames
 from fiftyone_clipit.store import FrameEmbeddings
 from fiftyone_clipit.storyboard import select_keyframes
 from fiftyone_clipit.summary import (
     ROUNDING_MODES,
     budget_capacity,
+    kts_summary_shots,
     parse_budget,
     select_segments,
     split_long_shots,
@@ -278,14 +278,9 @@ def _shots(options: ShotOptions, meta, item: FrameEmbeddings | None, capacity: i
     if picks.size == 0:
         raise ValueError("the stored embeddings do not match this video's frames; re-embed it")
     step_rate = float(item.info.get("fps") or rate)
-    min_steps = max(1, round((options.min_segment or 0) * step_rate))
-    max_steps = max(2 * min_steps - 1, round(options.max_segment * step_rate))
-    # Shots longer than the budget could never be chosen: let KTS keep them under it.
-    budget_steps = int(capacity * step_rate / rate)
-    if budget_steps >= 2 * min_steps - 1:
-        max_steps = min(max_steps, budget_steps)
-    step_shots = kts(embeddings, min_length=min_steps, max_length=max_steps, vmax=options.vmax)
-    return steps_to_frames(step_shots.change_points, picks, n_frames)
+    return kts_summary_shots(
+        embeddings, picks, n_frames, step_rate, rate, capacity, options.min_segment, options.max_segment, options.vmax
+    )
 
 
 def _given_shots(detections, n_frames: int) -> np.ndarray:

@@ -34,12 +34,11 @@ from fiftyone_clipit.fo.common import (
 )
 from fiftyone_clipit.fo.protocols import user_masks
 from fiftyone_clipit.scorer import DEFAULT_PRESET, load_preset, save_checkpoint
-from fiftyone_clipit.summary import generate_summary, uniform_change_points
+from fiftyone_clipit.summary import generate_summary, kts_summary_shots, summary_capacity, uniform_change_points
 from fiftyone_clipit.training import (
     TrainingOptions,
     TrainingVideo,
     checkpoint_metadata,
-    kts_shots,
     model_card,
     train,
 )
@@ -138,23 +137,26 @@ def train_scorer(
         preset ("paper"): scorer shapes (`fiftyone_clipit.scorer.list_presets()`); feature_dim
             follows the embeddings.
         model (None): a loaded ClipEncoder of the embeddings' model for the query text.
-        max_segment (60.0): longest KTS shot in seconds, for the validation summaries.
+        max_segment (60.0): longest KTS shot in seconds, for the validation summaries (cut by
+            `kts_summary_shots`, as `create_summary` cuts them).
         run_key ("clipit_train"): the FiftyOne run that records the training.
         device (None): torch device; None picks cuda when available, else cpu.
         overwrite (False): replace an existing checkpoint folder.
-        skip_failures (False): log videos that cannot be used instead of raising at the end.
+        skip_failures (False): leave out and log videos that cannot be used instead of raising.
         progress (None): True for progress bars, or a callback(fraction, label).
         **options: `fiftyone_clipit.training.TrainingOptions` fields: mode ("supervised" or
-            "unsupervised"), epochs, batch_size, learning_rate, weight_decay, bce_weight,
-            reconstruction_weight, diversity_weight, validation_fraction, patience, seed,
-            proportion, f1_mode.
+            "unsupervised"), epochs, batch_size, learning_rate (None: scaled with width),
+            warmup_epochs, weight_decay, bce_weight, reconstruction_weight, diversity_weight,
+            validation_fraction, patience, seed, proportion, f1_mode, attention.
 
     Returns:
         a TrainReport with the checkpoint's path and the selected epoch.
 
     Raises:
-        ClipItError: bad fields or options, no embeddings, or too few usable videos.
-        BatchError: some videos could not be used (the checkpoint was written from the others).
+        ClipItError: bad fields or options, no embeddings, too few usable videos, or a video
+            without any positive frame (named, before any epoch runs).
+        BatchError: some videos cannot be used (each is named, before any epoch runs and with
+            nothing written); with skip_failures=True they are logged and left out instead.
     """
     samples = video_collection(samples)
     training_options = _options(options)
@@ -177,6 +179,7 @@ def train_scorer(
     )
     if len(videos) < 2:
         raise ClipItError(f"Only {len(videos)} usable video(s); training needs at least two. Problems: {failures[:5]}")
+    finish("Preparing training videos", failures, len(videos), skip_failures)
     result = train(videos, load_preset(preset), training_options, device=device, progress=progress)
     data = {
         "dataset": dataset.name,
@@ -202,10 +205,8 @@ def train_scorer(
         n_train=len(result.train_names),
         n_validation=len(result.validation_names),
     )
-    report = TrainReport(path, result.best_epoch, result.criterion, result.best_value,
-                         len(result.train_names), len(result.validation_names), failures)
-    finish("Preparing training videos", failures, len(videos), skip_failures)
-    return report
+    return TrainReport(path, result.best_epoch, result.criterion, result.best_value,
+                       len(result.train_names), len(result.validation_names), failures)
 
 
 def _training_videos(samples, gt_fields, gt_kind, query_field, query, encoder, run, max_segment, options, progress):
@@ -236,7 +237,10 @@ def _training_videos(samples, gt_fields, gt_kind, query_field, query, encoder, r
             keep = picks < n_frames
             picks, features = picks[keep], np.asarray(item.embeddings, dtype=np.float32)[keep]
             step_rate = float(item.info.get("fps") or run.fps)
-            shots = kts_shots(features, picks, n_frames, step_rate, max_segment)
+            capacity = max(1, summary_capacity(n_frames, options.proportion))
+            shots = kts_summary_shots(
+                features, picks, n_frames, step_rate, meta.frame_rate or 30.0, capacity, max_segment=max_segment
+            )
             users = None
             if gt_kind == "summaries":
                 users = user_masks([row[name] for name in gt_fields], n_frames)
