@@ -41,7 +41,7 @@ from fiftyone_clipit.errors import ClipItError
 PRESETS_PACKAGE = "fiftyone_clipit.presets"
 DEFAULT_PRESET = "paper"
 CHECKPOINT_FORMAT = "clipit-scorer"
-CHECKPOINT_VERSION = 2  # 2: fusion in the config (version 1 checkpoints fused by "concat")
+CHECKPOINT_VERSION = 2  # 2: fusion and input_norm in the config (version 1: "concat", no input norm)
 ATTENTION_MODES = ("auto", "full", "windowed")
 #: longest video "auto" attends as a whole: 2,048 steps (17 min at 2 fps) cost the paper preset
 #: about 134 MB of attention scores per layer; longer videos are attended in windows.
@@ -73,6 +73,10 @@ class ScorerConfig:
             "product" feeds [f, a, f * a] to the fusing layer, so a frame-text match is one linear
             read-out away (it measured faster and steadier to learn, see docs/training.md);
             "concat" feeds [f, a] (version 1 checkpoints).
+        input_norm: LayerNorm the frame and text features before the attention. Unit-norm CLIP
+            vectors have coordinates of about 1 / sqrt(feature_dim), which leaves the attention
+            logits near zero and the text nearly unheard at the start of training (version 1
+            checkpoints have none).
     """
 
     name: str = "custom"
@@ -479,7 +483,7 @@ def load_checkpoint(path: str, device: str | torch.device | None = None) -> Chec
         )
     values = document["config"]
     if version == 1:
-        values = {"fusion": "concat", **values}
+        values = {"fusion": "concat", "input_norm": False, **values}
     config = ScorerConfig.from_dict(values)
     model = ClipItScorer(config)
     try:

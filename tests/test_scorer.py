@@ -170,6 +170,23 @@ def test_checkpoint_round_trip_gives_bit_identical_scores(tiny_model, tmp_path):
         save_checkpoint(path, tiny_model, {}, "")
 
 
+def test_version_1_checkpoints_still_load_with_their_concat_fusion(tmp_path):
+    """Checkpoints written before fusion and input_norm were config keys keep their architecture."""
+    torch.manual_seed(1)
+    old = ClipItScorer(load_preset("tiny", fusion="concat", input_norm=False)).eval()
+    path = save_checkpoint(str(tmp_path / "v1"), old, {}, "")
+    config_path = os.path.join(path, CONFIG_FILE)
+    document = json.loads(open(config_path).read())
+    document["format_version"] = 1
+    del document["config"]["fusion"], document["config"]["input_norm"]
+    open(config_path, "w").write(json.dumps(document))
+    loaded = load_checkpoint(path)
+    assert (loaded.config.fusion, loaded.config.input_norm) == ("concat", False)
+    rng = np.random.default_rng(7)
+    frames, text = unit_rows(rng, 30), unit_rows(rng, 1)
+    assert np.array_equal(predict_scores(old, [frames], [text])[0], predict_scores(loaded.model, [frames], [text])[0])
+
+
 def test_loading_never_unpickles(tiny_model, tmp_path):
     """A pickle put where the weights belong is refused, and its payload never runs."""
     path = save_checkpoint(str(tmp_path / "ckpt"), tiny_model, {}, "")

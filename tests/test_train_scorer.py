@@ -152,18 +152,29 @@ def test_unsupervised_training_on_a_per_frame_importance_field(labelled, tmp_pat
         labelled, str(tmp_path / "unsup"), gt_field="importance", mode="unsupervised", preset="tiny",
         epochs=2, validation_fraction=0.25, run_key="clipit_train_unsup",
     )
-    assert report.criterion == "validation_f1" and report.n_train == 3
+    assert report.criterion == "validation_loss" and report.n_train == 3  # labels never choose the epoch
     metadata = load_checkpoint(report.checkpoint).metadata
     assert metadata["training"]["losses"] == {"reconstruction": 1.0, "diversity": 1.0}
     assert metadata["data"]["text"] == "caption-free" and metadata["data"]["ground_truth"] == "importance: ['importance']"
 
 
-def test_videos_without_embeddings_are_named_after_the_others_were_used(dataset, tiny_encoder, tmp_path):
+def test_videos_that_cannot_be_used_are_named_before_training_or_left_out_when_asked(dataset, tiny_encoder, tmp_path):
     path = str(tmp_path / "partial")
     with pytest.raises(BatchError, match=r"clip_4\.mp4: no frame embeddings"):
         train_scorer(dataset, path, gt_field="gt_summary", query="a red frame", model=tiny_encoder,
                      preset="tiny", epochs=1, validation_fraction=0.25, run_key="clipit_train_partial")
+    assert not os.path.exists(path) and not dataset.has_run("clipit_train_partial")
+    report = train_scorer(dataset, path, gt_field="gt_summary", query="a red frame", model=tiny_encoder,
+                          preset="tiny", epochs=1, validation_fraction=0.25, run_key="clipit_train_partial",
+                          skip_failures=True)
     assert os.path.isfile(os.path.join(path, "model.safetensors"))
+    assert report.failures and all(f.item.endswith("clip_4.mp4") for f in report.failures)
+    dataset.set_values("partial_query", ["a red frame", "", "a blue frame", "a grey frame", None])
+    empty_query = str(tmp_path / "empty-query")
+    with pytest.raises(BatchError, match=r"clip_1\.mp4: no query in field 'partial_query'"):
+        train_scorer(dataset.match(F("query") != None), empty_query, gt_field="gt_summary",  # noqa: E711
+                     query_field="partial_query", model=tiny_encoder, preset="tiny", epochs=1)
+    assert not os.path.exists(empty_query)
     with pytest.raises(ClipItError, match=r"Unknown training option\(s\) \['epoch'\]"):
         train_scorer(dataset, path, gt_field="gt_summary", epoch=3)
     with pytest.raises(ClipItError, match="Supervised training needs gt_field"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -185,3 +186,17 @@ def test_the_model_card_records_the_recipe_the_curve_and_the_epoch_kept(one_thre
     assert "linear warm-up over 5 epoch(s), then cosine decay" in card and "fusion `product`" in card
     assert card.count("| kept |") == 1 and f"| {result.best_epoch} |" in card
     assert len([line for line in card.splitlines() if line.startswith("| ") and "kept" not in line[-8:]]) >= 3
+
+
+def test_bench_learning_prints_every_figure_and_its_gates(capsys, one_thread):
+    from fiftyone_clipit.cli import main
+
+    assert main(["bench", "learning", "--seeds", "1", "--train-videos", "8", "--test-videos", "4",
+                 "--epochs", "2", "--warmup-epochs", "1", "--threads", "1"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    keys = ["f1_random", "f1_zero_shot", "f1_training_free", "f1_query_blind", "f1_supervised",
+            "f1_supervised_swapped", "f1_unsupervised"]
+    assert all(0.0 <= line[key] <= 1.0 for key in keys), line
+    assert line["preset"] == "tiny" and line["training_options"]["epochs"] == 2
+    assert line["training_options"]["learning_rate"] is None  # the library's default unless a flag says
+    assert isinstance(line["gates_passed"], bool) and line["gates_passed"] == (line["gate_failures"] == [])

@@ -28,9 +28,12 @@ F1s (TVSum protocol, budget 15%) averaged over held-out videos, then seeds.
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+
+from fiftyone_clipit.errors import ClipItError
 
 DESCRIPTION = "language guidance on planted data with unseen queries: supervised vs every shortcut (F1)"
 
@@ -191,7 +194,10 @@ def gate_failures(f1: float, f1_swapped: float, shortcuts: dict[str, float], f1_
     return failures
 
 
-def learning_figures(seed: int = 0, n_train: int = 48, n_test: int = 24, preset: str = "tiny", options=None) -> dict:
+def learning_figures(
+    seed: int = 0, n_train: int = 48, n_test: int = 24, preset: str = "tiny", options=None,
+    config_overrides: dict | None = None,
+) -> dict:
     """Trains on one planted world and scores its held-out videos with every method.
 
     Args:
@@ -200,6 +206,8 @@ def learning_figures(seed: int = 0, n_train: int = 48, n_test: int = 24, preset:
         preset: the scorer preset; the world's dimension is its feature_dim.
         options (None): `TrainingOptions`; None takes the library's defaults. Its mode and seed
             are set per run.
+        config_overrides (None): preset fields to replace (e.g. {"fusion": "concat"}), for
+            ablations.
 
     Returns:
         f1_* figures on the test videos (see the module docstring) and the training details.
@@ -209,7 +217,7 @@ def learning_figures(seed: int = 0, n_train: int = 48, n_test: int = 24, preset:
     from fiftyone_clipit.training import TrainingOptions, score_videos, train, video_f1
 
     options = options or TrainingOptions()
-    config = load_preset(preset)
+    config = load_preset(preset, **(config_overrides or {}))
     world = planted_world(config.feature_dim, seed)
     train_videos = planted_videos(world, n_train, seed + 1000, "train")
     test_videos = planted_videos(world, n_test, seed + 2000, "test")
@@ -256,7 +264,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-videos", type=int, default=48, help="training videos per seed (default 48)")
     parser.add_argument("--test-videos", type=int, default=24, help="held-out videos per seed (default 24)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="replace a preset field for an ablation, e.g. --set fusion=concat --set dropout=0.1 (JSON values)",
+    )
     add_training_option_arguments(parser, exclude=("mode", "seed"))
+
+
+def _config_overrides(pairs: list[str]) -> dict:
+    """{"KEY": value} from KEY=VALUE strings; values are JSON where they parse, else text."""
+    overrides = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key:
+            raise ClipItError(f"--set takes KEY=VALUE (a scorer preset field), got {pair!r}")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return overrides
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -269,8 +295,12 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     options = training_options(args)
+    overrides = _config_overrides(args.set)
     started = time.perf_counter()
-    per_seed = [learning_figures(seed, args.train_videos, args.test_videos, args.preset, options) for seed in range(args.seeds)]
+    per_seed = [
+        learning_figures(seed, args.train_videos, args.test_videos, args.preset, options, overrides)
+        for seed in range(args.seeds)
+    ]
     keys = [k for k in per_seed[0] if k.startswith("f1_")]
     means = {key: round(float(np.mean([f[key] for f in per_seed])), 4) for key in keys}
     shortcuts = {k: means[k] for k in ("f1_zero_shot", "f1_training_free", "f1_query_blind")}
@@ -279,6 +309,7 @@ def run(args: argparse.Namespace) -> dict:
         failures.append(f"unsupervised F1 {means['f1_unsupervised']:.3f} does not beat random {means['f1_random']:.3f}")
     return {
         "preset": args.preset,
+        "preset_overrides": overrides,
         **means,
         "margin_over_shortcuts": round(means["f1_supervised"] - max(shortcuts.values()), 4),
         "margin_over_swapped": round(means["f1_supervised"] - means["f1_supervised_swapped"], 4),
