@@ -26,7 +26,7 @@ from fiftyone_clipit.captions import caption_free_text
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.readers import VideoAnnotation, read_splits, read_summe, read_tvsum, user_keyshot_summaries
 from fiftyone_clipit.scorer import load_preset
-from fiftyone_clipit.summary import kts_summary_shots, summary_capacity, uniform_change_points
+from fiftyone_clipit.summary import kts_summary_shots, split_long_shots, summary_capacity, uniform_change_points
 from fiftyone_clipit.training import TrainingOptions, TrainingVideo, evaluate_f1, train
 
 BENCHMARK_DATASETS = ("tvsum", "summe")
@@ -107,16 +107,16 @@ def benchmark_videos(
             shots = uniform_change_points(annotation.n_frames, max(1, round(2 * annotation.fps)))
             users = user_keyshot_summaries(annotation.gt_score[None, :], shots)
         step_rate = len(picks) / (annotation.n_frames / annotation.fps)
+        capacity = max(1, summary_capacity(annotation.n_frames, proportion))
         videos[key] = TrainingVideo(
             name=annotation.name,
             features=features,
             text=caption_free_text(features),
             picks=picks,
             n_frames=annotation.n_frames,
-            change_points=kts_summary_shots(
-                features, picks, annotation.n_frames, step_rate, annotation.fps,
-                max(1, summary_capacity(annotation.n_frames, proportion)), max_segment=max_segment,
-            ),
+            change_points=split_long_shots(kts_summary_shots(
+                features, picks, annotation.n_frames, step_rate, annotation.fps, capacity, max_segment=max_segment
+            ), capacity),
             user_summaries=np.asarray(users, dtype=bool),
         )
     if missing:

@@ -444,11 +444,11 @@ def kts_summary_shots(
     max_segment: float = 60.0,
     vmax: float = 1.0,
 ) -> np.ndarray:
-    """The shots a summary of a video is planned over: KTS on its step embeddings, fitted to the budget.
+    """The KTS shots a summary of a video is planned over, kept under the budget where they can be.
 
-    `create_summary` and the model selection of training both call this, so the epoch kept is
-    chosen on the shots its summaries will use. KTS keeps shots under the budget where the
-    minimum length allows it, and shots still longer are split (`split_long_shots`).
+    `create_summary` and the model selection of training both call this and then
+    `split_long_shots(shots, capacity)`, so the epoch kept is chosen on the shots its summaries
+    will use. KTS keeps shots under the budget where the minimum length allows it.
 
     Args:
         embeddings: (n_steps, d) step embeddings; picks: (n_steps,) their 0-based frames.
@@ -458,7 +458,8 @@ def kts_summary_shots(
         vmax (1.0): KTS's penalty scale.
 
     Returns:
-        (n_shots, 2) int64 inclusive [first, last] frame bounds covering the video.
+        (n_shots, 2) int64 inclusive [first, last] frame bounds covering the video; a shot may
+        still be longer than `capacity` when `min_segment` asks for it.
     """
     from fiftyone_clipit.segmentation import kts, steps_to_frames
 
@@ -468,7 +469,7 @@ def kts_summary_shots(
     if budget_steps >= 2 * min_steps - 1:
         max_steps = min(max_steps, budget_steps)
     step_shots = kts(embeddings, min_length=min_steps, max_length=max_steps, vmax=vmax)
-    return split_long_shots(steps_to_frames(step_shots.change_points, picks, n_frames), capacity)
+    return steps_to_frames(step_shots.change_points, picks, n_frames)
 
 
 def budget_capacity(

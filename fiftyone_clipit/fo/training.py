@@ -34,7 +34,13 @@ from fiftyone_clipit.fo.common import (
 )
 from fiftyone_clipit.fo.protocols import user_masks
 from fiftyone_clipit.scorer import DEFAULT_PRESET, load_preset, save_checkpoint
-from fiftyone_clipit.summary import generate_summary, kts_summary_shots, summary_capacity, uniform_change_points
+from fiftyone_clipit.summary import (
+    generate_summary,
+    kts_summary_shots,
+    split_long_shots,
+    summary_capacity,
+    uniform_change_points,
+)
 from fiftyone_clipit.training import (
     TrainingOptions,
     TrainingVideo,
@@ -238,9 +244,9 @@ def _training_videos(samples, gt_fields, gt_kind, query_field, query, encoder, r
             picks, features = picks[keep], np.asarray(item.embeddings, dtype=np.float32)[keep]
             step_rate = float(item.info.get("fps") or run.fps)
             capacity = max(1, summary_capacity(n_frames, options.proportion))
-            shots = kts_summary_shots(
+            shots = split_long_shots(kts_summary_shots(
                 features, picks, n_frames, step_rate, meta.frame_rate or 30.0, capacity, max_segment=max_segment
-            )
+            ), capacity)
             users = None
             if gt_kind == "summaries":
                 users = user_masks([row[name] for name in gt_fields], n_frames)
