@@ -365,9 +365,14 @@ def train(
     """
     if not videos:
         raise ClipItError("No training videos; give at least two videos with frame embeddings")
-    dims = {v.features.shape[1] for v in [*videos, *(validation or [])]}
-    if len(dims) != 1:
-        raise ClipItError(f"Videos have features of different dimensions {sorted(dims)}; embed all with one model")
+    everything = [*videos, *(validation or [])]
+    dim = everything[0].features.shape[1]
+    for video in everything:
+        if video.features.shape[1] != dim:
+            raise ClipItError(
+                f"Video '{video.name}' has {video.features.shape[1]}-d features, '{everything[0].name}' "
+                f"{dim}-d; embed every video with one CLIP model"
+            )
     supervised = options.mode == "supervised"
     if supervised and any(v.user_summaries is None for v in videos):
         missing = [v.name for v in videos if v.user_summaries is None][:5]
@@ -392,7 +397,7 @@ def train(
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed)
-        model = ClipItScorer(replace(config, feature_dim=dims.pop())).to(device)
+        model = ClipItScorer(replace(config, feature_dim=dim)).to(device)
         result = _fit(model, train_set, validation_set, options, device, progress)
     result.train_names = [v.name for v in train_set]
     result.validation_names = [v.name for v in validation_set]

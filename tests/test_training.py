@@ -171,6 +171,10 @@ def test_bad_training_videos_are_named_before_any_epoch_runs():
         train(videos[:1], load_preset("tiny"), TrainingOptions(epochs=1), progress=progress)
     with pytest.raises(ClipItError, match=r"Video 'v2' has no text"):
         replace(videos[2], text=np.zeros((0, 32), np.float32))
+    other_model = replace(videos[3], name="v3-other", features=np.ones((len(videos[3].features), 16), np.float32),
+                          text=np.ones((1, 16), np.float32))
+    with pytest.raises(ClipItError, match=r"Video 'v3-other' has 16-d features, 'v0' 32-d"):
+        train([*videos, other_model], load_preset("tiny"), TrainingOptions(epochs=1), progress=progress)
     assert epochs_run == []
     with pytest.raises(ClipItError, match=r"Video 'v3'.*differ in dimension"):
         TrainingVideo("v3", videos[3].features, np.ones((1, 512), np.float32), videos[3].picks,
