@@ -490,6 +490,12 @@ def load_checkpoint(path: str, device: str | torch.device | None = None) -> Chec
         weights = load_file(weights_path, device="cpu")
     except Exception as e:  # safetensors raises its own error types for damaged files
         raise ClipItError(f"Scorer checkpoint '{path}': model.safetensors cannot be read ({e})") from e
+    broken = [name for name, tensor in weights.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if broken:
+        raise ClipItError(
+            f"Scorer checkpoint '{path}': weights {broken[:5]} hold NaN or infinite values, so every score "
+            f"would be NaN; retrain the scorer or restore the checkpoint from a copy"
+        )
     missing, unexpected = model.state_dict().keys() - weights.keys(), weights.keys() - model.state_dict().keys()
     if missing or unexpected:
         raise ClipItError(

@@ -203,6 +203,18 @@ def test_loading_never_unpickles(tiny_model, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.reliability("bad_input")
+def test_a_checkpoint_with_nan_weights_is_refused(tiny_model, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path = save_checkpoint(str(tmp_path / "nan"), tiny_model, {}, "")
+    weights = load_file(os.path.join(path, WEIGHTS_FILE))
+    weights["score_head.weight"][0, 0] = float("nan")
+    save_file(weights, os.path.join(path, WEIGHTS_FILE))
+    with pytest.raises(ClipItError, match=r"weights \['score_head.weight'\] hold NaN or infinite values"):
+        load_checkpoint(path)
+
+
 def test_broken_checkpoints_are_named(tiny_model, tmp_path):
     with pytest.raises(ClipItError, match="not found or incomplete"):
         load_checkpoint(str(tmp_path / "nothing"))
