@@ -378,7 +378,7 @@ def train(
         missing = [v.name for v in videos if v.user_summaries is None][:5]
         raise ClipItError(f"Supervised training needs ground truth for every video; none for {missing}")
     if supervised:
-        for video in [*videos, *(validation or [])]:
+        for video in everything:
             if not video.targets().any():
                 raise ClipItError(
                     f"Video '{video.name}' has no positive frame in its ground truth (no user kept any of "
