@@ -116,6 +116,15 @@ def test_score_frames_with_a_checkpoint_writes_the_scorers_scores(labelled, chec
     one_by_one = score_frames(labelled, "a red frame", scorer=checkpoint.checkpoint, batch_size=1, score_field="single")
     assert one_by_one.n_scored == 4
     np.testing.assert_allclose(np.concatenate(labelled.values("frames.single")), np.concatenate(stored), atol=1e-6)
+    # 300 frames at 2 fps are 20 steps, within one window: windowed attention gives the same scores
+    windowed = score_frames(labelled, "a red frame", scorer=checkpoint.checkpoint, attention="windowed",
+                            score_field="windowed")
+    assert windowed.n_scored == 4
+    assert root_dataset(labelled).get_run_info("clipit_score_windowed").config.attention == "windowed"
+    np.testing.assert_allclose(np.concatenate(labelled.values("frames.windowed")), np.concatenate(stored), atol=1e-6)
+    with pytest.raises(ClipItError, match=r"Unknown attention 'sliding'"):
+        score_frames(labelled, "a red frame", scorer=checkpoint.checkpoint, attention="sliding", score_field="never")
+    assert labelled.get_field("frames.never") is None
 
 
 def test_a_checkpoint_of_another_clip_model_or_an_unknown_scorer_is_refused(labelled, checkpoint, tmp_path):
