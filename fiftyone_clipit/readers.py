@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fiftyone_clipit.errors import ClipItError
-from fiftyone_clipit.summary import knapsack, shot_scores, summary_capacity
+from fiftyone_clipit.summary import keyshot_summary, summary_capacity
 
 #: QFVS cuts its videos into 5-second shots.
 QFVS_SHOT_SECONDS = 5.0
@@ -206,13 +206,8 @@ def user_keyshot_summaries(
         ``(n_users, n_frames)`` bool.
     """
     user_scores = np.atleast_2d(np.asarray(user_scores, dtype=np.float64))
-    lengths = segments[:, 1] - segments[:, 0] + 1
     capacity = summary_capacity(user_scores.shape[1], proportion)
-    summaries = np.zeros(user_scores.shape, dtype=bool)
-    for user, scores in enumerate(user_scores):
-        for shot in knapsack(shot_scores(scores, segments), lengths, capacity):
-            summaries[user, segments[shot, 0] : segments[shot, 1] + 1] = True
-    return summaries
+    return np.stack([keyshot_summary(scores, segments, capacity) for scores in user_scores])
 
 
 def read_summe(folder: str | os.PathLike | None = None) -> list[VideoAnnotation]:

@@ -14,9 +14,11 @@ import re
 import numpy as np
 
 ROUNDING_MODES = ("floor", "round", "last_change_point")
+#: how optimal knapsack ties are broken: as the reference evaluation code, or lightest subset
+TIE_BREAKS = ("reference", "least_weight")
 
 
-def knapsack(values: np.ndarray, weights: np.ndarray, capacity: int) -> list[int]:
+def knapsack(values: np.ndarray, weights: np.ndarray, capacity: int, tie_break: str = "reference") -> list[int]:
     """Solve the 0/1 knapsack exactly: which items give the most value within ``capacity``.
 
     A dynamic programme over capacities ``0..capacity``, vectorised with numpy: one pass per
@@ -27,25 +29,36 @@ def knapsack(values: np.ndarray, weights: np.ndarray, capacity: int) -> list[int
     Items with value <= 0 never help and are left out; items heavier than ``capacity`` cannot fit.
     Items of weight 0 and positive value are always taken (they are free).
 
-    Ties are broken deterministically, among the subsets of maximum total value:
-    1. the smallest total weight wins (for shots: the fewest frames);
-    2. then, walking back from the last item, an item is taken only when leaving it out would lose
-       value or need more weight, so earlier items win (values ``[1, 1]``, weights ``[1, 1]``,
-       capacity 1 gives ``[0]``).
-    Values are compared exactly as floats, so "equal" means bit-equal sums.
+    An item enters a cell of the table only when it strictly raises the value there, and the
+    choice is read back from the last item to the first. Where several subsets reach the maximum
+    value, `tie_break` says where the read-back starts:
+
+    - ``"reference"`` (default): at the full capacity, as the reference evaluation code every
+      paper copies does (DR-DSN's ``vsum_tools``, PGL-SUM, DSNet), so summaries equal theirs bit
+      for bit (values ``[1, 1]``, weights ``[2, 1]``, capacity 2 gives ``[0]``);
+    - ``"least_weight"``: at the least weight that reaches the maximum, so the lightest optimal
+      subset wins (the same case gives ``[1]``).
+
+    Either way, among subsets of equal value and weight the earlier items win (values
+    ``[1, 1]``, weights ``[1, 1]``, capacity 1 gives ``[0]``). Values are compared exactly as
+    float64, so "equal" means bit-equal sums.
 
     Args:
         values: ``(n_items,)`` finite floats, the worth of each item.
         weights: ``(n_items,)`` non-negative integers (floats holding whole numbers are accepted).
         capacity: non-negative integer, the most total weight allowed.
+        tie_break ("reference"): ``"reference"`` or ``"least_weight"`` (see above).
 
     Returns:
         Indices of the chosen items, ascending; ``[]`` when nothing is worth taking.
 
     Raises:
         ValueError: if the shapes differ or are not 1-D, a value is NaN or infinite, a weight is
-            negative or not a whole number, or ``capacity`` is negative or not an integer.
+            negative or not a whole number, ``capacity`` is negative or not an integer, or
+            ``tie_break`` is unknown.
     """
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"Unknown tie_break {tie_break!r}. Valid tie breaks are {list(TIE_BREAKS)}")
     values = np.asarray(values, dtype=np.float64)
     weights_int = _as_int_array(weights, "weights")
     capacity = _as_non_negative_int(capacity, "capacity")
@@ -74,13 +87,13 @@ def knapsack(values: np.ndarray, weights: np.ndarray, capacity: int) -> list[int
         w, v = int(weights_int[item]), values[item]
         np.add(best[:-w], v, out=candidate[w:])
         take[:w] = False
-        # Strictly greater: on a tie the item is left out (rule 2 above).
+        # Strictly greater: on a tie the item is left out.
         np.greater(candidate[w:], best[w:], out=take[w:])
         np.maximum(best[w:], candidate[w:], out=best[w:])
         take_bits[row] = np.packbits(take)
 
-    # best is non-decreasing; its first maximum is the least weight reaching the optimum (rule 1).
-    c = int(np.argmax(best))
+    # best is non-decreasing; its first maximum is the least weight reaching the optimum.
+    c = capacity if tie_break == "reference" else int(np.argmax(best))
     chosen = []
     for row in range(items.size - 1, -1, -1):
         if (take_bits[row, c >> 3] >> (7 - (c & 7))) & 1:
@@ -131,12 +144,15 @@ def upsample_scores(step_scores: np.ndarray, picks: np.ndarray, n_frames: int) -
     return step_scores[np.maximum(step_of_frame, 0)]
 
 
-def shot_scores(frame_scores: np.ndarray, change_points: np.ndarray) -> np.ndarray:
+def shot_scores(frame_scores: np.ndarray, change_points: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     """Score each shot by the mean score of its frames (the protocol's step 2).
 
     Args:
         frame_scores: ``(n_frames,)`` per-frame scores.
         change_points: ``(n_shots, 2)`` integer ``[first, last]`` frame indices, both inclusive.
+        dtype (float64): the precision of the frame scores and their means. ``np.float32`` is
+            what the reference code computes (frame scores in a float32 array, each shot's
+            ``.mean()`` taken there), so near-ties are decided as there.
 
     Returns:
         ``(n_shots,)`` float64 mean frame score of each shot.
@@ -144,10 +160,12 @@ def shot_scores(frame_scores: np.ndarray, change_points: np.ndarray) -> np.ndarr
     Raises:
         ValueError: if ``change_points`` is malformed or reaches past the last frame.
     """
-    frame_scores = np.asarray(frame_scores, dtype=np.float64)
+    frame_scores = np.asarray(frame_scores, dtype=dtype)
     if frame_scores.ndim != 1:
         raise ValueError(f"frame_scores must be 1-D; got shape {frame_scores.shape}")
     change_points = _check_change_points(change_points, frame_scores.size)
+    if frame_scores.dtype != np.float64:
+        return np.array([float(frame_scores[first : last + 1].mean()) for first, last in change_points])
     sums = np.concatenate([[0.0], np.cumsum(frame_scores)])
     first, last = change_points[:, 0], change_points[:, 1]
     return (sums[last + 1] - sums[first]) / (last - first + 1)
@@ -200,6 +218,7 @@ def generate_summary(
     picks: np.ndarray,
     proportion: float = 0.15,
     rounding: str = "floor",
+    tie_break: str = "reference",
 ) -> np.ndarray:
     """Turn step scores into a keyshot summary, as TVSum / SumMe evaluation code does.
 
@@ -214,6 +233,8 @@ def generate_summary(
         picks: ``(n_steps,)`` frame indices of the samples, strictly increasing.
         proportion (0.15): share of the video the summary may keep.
         rounding ("floor"): how the budget is rounded; see :func:`summary_capacity`.
+        tie_break ("reference"): the reference code's choices bit for bit (float32 shot means,
+            read back from the full capacity), or ``"least_weight"``; see :func:`keyshot_summary`.
 
     Returns:
         ``(n_frames,)`` bool mask, True on frames of the chosen shots.
@@ -245,8 +266,22 @@ def generate_summary(
         )
     frame_scores = upsample_scores(step_scores, picks, n_frames)
     capacity = summary_capacity(n_frames, proportion, rounding, change_points)
-    chosen = knapsack(shot_scores(frame_scores, change_points), lengths, capacity)
-    summary = np.zeros(n_frames, dtype=bool)
+    return keyshot_summary(frame_scores, change_points, capacity, tie_break)
+
+
+def keyshot_summary(
+    frame_scores: np.ndarray, change_points: np.ndarray, capacity: int, tie_break: str = "reference"
+) -> np.ndarray:
+    """The frames of the shots a 0/1 knapsack keeps within `capacity`: bool ``(n_frames,)``.
+
+    With ``tie_break="reference"`` the shot means are float32 and the knapsack reads back from
+    the full capacity, as the reference evaluation code does; ``"least_weight"`` takes float64
+    means and the lightest optimal subset (see :func:`knapsack`).
+    """
+    dtype = np.float32 if tie_break == "reference" else np.float64
+    lengths = change_points[:, 1] - change_points[:, 0] + 1
+    chosen = knapsack(shot_scores(frame_scores, change_points, dtype), lengths, capacity, tie_break)
+    summary = np.zeros(len(frame_scores), dtype=bool)
     for shot in chosen:
         summary[change_points[shot, 0] : change_points[shot, 1] + 1] = True
     return summary

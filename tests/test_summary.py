@@ -29,11 +29,24 @@ def test_knapsack_textbook_case():
     assert knapsack([60.0, 100.0, 120.0], [10, 20, 30], 50) == [1, 2]
 
 
-def test_knapsack_tie_on_value_prefers_less_weight():
+def test_knapsack_tie_on_value_least_weight_prefers_less_weight():
     # {0}: value 2, weight 3; {1, 2}: value 1 + 1 = 2, weight 1 + 1 = 2 -> the lighter {1, 2}.
-    assert knapsack([2.0, 1.0, 1.0], [3, 1, 1], 3) == [1, 2]
+    assert knapsack([2.0, 1.0, 1.0], [3, 1, 1], 3, tie_break="least_weight") == [1, 2]
     # Mirrored: {2}: value 2, weight 3; {0, 1}: value 2, weight 2 -> {0, 1}.
+    assert knapsack([1.0, 1.0, 2.0], [1, 1, 3], 3, tie_break="least_weight") == [0, 1]
+    assert knapsack([1.0, 1.0], [2, 1], 2, tie_break="least_weight") == [1]
+
+
+def test_knapsack_tie_on_value_reads_back_from_the_full_capacity_as_the_reference():
+    # The reference code walks back from the full capacity: at capacity 2 item 1 never improved
+    # on item 0 (1 + 0 is not > 1), so item 0 is kept although item 1 alone weighs less.
+    assert knapsack([1.0, 1.0], [2, 1], 2) == [0]
+    assert knapsack([2.0, 1.0, 1.0], [3, 1, 1], 3) == [0]
     assert knapsack([1.0, 1.0, 2.0], [1, 1, 3], 3) == [0, 1]
+    for case in (([1.0, 1.0], [2, 1], 2), ([2.0, 1.0, 1.0], [3, 1, 1], 3), ([1.0, 1.0, 2.0], [1, 1, 3], 3)):
+        assert knapsack(*case) == _reference_knapsack(*case)
+    with pytest.raises(ValueError, match=r"Unknown tie_break 'lightest'"):
+        knapsack([1.0], [1], 1, tie_break="lightest")
 
 
 def test_knapsack_tie_on_value_and_weight_prefers_earlier_items():
@@ -99,6 +112,30 @@ def _brute_force(values, weights, capacity):
     return best
 
 
+def _reference_knapsack(values, weights, capacity):
+    """The published 0/1 knapsack of the summarisation evaluation code, written plainly from it.
+
+    table[i][w] = table[i-1][w - w_i] + v_i when that is strictly greater, else table[i-1][w];
+    then, from the last item and the full capacity, an item is kept where it entered the table.
+    """
+    n = len(values)
+    table = [[0.0] * (capacity + 1) for _ in range(n + 1)]
+    keep = [[False] * (capacity + 1) for _ in range(n + 1)]
+    for i in range(1, n + 1):
+        w_i, v_i = weights[i - 1], values[i - 1]
+        for w in range(capacity + 1):
+            if w_i <= w and v_i + table[i - 1][w - w_i] > table[i - 1][w]:
+                table[i][w], keep[i][w] = v_i + table[i - 1][w - w_i], True
+            else:
+                table[i][w] = table[i - 1][w]
+    chosen, w = [], capacity
+    for i in range(n, 0, -1):
+        if keep[i][w]:
+            chosen.append(i - 1)
+            w -= weights[i - 1]
+    return sorted(chosen)
+
+
 # Whole-number values keep every sum exact, so the tie rules are tested without float noise.
 _items = st.integers(0, 10).flatmap(
     lambda n: st.tuples(
@@ -113,10 +150,19 @@ _items = st.integers(0, 10).flatmap(
 @given(_items)
 def test_knapsack_matches_brute_force(items):
     values, weights, capacity = items
-    chosen = knapsack(values, weights, capacity)
+    chosen = knapsack(values, weights, capacity, tie_break="least_weight")
     assert chosen == sorted(chosen)
     assert sum(weights[i] for i in chosen) <= capacity
     assert chosen == _brute_force(values, weights, capacity)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_items)
+def test_knapsack_matches_the_reference_algorithm(items):
+    values, weights, capacity = items
+    chosen = knapsack(values, weights, capacity)
+    assert chosen == _reference_knapsack(values, weights, capacity)
+    assert sum(values[i] for i in chosen) == sum(values[i] for i in _brute_force(values, weights, capacity))
 
 
 @settings(max_examples=100, deadline=None)
