@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 # Idle OpenMP workers of torch spin by default and take the cores our decoder thread needs; on
 # 2 cores, sleeping instead raised the pipeline from 0.83-0.86 to 0.88-0.91 of the model alone
-# (README, "Frame embeddings"). It counts only if set before torch loads, and never overrides
+# (docs/how-it-works.md, "Frame embeddings"). It counts only if set before torch loads, and never overrides
 # the user's own setting.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
