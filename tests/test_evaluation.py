@@ -259,7 +259,13 @@ def test_qfvs_protocol(labelled):
 
 def test_summaries_through_fiftyone_temporal_evaluation(labelled):
     dataset, annotations = labelled
-    results = evaluate_summary_segments(dataset, gt_field="gt_user_summaries", eval_key="segments")
+    reports = []
+    results = evaluate_summary_segments(
+        dataset, gt_field="gt_user_summaries", eval_key="segments",
+        progress=lambda fraction, label: reports.append((fraction, label)),
+    )
+    assert reports and all(0.0 <= fraction <= 1.0 for fraction, _ in reports), reports
+    assert reports[-1][0] == 1.0 and reports[-1][1].startswith("Evaluating segments")
     assert "segments" in dataset.list_evaluations()
     assert dataset.get_evaluation_info("segments").config.method == "activitynet"
     expected = []

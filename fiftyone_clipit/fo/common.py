@@ -94,6 +94,14 @@ def check_field_type(
         )
 
 
+def fiftyone_progress(progress: Progress, label: str):
+    """`progress` as FiftyOne's methods take it: FiftyOne calls a callback with its ProgressBar,
+    this project's callbacks take (fraction, label)."""
+    if not callable(progress):
+        return progress
+    return lambda bar: progress(bar.progress or 0.0, f"{label}: {bar.iteration}/{bar.total}")
+
+
 def iterate(items: Sequence[T], progress: Progress, label: str) -> Iterator[T]:
     """Yields `items`, reporting progress as a tqdm bar or through a callback."""
     total = len(items)

@@ -15,7 +15,7 @@ import numpy as np
 
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo import protocols
-from fiftyone_clipit.fo.common import Progress, check_field_type, video_collection, write_in_chunks
+from fiftyone_clipit.fo.common import Progress, check_field_type, fiftyone_progress, video_collection, write_in_chunks
 from fiftyone_clipit.fo.evaluation import require_field
 from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD
 from fiftyone_clipit.metrics import F1_MODES
@@ -71,7 +71,7 @@ def evaluate_summary_segments(
     return samples.evaluate_detections(
         pred_field, gt_field=gt_field, eval_key=eval_key, method="activitynet", iou=iou,
         classwise=False, compute_mAP=True, custom_metrics={FRAME_F1_METRIC: {"mode": mode}},
-        progress=progress,
+        progress=fiftyone_progress(progress, "Evaluating segments"),
     )
 
 
