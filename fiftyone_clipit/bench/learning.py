@@ -256,6 +256,12 @@ def learning_figures(
     return figures
 
 
+def mean_figures(per_seed: list[dict]) -> dict[str, float]:
+    """The mean of each f1_* figure over seeds, to 4 decimals."""
+    keys = [k for k in per_seed[0] if k.startswith("f1_")]
+    return {key: round(float(np.mean([f[key] for f in per_seed])), 4) for key in keys}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fiftyone_clipit.cli_training import add_training_option_arguments
 
@@ -301,8 +307,7 @@ def run(args: argparse.Namespace) -> dict:
         learning_figures(seed, args.train_videos, args.test_videos, args.preset, options, overrides)
         for seed in range(args.seeds)
     ]
-    keys = [k for k in per_seed[0] if k.startswith("f1_")]
-    means = {key: round(float(np.mean([f[key] for f in per_seed])), 4) for key in keys}
+    means = mean_figures(per_seed)
     shortcuts = {k: means[k] for k in ("f1_zero_shot", "f1_training_free", "f1_query_blind")}
     failures = gate_failures(means["f1_supervised"], means["f1_supervised_swapped"], shortcuts)
     if means["f1_unsupervised"] <= means["f1_random"]:
