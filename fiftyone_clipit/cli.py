@@ -143,7 +143,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from fiftyone_clipit.demo import DEMO_DATASET, demo_encoder, sample_videos
+    from fiftyone_clipit.demo import demo_encoder, sample_videos
     from fiftyone_clipit.fo.pipeline import run_pipeline
     from fiftyone_clipit.fo.videos import load_videos_dataset
 
@@ -198,8 +198,7 @@ def _model_args(parser: argparse.ArgumentParser, default: str | None) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from fiftyone_clipit.demo import DEMO_DATASET, DEMO_QUERY
-    from fiftyone_clipit.encoders import DEFAULT_MODEL
+    from fiftyone_clipit.defaults import DEFAULT_MODEL, DEMO_DATASET, DEMO_QUERY
 
     parser = argparse.ArgumentParser(prog="fiftyone-clipit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

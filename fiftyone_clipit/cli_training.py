@@ -32,7 +32,7 @@ def _training_options(args: argparse.Namespace) -> dict:
 
 def training_options(args: argparse.Namespace, **fixed):
     """`TrainingOptions` from the library's defaults, the flags given and `fixed` values."""
-    from fiftyone_clipit.training import TrainingOptions
+    from fiftyone_clipit.options import TrainingOptions
 
     return TrainingOptions(**{**fixed, **_training_options(args)})
 
@@ -68,8 +68,8 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
 def add_training_option_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
     """The `TrainingOptions` flags; each left out keeps the library's default (shown in --help)."""
-    from fiftyone_clipit.scorer import ATTENTION_MODES
-    from fiftyone_clipit.training import TrainingOptions
+    from fiftyone_clipit.defaults import ATTENTION_MODES
+    from fiftyone_clipit.options import TrainingOptions
 
     d = TrainingOptions()
     flags = {
@@ -95,9 +95,9 @@ def add_training_option_arguments(parser: argparse.ArgumentParser, exclude: tupl
 
 
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
-    from fiftyone_clipit.scorer import DEFAULT_PRESET, list_presets
+    from fiftyone_clipit.defaults import DEFAULT_SCORER_PRESET, list_scorer_presets
 
-    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list_presets(), help="scorer shapes")
+    parser.add_argument("--preset", default=DEFAULT_SCORER_PRESET, choices=list_scorer_presets(), help="scorer shapes")
     add_training_option_arguments(parser)
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
 

@@ -6,11 +6,10 @@ import importlib.util
 import os
 import sys
 
-from fiftyone_clipit.encoders import DEFAULT_MODEL, ClipEncoder, load_clip
+from fiftyone_clipit.defaults import DEFAULT_MODEL
+from fiftyone_clipit.encoders import ClipEncoder, load_clip
 from fiftyone_clipit.errors import ClipItError, WeightsNotFoundError
 
-DEMO_DATASET = "clipit-demo"
-DEMO_QUERY = "a rabbit in the grass"
 FALLBACK_MODEL = "tiny-random"
 
 

@@ -16,7 +16,6 @@ embeddings` measures both). The text tower stays fp32.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import socket
@@ -31,10 +30,9 @@ import open_clip
 import torch
 
 from fiftyone_clipit.decode import ResizeSpec
+from fiftyone_clipit.defaults import DEFAULT_MODEL, PRESETS_PACKAGE, clip_model_presets
 from fiftyone_clipit.errors import ClipItError, WeightsNotFoundError
 
-DEFAULT_MODEL = "ViT-B-32"
-_PRESETS_PACKAGE = "fiftyone_clipit.presets"
 _SCHEMAS = ("hf-hub:", "local-dir:")
 #: precision -> where it runs; None (the default) picks fp16 on cuda and fp32 elsewhere
 PRECISIONS = {"fp32": "any device", "fp16": "cuda", "int8": "cpu"}
@@ -58,13 +56,12 @@ class ModelPreset:
 
 
 def _register_configs() -> dict[str, ModelPreset]:
-    package = resources.files(_PRESETS_PACKAGE)
+    package = resources.files(PRESETS_PACKAGE)
     for entry in package.iterdir():
         if entry.name.startswith("clipit-") and entry.name.endswith(".json"):
             with resources.as_file(entry) as path:
                 open_clip.add_model_config(path)
-    presets = json.loads(package.joinpath("clip_models.json").read_text())
-    return {name: ModelPreset(name=name, **fields) for name, fields in presets.items()}
+    return {name: ModelPreset(name=name, **fields) for name, fields in clip_model_presets().items()}
 
 
 PRESETS: dict[str, ModelPreset] = _register_configs()

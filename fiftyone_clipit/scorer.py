@@ -28,7 +28,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, fields
-from importlib import resources
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -36,13 +35,17 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from fiftyone_clipit.defaults import (
+    DEFAULT_SCORER_PRESET,
+    check_attention,
+    list_scorer_presets,
+    scorer_preset_files,
+)
 from fiftyone_clipit.errors import ClipItError
 
-PRESETS_PACKAGE = "fiftyone_clipit.presets"
-DEFAULT_PRESET = "paper"
+DEFAULT_PRESET = DEFAULT_SCORER_PRESET
 CHECKPOINT_FORMAT = "clipit-scorer"
 CHECKPOINT_VERSION = 2  # 2: fusion and input_norm in the config (version 1: "concat", no input norm)
-ATTENTION_MODES = ("auto", "full", "windowed")
 #: longest video "auto" attends as a whole: 2,048 steps (17 min at 2 fps) cost the paper preset
 #: about 134 MB of attention scores per layer; longer videos are attended in windows.
 FULL_ATTENTION_MAX_STEPS = 2048
@@ -50,7 +53,6 @@ FUSION_MODES = ("product", "concat")
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "MODEL_CARD.md"
-_PRESET_PREFIX = "scorer-"
 
 
 @dataclass(frozen=True)
@@ -133,18 +135,9 @@ class ScorerConfig:
         return cls(**values)
 
 
-def _preset_files() -> dict:
-    package = resources.files(PRESETS_PACKAGE)
-    return {
-        entry.name[len(_PRESET_PREFIX) : -len(".json")]: entry
-        for entry in package.iterdir()
-        if entry.name.startswith(_PRESET_PREFIX) and entry.name.endswith(".json")
-    }
-
-
 def list_presets() -> list[str]:
     """Names of the scorer presets shipped under `models/` (`scorer-<name>.json`)."""
-    return sorted(_preset_files())
+    return list_scorer_presets()
 
 
 def load_preset(name: str = DEFAULT_PRESET, **overrides) -> ScorerConfig:
@@ -153,7 +146,7 @@ def load_preset(name: str = DEFAULT_PRESET, **overrides) -> ScorerConfig:
     Raises:
         ClipItError: no such preset, or the values are invalid.
     """
-    files = _preset_files()
+    files = scorer_preset_files()
     if name not in files:
         raise ClipItError(f"Scorer preset '{name}' not found. Available presets: {sorted(files)}")
     values = json.loads(files[name].read_text())
@@ -322,13 +315,6 @@ class ClipItScorer(nn.Module):
         if attention == "full" or (attention == "auto" and n_steps <= FULL_ATTENTION_MAX_STEPS):
             return [(0, n_steps, 0, n_steps)]
         return attention_windows(n_steps, self.config.window, self.config.window_overlap)
-
-
-def check_attention(attention: str) -> str:
-    """`attention` if it is a known mode, else a ClipItError naming the modes."""
-    if attention not in ATTENTION_MODES:
-        raise ClipItError(f"Unknown attention '{attention}'; choose one of {list(ATTENTION_MODES)}")
-    return attention
 
 
 def pad_batch(

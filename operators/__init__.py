@@ -10,8 +10,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_clipit.encoders import DEFAULT_MODEL, PRESETS
-from fiftyone_clipit.scorer import ATTENTION_MODES
+from fiftyone_clipit.defaults import ATTENTION_MODES, DEFAULT_MODEL, clip_model_presets
 
 from .base import ClipItOperator, field_choice, fields_of_type, float_input, text_input
 from .panel import ClipItPanel
@@ -46,7 +45,7 @@ class ComputeFrameEmbeddings(ClipItOperator):
     def build_inputs(self, ctx, inputs):
         inputs.enum(
             "model",
-            list(PRESETS),
+            list(clip_model_presets()),
             default=DEFAULT_MODEL,
             label="CLIP model",
             view=types.DropdownView(),

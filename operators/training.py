@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import fiftyone.operators.types as types
 
-from fiftyone_clipit.scorer import ATTENTION_MODES, DEFAULT_PRESET, list_presets
-from fiftyone_clipit.training import TrainingOptions
+from fiftyone_clipit.defaults import ATTENTION_MODES, DEFAULT_SCORER_PRESET, list_scorer_presets
+from fiftyone_clipit.options import TrainingOptions
 
 from .base import ClipItOperator, float_input, text_input
 
@@ -40,7 +40,7 @@ class TrainScorer(ClipItOperator):
             prop.invalid = True
             prop.error_message = "Give a query field or one query, not both"
         text_input(ctx, inputs, "output_dir", "Checkpoint folder to write", required=True)
-        inputs.enum("preset", list_presets(), default=DEFAULT_PRESET, label="Scorer size", view=types.DropdownView())
+        inputs.enum("preset", list_scorer_presets(), default=DEFAULT_SCORER_PRESET, label="Scorer size", view=types.DropdownView())
         defaults = TrainingOptions()
         int_input(ctx, inputs, "epochs", "Most epochs", defaults.epochs, 1, 10000)
         float_input(
@@ -64,7 +64,7 @@ class TrainScorer(ClipItOperator):
             gt_field=ctx.params.get("gt_field") or None,
             query_field=ctx.params.get("query_field") or None,
             query=ctx.params.get("query") or None,
-            preset=ctx.params.get("preset") or DEFAULT_PRESET,
+            preset=ctx.params.get("preset") or DEFAULT_SCORER_PRESET,
             overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,
             mode=ctx.params.get("mode") or "supervised",

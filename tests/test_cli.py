@@ -81,3 +81,17 @@ def test_step_by_step_commands(tmp_path, video_dir, bad_files):
     assert len(list(tmp_path.rglob("*.mp4"))) >= 2
     result = run("embed", name, "--model", "no-such-model")
     assert result.returncode == 1 and "Unknown CLIP model 'no-such-model'" in result.stderr
+
+
+def test_help_and_the_plugins_operators_load_without_torch_or_open_clip():
+    """Defaults come from `fiftyone_clipit.defaults`; the heavy libraries load when work starts."""
+    probe = (
+        "import sys; import operators; from fiftyone_clipit.cli import build_parser; "
+        "build_parser().format_help(); "
+        "print(sorted(m for m in ('torch', 'open_clip') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).parent.parent)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert run("--help").returncode == 0 and run("train", "--help").returncode == 0

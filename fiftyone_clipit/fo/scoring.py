@@ -17,6 +17,7 @@ import numpy as np
 from fiftyone import ViewField as F
 
 from fiftyone_clipit.captions import DEFAULT_CAPTIONS, Captioner, caption_free_text, caption_video
+from fiftyone_clipit.defaults import check_attention
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
 from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
 from fiftyone_clipit.fo.common import (
@@ -35,7 +36,7 @@ from fiftyone_clipit.fo.common import (
     write_in_chunks,
 )
 from fiftyone_clipit.relevance import zero_shot_scores
-from fiftyone_clipit.scorer import Checkpoint, check_attention, load_checkpoint, predict_scores
+from fiftyone_clipit.scorer import Checkpoint, load_checkpoint, predict_scores
 from fiftyone_clipit.summary import upsample_scores
 
 DEFAULT_SCORE_FIELD = "clipit_score"

@@ -1,0 +1,53 @@
+"""Names and defaults the library, the command line and the operators share, with no heavy imports.
+
+Importing this module loads neither torch nor open_clip, so the plugin's operators load and
+`fiftyone-clipit --help` prints without them; the modules that do the work import it too, so a
+default is written once.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from fiftyone_clipit.errors import ClipItError
+
+PRESETS_PACKAGE = "fiftyone_clipit.presets"
+
+#: the CLIP model used when none is named
+DEFAULT_MODEL = "ViT-B-32"
+#: the scorer preset used when none is named
+DEFAULT_SCORER_PRESET = "paper"
+#: the scorer's temporal attention: whole video, windows, or whole up to a length then windows
+ATTENTION_MODES = ("auto", "full", "windowed")
+
+DEMO_DATASET = "clipit-demo"
+DEMO_QUERY = "a rabbit in the grass"
+
+_SCORER_PREFIX = "scorer-"
+
+
+def clip_model_presets() -> dict[str, dict]:
+    """The named CLIP models of `models/clip_models.json`: name -> {architecture, pretrained, description}."""
+    return json.loads(resources.files(PRESETS_PACKAGE).joinpath("clip_models.json").read_text())
+
+
+def scorer_preset_files() -> dict:
+    """The scorer presets shipped under `models/`: name -> its `scorer-<name>.json` resource."""
+    return {
+        entry.name[len(_SCORER_PREFIX) : -len(".json")]: entry
+        for entry in resources.files(PRESETS_PACKAGE).iterdir()
+        if entry.name.startswith(_SCORER_PREFIX) and entry.name.endswith(".json")
+    }
+
+
+def list_scorer_presets() -> list[str]:
+    """Names of the scorer presets shipped under `models/` (`scorer-<name>.json`)."""
+    return sorted(scorer_preset_files())
+
+
+def check_attention(attention: str) -> str:
+    """`attention` if it is a known mode, else a ClipItError naming the modes."""
+    if attention not in ATTENTION_MODES:
+        raise ClipItError(f"Unknown attention '{attention}'; choose one of {list(ATTENTION_MODES)}")
+    return attention
