@@ -12,7 +12,7 @@ import fiftyone.operators.types as types
 
 from fiftyone_clipit.defaults import ATTENTION_MODES, DEFAULT_MODEL, clip_model_presets
 
-from .base import ClipItOperator, field_choice, fields_of_type, float_input, text_input
+from .base import ClipItOperator, absolute_folder, field_choice, fields_of_type, float_input, text_input
 from .panel import ClipItPanel
 from .runs import DeleteRun, ListRuns
 from .training import TrainScorer
@@ -220,7 +220,7 @@ class ExportSummary(ClipItOperator):
     description = "Write each summary as mp4 clips, a summary reel and a storyboard"
 
     def build_inputs(self, ctx, inputs):
-        text_input(ctx, inputs, "export_dir", "Export directory", required=True)
+        text_input(ctx, inputs, "export_dir", "Export directory (absolute)", required=True, folder=True)
         field_choice(
             ctx, inputs, "summary_field", "Summary field",
             fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections), "clipit_summary",
@@ -238,12 +238,13 @@ class ExportSummary(ClipItOperator):
 
         summary_field = ctx.params.get("summary_field") or "clipit_summary"
         overwrite = bool(ctx.params.get("overwrite"))
+        export_dir = absolute_folder(ctx.params["export_dir"])
         if ctx.params.get("as_dataset"):
-            folder = export_summary_dataset(self.target(ctx), ctx.params["export_dir"], summary_field, overwrite)
+            folder = export_summary_dataset(self.target(ctx), export_dir, summary_field, overwrite)
             return {"export_dir": folder}
         report = export_summary(
             self.target(ctx),
-            ctx.params["export_dir"],
+            export_dir,
             summary_field=summary_field,
             clips=ctx.params.get("clips", True) is not False,
             reel=ctx.params.get("reel", True) is not False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Callable
 
@@ -111,8 +112,10 @@ def text_input(
     default: str | None = None,
     required: bool = False,
     field_name: bool = False,
+    folder: bool = False,
 ) -> None:
-    """A text box that is invalid (and blocks Execute) when empty or not a field name."""
+    """A text box that is invalid (and blocks Execute) when empty, not a field name, or (for
+    `folder`) not an absolute path."""
     prop = inputs.str(name, label=label, default=default, required=required)
     value = ctx.params.get(name, default)
     if required and (value is None or not str(value).strip()):
@@ -121,6 +124,25 @@ def text_input(
     elif field_name and value and not _FIELD_NAME.match(str(value)):
         prop.invalid = True
         prop.error_message = f"'{value}' is not a valid field name (letters, digits, '_')"
+    elif folder and value and not os.path.isabs(os.path.expanduser(str(value).strip())):
+        prop.invalid = True
+        prop.error_message = _RELATIVE_FOLDER.format(value=value)
+
+
+_RELATIVE_FOLDER = (
+    "'{value}' is a relative path, which the App's server would resolve inside its own install "
+    "folder; give an absolute folder such as /data/clips or ~/clips"
+)
+
+
+def absolute_folder(value: str) -> str:
+    """A folder typed in a form, with ~ expanded; a relative one is refused (see `text_input`)."""
+    from fiftyone_clipit.errors import ClipItError
+
+    path = os.path.expanduser(str(value).strip())
+    if not os.path.isabs(path):
+        raise ClipItError(_RELATIVE_FOLDER.format(value=value))
+    return path
 
 
 def field_choice(

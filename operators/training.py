@@ -7,7 +7,7 @@ import fiftyone.operators.types as types
 from fiftyone_clipit.defaults import ATTENTION_MODES, DEFAULT_SCORER_PRESET, list_scorer_presets
 from fiftyone_clipit.options import TrainingOptions
 
-from .base import ClipItOperator, float_input, text_input
+from .base import ClipItOperator, absolute_folder, float_input, text_input
 
 
 def int_input(ctx, inputs: types.Object, name: str, label: str, default: int, low: int, high: int) -> None:
@@ -39,7 +39,7 @@ class TrainScorer(ClipItOperator):
             prop = inputs.str("text_choice", label="Query")
             prop.invalid = True
             prop.error_message = "Give a query field or one query, not both"
-        text_input(ctx, inputs, "output_dir", "Checkpoint folder to write", required=True)
+        text_input(ctx, inputs, "output_dir", "Checkpoint folder to write (absolute)", required=True, folder=True)
         inputs.enum("preset", list_scorer_presets(), default=DEFAULT_SCORER_PRESET, label="Scorer size", view=types.DropdownView())
         defaults = TrainingOptions()
         int_input(ctx, inputs, "epochs", "Most epochs", defaults.epochs, 1, 10000)
@@ -60,7 +60,7 @@ class TrainScorer(ClipItOperator):
         defaults = TrainingOptions()
         report = train_scorer(
             self.target(ctx),
-            ctx.params["output_dir"],
+            absolute_folder(ctx.params["output_dir"]),
             gt_field=ctx.params.get("gt_field") or None,
             query_field=ctx.params.get("query_field") or None,
             query=ctx.params.get("query") or None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -69,9 +70,9 @@ VALID = {
     "score_frames": {"query": "a person", "score_field": "clipit_score", "smoothing_seconds": 1.0},
     "create_summary": {"score_field": "clipit_score", "summary_field": "s", "budget": 0.15, "segment_seconds": 2.0},
     "evaluate_summary": {"gt_field": "gt", "pred_field": "clipit_summary", "eval_key": "e", "mode": "avg"},
-    "export_summary": {"export_dir": "clips-out", "summary_field": "clipit_summary"},
+    "export_summary": {"export_dir": "/tmp/clips-out", "summary_field": "clipit_summary"},
     "frame_overlap_f1": {"mode": "avg"},
-    "train_scorer": {"mode": "supervised", "gt_field": "gt", "output_dir": "checkpoints/scorer", "epochs": 10, "seed": 0},
+    "train_scorer": {"mode": "supervised", "gt_field": "gt", "output_dir": "~/checkpoints/scorer", "epochs": 10, "seed": 0},
     "build_frame_index": {"kind": "auto", "brain_key": "clipit_frames"},
     "search_frames": {"query": "a person", "k": 5, "clip_seconds": 2.0},
     "list_runs": {},
@@ -101,6 +102,16 @@ def test_forms_accept_valid_and_reject_invalid_input(dataset, name):
     params, bad_field = INVALID[name]
     errors = invalid(form(name, dataset, params))
     assert bad_field in errors and errors[bad_field]
+
+
+def test_folders_typed_in_the_app_must_be_absolute(dataset, tmp_path):
+    """The App's server runs in FiftyOne's install folder: a relative folder would land there."""
+    message = invalid(form("export_summary", dataset, {"export_dir": "clips-out"}))["export_dir"]
+    assert "relative path" in message and "absolute" in message
+    assert "output_dir" in invalid(form("train_scorer", dataset, {"mode": "unsupervised", "output_dir": "ckpt"}))
+    with pytest.raises(Exception, match="relative path"):
+        foo.execute_operator(uri("export_summary"), ctx={"dataset": dataset, "params": {"export_dir": "clips-out"}})
+    assert not os.path.exists(os.path.join(os.path.dirname(fo.__file__), "server", "clips-out"))
 
 
 def test_forms_refuse_image_datasets_and_missing_embeddings(video_dir, tmp_path):
