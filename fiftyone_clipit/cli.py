@@ -149,7 +149,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     encoder = demo_encoder(args.model, args.pretrained, args.device)
     videos = args.videos or sample_videos()
-    dataset = load_videos_dataset(args.dataset, videos, overwrite=True, skip_failures=True, progress=True)
+    dataset = load_videos_dataset(
+        args.dataset, videos, overwrite=args.overwrite, skip_failures=True, progress=True,
+        made_by="fiftyone-clipit demo",
+    )
     if not len(dataset):
         raise ClipItError(f"None of {videos} could be read as a video")
     report = run_pipeline(
@@ -286,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p, None)
     p.add_argument("--output", default="clipit-demo-output", help="where the clips go")
     p.add_argument("--dataset", default=DEMO_DATASET)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset of that name the demo did not make (one it made is always replaced)")
     p.add_argument("--fps", type=float, default=2.0)
     p.add_argument("--budget", type=float, default=0.15)
     p = add("bench", cmd_bench, "run a benchmark; prints one JSON line of figures")

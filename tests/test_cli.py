@@ -95,3 +95,25 @@ def test_help_and_the_plugins_operators_load_without_torch_or_open_clip():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
     assert run("--help").returncode == 0 and run("train", "--help").returncode == 0
+
+
+def test_demo_never_replaces_a_dataset_it_did_not_make(video_dir):
+    import fiftyone as fo
+
+    from fiftyone_clipit.fo.videos import load_videos_dataset
+
+    own = fo.Dataset("clipit-users-own", persistent=True)
+    own.add_sample(fo.Sample(filepath=str(video_dir / "colors_a.mp4"), note="mine"))
+    result = run("demo", "--model", "tiny-random", "--videos", str(video_dir / "colors_b.mp4"),
+                 "--dataset", "clipit-users-own")
+    assert result.returncode == 1
+    assert "Dataset 'clipit-users-own' already exists and was not made by the fiftyone-clipit demo" in result.stderr
+    assert "--overwrite" in result.stderr
+    own.reload()
+    assert own.values("note") == ["mine"]
+    # one the demo made is replaced by the next demo run
+    first = load_videos_dataset("clipit-demo-made", [str(video_dir / "colors_a.mp4")], made_by="fiftyone-clipit demo")
+    again = load_videos_dataset("clipit-demo-made", [str(video_dir / "colors_b.mp4")], made_by="fiftyone-clipit demo")
+    assert len(again) == 1 and again.first().filepath.endswith("colors_b.mp4") and first.deleted
+    own.delete()
+    again.delete()

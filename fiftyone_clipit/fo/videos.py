@@ -126,11 +126,30 @@ def load_videos_dataset(
     overwrite: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
+    made_by: str | None = None,
 ) -> fo.Dataset:
-    """Creates (or reuses) a persistent video dataset `name` holding the given videos."""
+    """Creates (or reuses) a persistent video dataset `name` holding the given videos.
+
+    Args:
+        made_by (None): who makes it (e.g. "fiftyone-clipit demo"), kept in
+            `dataset.info["clipit_made_by"]`. With it, an existing dataset of that name is
+            replaced only when the same maker made it, or when `overwrite` is True; any other
+            dataset is refused, so a user's own dataset is never deleted unasked.
+    """
+    if fo.dataset_exists(name) and made_by is not None and not overwrite:
+        existing = fo.load_dataset(name)
+        if existing.info.get("clipit_made_by") != made_by:
+            raise ClipItError(
+                f"Dataset '{name}' already exists and was not made by the {made_by}; choose another "
+                f"name (--dataset NAME) or replace it on purpose (--overwrite)"
+            )
+        overwrite = True
     if fo.dataset_exists(name) and overwrite:
         fo.delete_dataset(name)
     dataset = fo.load_dataset(name) if fo.dataset_exists(name) else fo.Dataset(name)
     dataset.persistent = True
+    if made_by is not None:
+        dataset.info["clipit_made_by"] = made_by
+        dataset.save()
     add_videos(dataset, paths, skip_failures=skip_failures, progress=progress)
     return dataset
