@@ -195,6 +195,7 @@ class FrameOverlapF1(foo.EvaluationMetric):
             eval_types=["detection"],
             aggregate_key="frame_f1",
             lower_is_better=False,
+            unlisted=True,  # a metric that evaluate_detections runs, not an operation to run alone
         )
 
     def resolve_input(self, ctx):
