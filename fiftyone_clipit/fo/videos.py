@@ -8,7 +8,6 @@ from typing import Iterable
 
 import fiftyone as fo
 import fiftyone.core.media as fom
-import fiftyone.core.collections as foc
 
 from fiftyone_clipit.decode import VideoInfo, probe_video
 from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
@@ -17,8 +16,6 @@ from fiftyone_clipit.fo.common import (
     ensure_iterable,
     finish,
     iterate,
-    samples_info,
-    video_collection,
 )
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts")
@@ -101,23 +98,6 @@ def add_videos(
     ids = dataset.add_samples(samples, progress=False) if samples else []
     finish("Adding videos", failures, len(ids), skip_failures)
     return ids
-
-
-def ensure_metadata(samples: foc.SampleCollection) -> list[ItemFailure]:
-    """Fills in missing video metadata with PyAV; returns the samples whose files cannot be read."""
-    samples = video_collection(samples)
-    failures = []
-    missing = samples.exists("metadata", False)
-    for sample_id, path, _ in samples_info(missing):
-        try:
-            info = probe_video(path)
-        except VideoError as e:
-            failures.append(ItemFailure(path, e.reason))
-            continue
-        sample = missing[sample_id]
-        sample.metadata = video_metadata(info)
-        sample.save()
-    return failures
 
 
 def load_videos_dataset(
