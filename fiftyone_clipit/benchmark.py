@@ -13,6 +13,12 @@ embedding store of `compute_frame_embeddings` writes them, or `features` and `pi
 frame indices), as the eccv16 h5 files name them. Shots come from KTS on the features (the
 change points of the published h5 files came from KTS too). Without captions the text is the
 caption-free stand-in (`fiftyone_clipit.captions.caption_free_text`).
+
+With `--h5 FILE` (the eccv16_dataset_*_google_pool5.h5 files most papers use; repeat it for
+DSNet's augmented and transfer splits, whose keys name several files) the ground truth, the
+shots and the picks come from the file, exactly those of every published number; the features
+come from `--features DIR` (CLIP features you computed, on the same frames) or, with
+`--h5-features`, from the file's own GoogLeNet features: a vision-only variant, labelled so.
 """
 
 from __future__ import annotations
@@ -24,7 +30,14 @@ import numpy as np
 
 from fiftyone_clipit.captions import caption_free_text
 from fiftyone_clipit.errors import ClipItError
-from fiftyone_clipit.readers import VideoAnnotation, read_splits, read_summe, read_tvsum, user_keyshot_summaries
+from fiftyone_clipit.readers import (
+    VideoAnnotation,
+    read_eccv16_h5,
+    read_splits,
+    read_summe,
+    read_tvsum,
+    user_keyshot_summaries,
+)
 from fiftyone_clipit.scorer import load_preset
 from fiftyone_clipit.summary import kts_summary_shots, split_long_shots, summary_capacity, uniform_change_points
 from fiftyone_clipit.training import TrainingOptions, TrainingVideo, evaluate_f1, train
@@ -32,6 +45,7 @@ from fiftyone_clipit.training import TrainingOptions, TrainingVideo, evaluate_f1
 BENCHMARK_DATASETS = ("tvsum", "summe")
 DEFAULT_SPLITS = {"tvsum": "tvsum_splits_pglsum.json", "summe": "summe_splits_pglsum.json"}
 F1_MODES = {"tvsum": "avg", "summe": "max"}
+ANNOTATION_SETTING = "annotations, KTS shots on the given features"
 
 
 @dataclass
@@ -42,6 +56,7 @@ class BenchmarkResult:
     splits_file: str
     mean_f1: float
     splits: list[dict] = field(default_factory=list)
+    setting: str = ANNOTATION_SETTING
 
 
 def read_annotations(dataset: str, path: str | None = None) -> list[VideoAnnotation]:
@@ -51,8 +66,10 @@ def read_annotations(dataset: str, path: str | None = None) -> list[VideoAnnotat
     return read_tvsum(path) if dataset == "tvsum" else read_summe(path)
 
 
-def load_features(folder: Path, annotation: VideoAnnotation, key: str) -> tuple[np.ndarray, np.ndarray]:
+def load_features(folder: Path, annotation, key: str) -> tuple[np.ndarray, np.ndarray]:
     """One video's features and 0-based picks from `<name>.npz` or `<key>.npz` under `folder`.
+
+    `annotation` is anything with the video's `name` and `n_frames` (a VideoAnnotation, an H5Video).
 
     Raises:
         ClipItError: no file, unknown keys, or picks outside the annotated frames.
@@ -125,15 +142,63 @@ def benchmark_videos(
     return videos
 
 
+def h5_benchmark_videos(
+    h5_files: list[str], features_dir: str | None, h5_features: bool = False
+) -> dict[str, TrainingVideo]:
+    """Every video of the h5 files as a TrainingVideo with the file's ground truth, shots and picks.
+
+    Keys are `<source>/video_N` (e.g. `tvsum/video_3`), as mixed split files name them, and also
+    `video_N` when one file is given.
+
+    Raises:
+        ClipItError: a file or key is missing, or some videos have no features (all are named).
+    """
+    if not h5_features and features_dir is None:
+        raise ClipItError("Give --features DIR (your CLIP features) or --h5-features (the file's own features)")
+    folder = Path(features_dir) if features_dir is not None else None
+    if folder is not None and not folder.is_dir():
+        raise ClipItError(f"Features folder '{features_dir}' does not exist; give the folder of per-video .npz files")
+    videos, missing = {}, []
+    for h5_file in h5_files:
+        for key, video in read_eccv16_h5(h5_file).items():
+            if h5_features:
+                features, picks = video.features, video.picks
+                features = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
+            else:
+                try:
+                    features, picks = load_features(folder, video, key)
+                except ClipItError as e:
+                    missing.append(f"{video.source}/{key}: {e}")
+                    continue
+            item = TrainingVideo(
+                name=f"{video.source}/{key}",
+                features=features,
+                text=caption_free_text(features),
+                picks=picks,
+                n_frames=video.n_frames,
+                change_points=video.change_points,
+                user_summaries=video.user_summary,
+            )
+            videos[f"{video.source}/{key}"] = item
+            if len(h5_files) == 1:
+                videos[key] = item
+    if missing:
+        shown = "\n  ".join(missing[:5])
+        raise ClipItError(f"{len(missing)} videos of {h5_files} have no usable features:\n  {shown}")
+    return videos
+
+
 def run_benchmark(
     dataset: str,
-    features_dir: str,
+    features_dir: str | None,
     splits: str | None = None,
     preset: str = "paper",
     options: TrainingOptions | None = None,
     annotations_path: str | None = None,
     device: str | None = None,
     progress=None,
+    h5: list[str] | None = None,
+    h5_features: bool = False,
 ) -> BenchmarkResult:
     """Trains and tests a scorer on each split of the protocol and tabulates the test F1.
 
@@ -148,12 +213,25 @@ def run_benchmark(
         annotations_path (None): the .mat file (TVSum) or GT folder (SumMe); None: shared data.
         device (None): torch device.
         progress (None): a callback(fraction, label) for each split's training.
+        h5 (None): eccv16 h5 files; given, their ground truth, shots and picks are used.
+        h5_features (False): with `h5`, train on the files' own GoogLeNet features.
 
     Returns:
         the mean F1 over splits and, per split, its test F1, the epoch kept and its validation F1.
     """
     options = options or TrainingOptions(f1_mode=F1_MODES[dataset])
-    videos = benchmark_videos(dataset, features_dir, annotations_path, proportion=options.proportion)
+    if h5:
+        videos = h5_benchmark_videos(h5, features_dir, h5_features)
+        setting = "h5 ground truth and shots, " + (
+            "the file's GoogLeNet features (vision-only variant)" if h5_features else "your features"
+        )
+    else:
+        if h5_features:
+            raise ClipItError("--h5-features needs --h5 FILE")
+        if features_dir is None:
+            raise ClipItError("Give --features DIR, the folder of per-video .npz features")
+        videos = benchmark_videos(dataset, features_dir, annotations_path, proportion=options.proportion)
+        setting = ANNOTATION_SETTING
     splits_file = splits or DEFAULT_SPLITS[dataset]
     rows = []
     for index, split in enumerate(read_splits(splits_file)):
@@ -172,12 +250,15 @@ def run_benchmark(
             "n_validation": len(result.validation_names),
             "n_test": len(test_videos),
         })
-    return BenchmarkResult(dataset, str(splits_file), float(np.mean([r["f1"] for r in rows])), rows)
+    return BenchmarkResult(dataset, str(splits_file), float(np.mean([r["f1"] for r in rows])), rows, setting)
 
 
 def format_table(result: BenchmarkResult) -> str:
     """The F1 table as text: one line per split, then the mean."""
-    lines = [f"{result.dataset} ({result.splits_file}): summary F1 on each split's test videos"]
+    lines = [
+        f"{result.dataset} ({result.splits_file}): summary F1 on each split's test videos",
+        f"  setting: {result.setting}",
+    ]
     for row in result.splits:
         selection = {k: v for k, v in row.items() if k.startswith("validation_")}
         chosen = ", ".join(f"{k} {v:.4f}" for k, v in selection.items())

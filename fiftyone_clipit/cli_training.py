@@ -59,7 +59,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     options = training_options(args, f1_mode=F1_MODES[args.benchmark])
     result = run_benchmark(
         args.benchmark, args.features, splits=args.splits, preset=args.preset, options=options,
-        annotations_path=args.annotations, device=args.device,
+        annotations_path=args.annotations, device=args.device, h5=args.h5, h5_features=args.h5_features,
     )
     print(format_table(result))
     if args.json:
@@ -115,7 +115,9 @@ def add_commands(add: Callable[[str, Callable, str], argparse.ArgumentParser], c
     _training_arguments(p)
     p = add("benchmark", cmd_benchmark, "TVSum / SumMe 5-split protocol on frame features you computed")
     p.add_argument("benchmark", choices=["tvsum", "summe"])
-    p.add_argument("--features", required=True, help="folder of per-video .npz features")
+    p.add_argument("--features", help="folder of per-video .npz features (needed unless --h5-features)")
+    p.add_argument("--h5", action="append", help="eccv16_dataset_*_google_pool5.h5: ground truth, shots, picks (repeat for mixed splits)")
+    p.add_argument("--h5-features", action="store_true", help="with --h5: the file's GoogLeNet features (vision-only)")
     p.add_argument("--splits", help="split file (default: the PGL-SUM splits in the shared data)")
     p.add_argument("--annotations", help="TVSum .mat file or SumMe GT folder (default: the shared data)")
     p.add_argument("--json", action="store_true", help="also print the table as one JSON line")

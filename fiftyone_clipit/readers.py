@@ -122,6 +122,99 @@ class HighlightQuery:
     relevant_windows: tuple[tuple[float, float], ...]
 
 
+#: what every video of an eccv16_dataset_*_google_pool5.h5 file holds
+H5_KEYS = ("features", "gtscore", "gtsummary", "user_summary", "change_points", "n_frame_per_seg", "n_frames", "picks")
+
+
+@dataclass(frozen=True)
+class H5Video:
+    """One video of the standard summarisation h5 files (eccv16_dataset_{tvsum,summe,ovp,youtube}_google_pool5.h5).
+
+    Attributes:
+        key: the video's group in the file (``video_N``, the key split files use).
+        name: its ``video_name`` when the file has one, else the key.
+        source: the dataset the file holds (``tvsum``, ``summe``, ``ovp``, ``youtube``, or the file stem).
+        features: float32 ``(n_steps, d)``: the file's GoogLeNet pool5 features at the picks.
+        gtscore: float ``(n_steps,)`` consensus importance at the picks.
+        gtsummary: ``(n_steps,)`` the consensus keyshots at the picks.
+        user_summary: bool ``(n_users, n_frames)``.
+        change_points: int64 ``(n_shots, 2)`` inclusive ``[first, last]`` frames (KTS shots).
+        n_frame_per_seg: int64 ``(n_shots,)``.
+        n_frames: frames in the video.
+        picks: int64 ``(n_steps,)`` 0-based sampled frames.
+    """
+
+    key: str
+    name: str
+    source: str
+    features: np.ndarray
+    gtscore: np.ndarray
+    gtsummary: np.ndarray
+    user_summary: np.ndarray
+    change_points: np.ndarray
+    n_frame_per_seg: np.ndarray
+    n_frames: int
+    picks: np.ndarray
+
+
+def read_eccv16_h5(path: str | os.PathLike) -> dict[str, H5Video]:
+    """Read a standard summarisation h5 file: the ground truth, shots and picks published numbers use.
+
+    Args:
+        path: e.g. ``eccv16_dataset_tvsum_google_pool5.h5`` (DR-DSN / DSNet / PGL-SUM layout).
+
+    Returns:
+        ``{key: H5Video}`` in the file's order (``video_1``, ``video_2``, ...).
+
+    Raises:
+        ClipItError: the file is missing or unreadable, or a video lacks a key (named with the
+            file and the video).
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise ClipItError(f"h5 file '{path}' not found; give the eccv16_dataset_*_google_pool5.h5 file")
+    source = _split_source(f"{path.name}/video")
+    videos = {}
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as e:
+        raise ClipItError(f"'{path}' is not a readable h5 file ({e})") from e
+    with handle:
+        for key in sorted(handle.keys(), key=_video_order):
+            group = handle[key]
+            missing = [name for name in H5_KEYS if name not in group]
+            if missing:
+                raise ClipItError(
+                    f"'{path}': video '{key}' has no {missing}; the file must hold {list(H5_KEYS)} per video "
+                    f"(the eccv16_dataset_*_google_pool5.h5 layout)"
+                )
+            name = group["video_name"][()] if "video_name" in group else key
+            videos[key] = H5Video(
+                key=key,
+                name=name.decode() if isinstance(name, bytes) else str(name),
+                source=source,
+                features=np.asarray(group["features"], dtype=np.float32),
+                gtscore=np.asarray(group["gtscore"], dtype=np.float64),
+                gtsummary=np.asarray(group["gtsummary"]),
+                user_summary=np.asarray(group["user_summary"]) > 0,
+                change_points=np.asarray(group["change_points"], dtype=np.int64),
+                n_frame_per_seg=np.asarray(group["n_frame_per_seg"], dtype=np.int64),
+                n_frames=int(np.asarray(group["n_frames"]).ravel()[0]),
+                picks=np.asarray(group["picks"], dtype=np.int64),
+            )
+    if not videos:
+        raise ClipItError(f"'{path}' holds no videos")
+    return videos
+
+
+def _video_order(key: str) -> tuple:
+    """``video_2`` before ``video_10``."""
+    match = re.search(r"(\d+)$", key)
+    return (key[: match.start()], int(match.group(1))) if match else (key, 0)
+
+
 def shared_data_dir() -> Path:
     """The shared data folder: ``$CLIPIT_SHARED_DATA`` or ``../shared/data`` beside the repository."""
     configured = os.environ.get("CLIPIT_SHARED_DATA")

@@ -71,3 +71,105 @@ def test_missing_features_are_named(summe_features, tmp_path):
         run_benchmark("summe", str(tmp_path), preset="tiny")
     with pytest.raises(ClipItError, match="does not exist"):
         run_benchmark("summe", str(tmp_path / "nowhere"), preset="tiny")
+
+
+def _write_h5(path, videos: dict) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        for key, fields in videos.items():
+            group = handle.create_group(key)
+            for name, value in fields.items():
+                group[name] = value
+
+
+def _planted_h5_video(rng, n_frames: int, user_summary: np.ndarray, change_points: np.ndarray, importance: np.ndarray,
+                      dim: int = 32) -> dict:
+    picks = np.arange(0, n_frames, 15)
+    direction = np.ones(dim) / np.sqrt(dim)
+    score = importance[picks]
+    score = (score - score.min()) / (np.ptp(score) + 1e-9)
+    features = rng.normal(size=(len(picks), dim)) + 2.0 * score[:, None] * direction
+    return {
+        "features": features.astype(np.float32), "gtscore": score, "gtsummary": (score > 0.5).astype(np.float32),
+        "user_summary": user_summary.astype(np.float32), "change_points": change_points,
+        "n_frame_per_seg": change_points[:, 1] - change_points[:, 0] + 1, "n_frames": n_frames, "picks": picks,
+    }
+
+
+@pytest.fixture(scope="module")
+def tvsum_h5(tmp_path_factory):
+    """An eccv16-layout h5 of 8 real TVSum videos (their users' summaries and 2-second segments) and
+    an OVP-like h5 of 4 planted videos, with a canonical and a mixed (augmented-style) split file."""
+    from fiftyone_clipit.readers import read_tvsum, tvsum_segments
+
+    if not (shared_data_dir() / "tvsum" / "ydata-tvsum50.mat").exists():
+        pytest.skip("no TVSum annotations")
+    folder = tmp_path_factory.mktemp("h5")
+    rng = np.random.default_rng(1)
+    annotations = read_tvsum()[:8]
+    tvsum = {
+        f"video_{i}": _planted_h5_video(rng, a.n_frames, a.user_summaries, tvsum_segments(a.user_scores), a.gt_score)
+        for i, a in enumerate(annotations, start=1)
+    }
+    _write_h5(folder / "eccv16_dataset_tvsum_google_pool5.h5", tvsum)
+    ovp = {}
+    for i in range(1, 5):
+        n_frames = 900
+        change_points = np.stack([np.arange(0, n_frames, 60), np.arange(59, n_frames, 60)], axis=1)
+        importance = np.repeat(rng.random(len(change_points)), 60)
+        users = np.stack([importance > 0.7, importance > 0.6])
+        ovp[f"video_{i}"] = _planted_h5_video(rng, n_frames, users, change_points, importance)
+    _write_h5(folder / "eccv16_dataset_ovp_google_pool5.h5", ovp)
+    canonical = [{"train_keys": [f"video_{i}" for i in range(1, 7)], "test_keys": ["video_7", "video_8"]},
+                 {"train_keys": [f"video_{i}" for i in range(3, 9)], "test_keys": ["video_1", "video_2"]}]
+    (folder / "canonical.json").write_text(json.dumps(canonical))
+    mixed = "\n".join(
+        ["- train_keys:"]
+        + [f"  - ../datasets/eccv16_dataset_tvsum_google_pool5.h5/video_{i}" for i in range(1, 7)]
+        + [f"  - ../datasets/eccv16_dataset_ovp_google_pool5.h5/video_{i}" for i in range(1, 5)]
+        + ["  test_keys:", "  - ../datasets/eccv16_dataset_tvsum_google_pool5.h5/video_7",
+           "  - ../datasets/eccv16_dataset_tvsum_google_pool5.h5/video_8"]
+    )
+    (folder / "mixed_aug.yml").write_text(mixed + "\n")
+    return folder, annotations
+
+
+def test_the_h5_reader_gives_the_files_ground_truth(tvsum_h5):
+    from fiftyone_clipit.readers import read_eccv16_h5
+
+    folder, annotations = tvsum_h5
+    videos = read_eccv16_h5(folder / "eccv16_dataset_tvsum_google_pool5.h5")
+    assert list(videos) == [f"video_{i}" for i in range(1, 9)]
+    for video, annotation in zip(videos.values(), annotations):
+        assert video.source == "tvsum" and video.n_frames == annotation.n_frames
+        assert np.array_equal(video.user_summary, annotation.user_summaries)  # the users' summaries read_tvsum builds
+        assert video.features.shape == (len(video.picks), 32) and video.change_points[-1, 1] == video.n_frames - 1
+
+
+def test_a_bad_h5_file_is_named(tvsum_h5, tmp_path):
+    from fiftyone_clipit.readers import read_eccv16_h5
+
+    _write_h5(tmp_path / "broken.h5", {"video_1": {"features": np.zeros((3, 4)), "picks": np.arange(3)}})
+    with pytest.raises(ClipItError, match=r"broken\.h5': video 'video_1' has no \['gtscore', 'gtsummary'"):
+        read_eccv16_h5(tmp_path / "broken.h5")
+    with pytest.raises(ClipItError, match="not found"):
+        read_eccv16_h5(tmp_path / "absent.h5")
+
+
+def test_benchmark_on_h5_ground_truth_with_the_files_features_and_mixed_splits(tvsum_h5, capsys, one_thread):
+    folder, _ = tvsum_h5
+    tvsum_file, ovp_file = folder / "eccv16_dataset_tvsum_google_pool5.h5", folder / "eccv16_dataset_ovp_google_pool5.h5"
+    assert main(["benchmark", "tvsum", "--h5", str(tvsum_file), "--h5-features", "--splits", str(folder / "canonical.json"),
+                 "--preset", "tiny", "--epochs", "2", "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert "vision-only" in result["setting"] and "vision-only" in out
+    assert [row["n_test"] for row in result["splits"]] == [2, 2] and all(0 <= r["f1"] <= 1 for r in result["splits"])
+    mixed = run_benchmark("tvsum", None, splits=str(folder / "mixed_aug.yml"), preset="tiny",
+                          options=TrainingOptions(epochs=2), h5=[str(tvsum_file), str(ovp_file)], h5_features=True)
+    assert [row["n_train"] + row["n_validation"] for row in mixed.splits] == [10]
+    with pytest.raises(ClipItError, match=r"have no usable features"):
+        run_benchmark("tvsum", str(folder), splits=str(folder / "canonical.json"), preset="tiny", h5=[str(tvsum_file)])
+    with pytest.raises(ClipItError, match=r"--features DIR .* or --h5-features"):
+        run_benchmark("tvsum", None, h5=[str(tvsum_file)])
