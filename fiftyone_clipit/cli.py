@@ -12,11 +12,9 @@ from fiftyone_clipit.errors import ClipItError
 
 
 def _dataset(name: str):
-    import fiftyone as fo
+    from fiftyone_clipit.fo.common import existing_dataset
 
-    if not fo.dataset_exists(name):
-        raise ClipItError(f"Dataset '{name}' does not exist; create it with `fiftyone-clipit add-videos {name} PATH`")
-    return fo.load_dataset(name)
+    return existing_dataset(name)
 
 
 def cmd_models(args: argparse.Namespace) -> None:

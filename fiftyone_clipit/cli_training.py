@@ -38,11 +38,11 @@ def training_options(args: argparse.Namespace, **fixed):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from fiftyone_clipit.cli import _dataset
+    from fiftyone_clipit.fo.common import existing_dataset
     from fiftyone_clipit.fo.training import train_scorer
 
     report = train_scorer(
-        _dataset(args.dataset), args.output, gt_field=args.gt_field, query_field=args.query_field,
+        existing_dataset(args.dataset), args.output, gt_field=args.gt_field, query_field=args.query_field,
         query=args.query, preset=args.preset, device=args.device, overwrite=args.overwrite,
         skip_failures=args.skip_failures, progress=True, **_training_options(args),
     )

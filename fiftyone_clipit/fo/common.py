@@ -57,6 +57,13 @@ def video_collection(samples: foc.SampleCollection) -> foc.SampleCollection:
     return samples
 
 
+def existing_dataset(name: str) -> fo.Dataset:
+    """The dataset `name`; a ClipItError that says how to create it when there is none."""
+    if not fo.dataset_exists(name):
+        raise ClipItError(f"Dataset '{name}' does not exist; create it with `fiftyone-clipit add-videos {name} PATH`")
+    return fo.load_dataset(name)
+
+
 def dataset_name(samples: foc.SampleCollection) -> str:
     """The name of the dataset a view or dataset belongs to."""
     return samples.name if isinstance(samples, fo.Dataset) else samples.dataset_name
