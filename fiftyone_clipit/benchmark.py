@@ -39,8 +39,15 @@ from fiftyone_clipit.readers import (
     user_keyshot_summaries,
 )
 from fiftyone_clipit.scorer import load_preset
-from fiftyone_clipit.summary import kts_summary_shots, split_long_shots, summary_capacity, uniform_change_points
-from fiftyone_clipit.training import TrainingOptions, TrainingVideo, evaluate_f1, train
+from fiftyone_clipit.summary import (
+    kts_summary_shots,
+    split_long_shots,
+    summary_capacity,
+    uniform_change_points,
+    upsample_scores,
+)
+from fiftyone_clipit.metrics import rank_correlation
+from fiftyone_clipit.training import TrainingOptions, TrainingVideo, score_videos, train, video_f1
 
 BENCHMARK_DATASETS = ("tvsum", "summe")
 DEFAULT_SPLITS = {"tvsum": "tvsum_splits_pglsum.json", "summe": "summe_splits_pglsum.json"}
@@ -57,6 +64,11 @@ class BenchmarkResult:
     mean_f1: float
     splits: list[dict] = field(default_factory=list)
     setting: str = ANNOTATION_SETTING
+    split_setting: str = "canonical"
+    preset: str = "paper"
+    text: str = "caption-free"
+    mean_kendall: float | None = None
+    mean_spearman: float | None = None
 
 
 def read_annotations(dataset: str, path: str | None = None) -> list[VideoAnnotation]:
@@ -135,6 +147,7 @@ def benchmark_videos(
                 features, picks, annotation.n_frames, step_rate, annotation.fps, capacity, max_segment=max_segment
             ), capacity),
             user_summaries=np.asarray(users, dtype=bool),
+            user_scores=annotation.user_scores if dataset == "tvsum" else None,
         )
     if missing:
         shown = "\n  ".join(missing[:5])
@@ -240,32 +253,61 @@ def run_benchmark(
             raise ClipItError(f"Split {index} of '{splits_file}' names videos {unknown[:5]} that {dataset} does not have")
         test_videos = [videos[k] for k in split["test_keys"]]
         result = train([videos[k] for k in split["train_keys"]], load_preset(preset), options, device=device, progress=progress)
-        f1 = evaluate_f1(result.model, test_videos, options.proportion, options.f1_mode, options.attention)
+        scores = score_videos(result.model, test_videos, attention=options.attention)
+        f1 = [video_f1(v, s, options.proportion, options.f1_mode) for v, s in zip(test_videos, scores)]
         rows.append({
             "split": index,
             "f1": float(np.mean(f1)),
+            **rank_correlations(test_videos, scores),
             "best_epoch": result.best_epoch,
             result.criterion: result.best_value,
             "n_train": len(result.train_names),
             "n_validation": len(result.validation_names),
             "n_test": len(test_videos),
         })
-    return BenchmarkResult(dataset, str(splits_file), float(np.mean([r["f1"] for r in rows])), rows, setting)
+    correlated = [r for r in rows if r["kendall"] is not None]
+    return BenchmarkResult(
+        dataset, str(splits_file), float(np.mean([r["f1"] for r in rows])), rows, setting,
+        split_setting=split_setting(str(splits_file)), preset=preset, text="caption-free",
+        mean_kendall=float(np.mean([r["kendall"] for r in correlated])) if correlated else None,
+        mean_spearman=float(np.mean([r["spearman"] for r in correlated])) if correlated else None,
+    )
+
+
+def split_setting(splits_file: str) -> str:
+    """DSNet's names for what a split file holds: canonical, augmented or transfer."""
+    name = Path(splits_file).name
+    return "augmented" if "_aug" in name else "transfer" if "_trans" in name else "canonical"
+
+
+def rank_correlations(videos: list[TrainingVideo], step_scores: list[np.ndarray]) -> dict[str, float | None]:
+    """Kendall's tau-b and Spearman's rho of the frame scores against each video's user scores
+    (Otani et al. 2019), averaged over users, then videos; None where the videos have none."""
+    if not videos or any(v.user_scores is None for v in videos):
+        return {"kendall": None, "spearman": None}
+    frames = [upsample_scores(s, v.picks, v.n_frames) for v, s in zip(videos, step_scores)]
+    return {
+        method: float(np.mean([rank_correlation(f, v.user_scores, method) for v, f in zip(videos, frames)]))
+        for method in ("kendall", "spearman")
+    }
 
 
 def format_table(result: BenchmarkResult) -> str:
     """The F1 table as text: one line per split, then the mean."""
     lines = [
         f"{result.dataset} ({result.splits_file}): summary F1 on each split's test videos",
-        f"  setting: {result.setting}",
+        f"  {result.split_setting} splits; preset {result.preset}; text: {result.text}; {result.setting}",
     ]
     for row in result.splits:
         selection = {k: v for k, v in row.items() if k.startswith("validation_")}
         chosen = ", ".join(f"{k} {v:.4f}" for k, v in selection.items())
+        ranks = f", Kendall {row['kendall']:.3f}, Spearman {row['spearman']:.3f}" if row["kendall"] is not None else ""
         lines.append(
-            f"  split {row['split']}: F1 {row['f1']:.4f}  (train {row['n_train']}, validation "
+            f"  split {row['split']}: F1 {row['f1']:.4f}{ranks}  (train {row['n_train']}, validation "
             f"{row['n_validation']}, test {row['n_test']}; epoch {row['best_epoch']} kept, {chosen})"
         )
+    if result.mean_kendall is not None:
+        lines.append(f"  mean Kendall {result.mean_kendall:.3f}, mean Spearman {result.mean_spearman:.3f}")
     lines.append(f"  mean F1 over {len(result.splits)} splits: {result.mean_f1:.4f}")
     return "\n".join(lines)
 

@@ -52,6 +52,8 @@ class TrainingVideo:
         n_frames: frames in the video.
         change_points: int64 (n_shots, 2) inclusive [first, last] frame indices of the shots.
         user_summaries: bool (n_users, n_frames), or None when the video has no ground truth.
+        user_scores: float (n_users, n_frames) per-frame importance (TVSum), or None; when given,
+            benchmarks report rank correlations against it.
     """
 
     name: str
@@ -61,6 +63,7 @@ class TrainingVideo:
     n_frames: int
     change_points: np.ndarray
     user_summaries: np.ndarray | None = None
+    user_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.features)

@@ -169,7 +169,31 @@ def test_benchmark_on_h5_ground_truth_with_the_files_features_and_mixed_splits(t
     mixed = run_benchmark("tvsum", None, splits=str(folder / "mixed_aug.yml"), preset="tiny",
                           options=TrainingOptions(epochs=2), h5=[str(tvsum_file), str(ovp_file)], h5_features=True)
     assert [row["n_train"] + row["n_validation"] for row in mixed.splits] == [10]
+    assert mixed.split_setting == "augmented" and result["split_setting"] == "canonical"
+    assert mixed.mean_kendall is None  # the h5 files hold no per-frame user scores
     with pytest.raises(ClipItError, match=r"have no usable features"):
         run_benchmark("tvsum", str(folder), splits=str(folder / "canonical.json"), preset="tiny", h5=[str(tvsum_file)])
     with pytest.raises(ClipItError, match=r"--features DIR .* or --h5-features"):
         run_benchmark("tvsum", None, h5=[str(tvsum_file)])
+
+
+def test_tvsum_tables_report_rank_correlations_against_the_users_scores(tmp_path, capsys, one_thread):
+    """Kendall and Spearman (Otani et al.) beside F1, per split and mean, from TVSum's real user scores."""
+    from fiftyone_clipit.readers import read_tvsum
+
+    if not (shared_data_dir() / "tvsum" / "ydata-tvsum50.mat").exists():
+        pytest.skip("no TVSum annotations")
+    rng = np.random.default_rng(2)
+    direction = rng.normal(size=32)
+    for annotation in read_tvsum():
+        picks = np.arange(0, annotation.n_frames, 15)
+        consensus = annotation.gt_score[picks]
+        consensus = (consensus - consensus.min()) / (np.ptp(consensus) + 1e-9)
+        features = rng.normal(size=(len(picks), 32)) + 1.5 * consensus[:, None] * direction
+        np.savez(tmp_path / f"{annotation.name}.npz", embeddings=features.astype(np.float32), frame_numbers=picks + 1)
+    assert main(["benchmark", "tvsum", "--features", str(tmp_path), "--preset", "tiny", "--epochs", "2", "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert len(result["splits"]) == 5 and all(-1 <= row["kendall"] <= 1 and -1 <= row["spearman"] <= 1 for row in result["splits"])
+    assert result["mean_kendall"] == pytest.approx(np.mean([row["kendall"] for row in result["splits"]]))
+    assert any(line.startswith("  mean Kendall") for line in lines) and "canonical splits; preset tiny" in lines[1]
