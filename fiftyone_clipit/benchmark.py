@@ -51,7 +51,8 @@ from fiftyone_clipit.training import TrainingOptions, TrainingVideo, score_video
 
 BENCHMARK_DATASETS = ("tvsum", "summe")
 DEFAULT_SPLITS = {"tvsum": "tvsum_splits_pglsum.json", "summe": "summe_splits_pglsum.json"}
-F1_MODES = {"tvsum": "avg", "summe": "max"}
+#: how each benchmark combines its users' F1s (TVSum: average, SumMe: best)
+DATASET_F1_MODE = {"tvsum": "avg", "summe": "max"}
 ANNOTATION_SETTING = "annotations, KTS shots on the given features"
 
 
@@ -220,7 +221,7 @@ def run_benchmark(
         features_dir: the folder of per-video .npz features (see the module docstring).
         splits (None): a split file; None: the PGL-SUM splits in the shared data.
         preset ("paper"): the scorer's shapes.
-        options (None): training options; None: the defaults with the dataset's F1 mode
+        options (None): training options; None: the defaults with the dataset's F1 mode (DATASET_F1_MODE)
             (avg for TVSum, max for SumMe). Their validation_fraction is the share of each split's
             training videos kept for model selection.
         annotations_path (None): the .mat file (TVSum) or GT folder (SumMe); None: shared data.
@@ -232,7 +233,7 @@ def run_benchmark(
     Returns:
         the mean F1 over splits and, per split, its test F1, the epoch kept and its validation F1.
     """
-    options = options or TrainingOptions(f1_mode=F1_MODES[dataset])
+    options = options or TrainingOptions(f1_mode=DATASET_F1_MODE[dataset])
     if h5:
         videos = h5_benchmark_videos(h5, features_dir, h5_features)
         setting = "h5 ground truth and shots, " + (

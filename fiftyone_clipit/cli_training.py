@@ -54,9 +54,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
-    from fiftyone_clipit.benchmark import F1_MODES, format_table, run_benchmark
+    from fiftyone_clipit.benchmark import DATASET_F1_MODE, format_table, run_benchmark
 
-    options = training_options(args, f1_mode=F1_MODES[args.benchmark])
+    options = training_options(args, f1_mode=DATASET_F1_MODE[args.benchmark])
     result = run_benchmark(
         args.benchmark, args.features, splits=args.splits, preset=args.preset, options=options,
         annotations_path=args.annotations, device=args.device, h5=args.h5, h5_features=args.h5_features,
