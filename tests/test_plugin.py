@@ -70,7 +70,7 @@ VALID = {
     "score_frames": {"query": "a person", "score_field": "clipit_score", "smoothing_seconds": 1.0},
     "create_summary": {"score_field": "clipit_score", "summary_field": "s", "budget": 0.15, "segment_seconds": 2.0},
     "evaluate_summary": {"gt_field": "gt", "pred_field": "clipit_summary", "eval_key": "e", "mode": "avg"},
-    "export_summary": {"export_dir": "/tmp/clips-out", "summary_field": "clipit_summary"},
+    "export_summary": {"export_dir": "~/clips-out", "summary_field": "clipit_summary"},
     "frame_overlap_f1": {"mode": "avg"},
     "train_scorer": {"mode": "supervised", "gt_field": "gt", "output_dir": "~/checkpoints/scorer", "epochs": 10, "seed": 0},
     "build_frame_index": {"kind": "auto", "brain_key": "clipit_frames"},

@@ -214,8 +214,8 @@ def test_train_scorer_form_checks_its_inputs(labelled):
         properties = operator.resolve_input(ctx).type.properties
         return {k: p.error_message for k, p in properties.items() if getattr(p, "invalid", False)}
 
-    assert errors({"mode": "unsupervised", "output_dir": "/tmp/checkpoints/scorer"}) == {}
-    assert "gt_field" in errors({"mode": "supervised", "output_dir": "/tmp/checkpoints/scorer"})
-    assert "text_choice" in errors({"mode": "unsupervised", "output_dir": "/tmp/checkpoints/scorer", "query": "a", "query_field": "query"})
-    assert "epochs" in errors({"mode": "unsupervised", "output_dir": "/tmp/checkpoints/scorer", "epochs": 0})
+    assert errors({"mode": "unsupervised", "output_dir": "~/checkpoints/scorer"}) == {}
+    assert "gt_field" in errors({"mode": "supervised", "output_dir": "~/checkpoints/scorer"})
+    assert "text_choice" in errors({"mode": "unsupervised", "output_dir": "~/checkpoints/scorer", "query": "a", "query_field": "query"})
+    assert "epochs" in errors({"mode": "unsupervised", "output_dir": "~/checkpoints/scorer", "epochs": 0})
     assert "output_dir" in errors({"mode": "unsupervised", "output_dir": " "})
