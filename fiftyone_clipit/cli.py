@@ -199,7 +199,7 @@ def _model_args(parser: argparse.ArgumentParser, default: str | None) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from fiftyone_clipit.defaults import DEFAULT_MODEL, DEMO_DATASET, DEMO_QUERY
+    from fiftyone_clipit.defaults import ATTENTION_MODES, DEFAULT_MODEL, DEMO_DATASET, DEMO_QUERY
 
     parser = argparse.ArgumentParser(prog="fiftyone-clipit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--query", help="the text; leave out for a generic summary (caption-free text)")
     p.add_argument("--scorer", default="zero-shot", help="'zero-shot' or a checkpoint folder from `train`")
-    p.add_argument("--attention", default="auto", choices=["auto", "full", "windowed"],
+    p.add_argument("--attention", default="auto", choices=list(ATTENTION_MODES),
                    help="a trained scorer's temporal attention (auto: whole video up to 2,048 steps)")
     p.add_argument("--score-field", default="clipit_score")
     p.add_argument("--pretrained", help="weights of the embeddings' model")

@@ -1,6 +1,6 @@
 """How to train the CLIP-It scorer: `TrainingOptions`, importable without torch.
 
-The training loop (`fiftyone_clipit.training`, which re-exports these names) reads them; the
+The training loop (`fiftyone_clipit.training`, which re-exports `TrainingOptions`) reads them; the
 command line and the operators read their defaults for help texts and forms without loading
 torch.
 """
