@@ -1,9 +1,11 @@
 """Video probing and frame sampling with PyAV: streamed, threaded, resized in the decoder.
 
-Time is spelled out: a frame's time is its presentation timestamp in seconds from the start of
-the stream; frame numbers are 1-based (FiftyOne's convention) and count decoded frames in
-presentation order, so they index the same frames FiftyOne shows. Frames are turned upright
-(the container's display rotation, as players and the App apply it) before they are resized.
+Frames are read through :class:`fiftyone_clipit.cursor.VideoCursor`, the one reader that
+storyboards and exports use too: a frame's time is its presentation timestamp in seconds from
+the start of the stream; frame numbers are 1-based (FiftyOne's convention) and rank the frame's
+timestamp, so they index the same frames FiftyOne shows and exports cut. Frames are turned
+upright (the container's display rotation, as players and the App apply it) before they are
+resized.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Iterable, Iterator, TypeVar
 import av
 import numpy as np
 
+from fiftyone_clipit.cursor import VideoCursor, open_video, video_stream
 from fiftyone_clipit.errors import BrokenVideoError, VideoError
 
 T = TypeVar("T")
@@ -82,23 +85,6 @@ class DecodeStatus:
     broken: str | None = None
 
 
-def _open(path: str) -> av.container.InputContainer:
-    if not os.path.exists(path):
-        raise VideoError(path, "file not found; check the path")
-    if os.path.getsize(path) == 0:
-        raise VideoError(path, "file is empty (0 bytes); re-copy or re-download it")
-    try:
-        return av.open(path)
-    except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise VideoError(path, f"not a readable video ({e}); is it really a video file?") from e
-
-
-def _video_stream(container: av.container.InputContainer, path: str) -> av.video.stream.VideoStream:
-    if not container.streams.video:
-        raise VideoError(path, "has no video stream (audio-only or not a video)")
-    return container.streams.video[0]
-
-
 def probe_video(path: str) -> VideoInfo:
     """Reads a video's size, frame rate, frame count and duration.
 
@@ -108,8 +94,8 @@ def probe_video(path: str) -> VideoInfo:
     Raises:
         VideoError: the file is missing, empty, not a video, or has no video stream.
     """
-    with _open(path) as container:
-        stream = _video_stream(container, path)
+    with open_video(path) as container:
+        stream = video_stream(container, path)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         frame_rate = float(rate) if rate else 0.0
         if stream.duration is not None and stream.time_base is not None:
@@ -157,17 +143,6 @@ def _center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
-def quarter_turns(frame: av.VideoFrame) -> int:
-    """Counter-clockwise quarter turns (0-3) that show a decoded frame upright (np.rot90's k)."""
-    return int(round((frame.rotation or 0) / 90.0)) % 4
-
-
-def _frame_time(frame: av.VideoFrame, index: int, start: float, rate: float) -> float:
-    if frame.pts is not None and frame.time_base is not None:
-        return float(frame.pts * frame.time_base) - start
-    return index / rate if rate else float(index)
-
-
 def iter_sampled_frames(
     path: str,
     fps: float,
@@ -205,42 +180,31 @@ def iter_sampled_frames(
         raise ValueError(f"fps must be > 0, got {fps!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-    with _open(path) as container:
-        stream = _video_stream(container, path)
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = codec_threads
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        rate = float(stream.average_rate or 0) or 0.0
+    with VideoCursor(path, codec_threads=codec_threads) as cursor:
         status = status if status is not None else DecodeStatus()
-        status.n_expected = int(stream.frames or 0)
+        status.n_expected = cursor.n_expected
         step = Fraction(1) / Fraction(fps).limit_denominator(10**6)
         next_time = Fraction(0)
         eps = 1e-6
         frames, numbers, times = [], [], []
-        index = -1
         try:
-            for index, frame in enumerate(container.decode(stream)):
-                status.n_decoded = index + 1
-                t = _frame_time(frame, index, start, rate)
-                if t + eps < next_time:
+            for item in cursor.frames():
+                status.n_decoded += 1
+                if item.time + eps < next_time:
                     continue
-                frames.append(_to_rgb(frame, resize, quarter_turns(frame)))
-                numbers.append(index + 1)
-                times.append(t)
-                next_time = step * (math.floor(Fraction(t + eps) / step) + 1)
+                frames.append(_to_rgb(cursor, item.frame, resize))
+                numbers.append(item.number)
+                times.append(item.time)
+                next_time = step * (math.floor(Fraction(item.time + eps) / step) + 1)
                 if len(frames) == batch_size:
                     yield FrameBatch(np.stack(frames), np.asarray(numbers), np.asarray(times))
                     frames, numbers, times = [], [], []
         except av.error.FFmpegError as e:
-            if index < 0:
-                raise VideoError(path, f"no frame could be decoded ({e})") from e
             _broke_off(path, status, str(e), keep_partial)
         else:
-            if index >= 0 and status.n_decoded < status.n_expected - max(2, status.n_expected // 100):
+            if status.n_decoded < status.n_expected - max(2, status.n_expected // 100):
                 # frame-threaded decoders end quietly where the data ends: compare with the count
                 _broke_off(path, status, "the data ends there", keep_partial)
-        if index < 0:
-            raise VideoError(path, "has a video stream but no frame could be decoded")
         if frames:
             yield FrameBatch(np.stack(frames), np.asarray(numbers), np.asarray(times))
 
@@ -254,21 +218,13 @@ def _broke_off(path: str, status: DecodeStatus, why: str, keep_partial: bool) ->
     status.broken = reason
 
 
-def _to_rgb(frame: av.VideoFrame, resize: ResizeSpec | None, turns: int = 0) -> np.ndarray:
+def _to_rgb(cursor: VideoCursor, frame: av.VideoFrame, resize: ResizeSpec | None) -> np.ndarray:
     """An upright RGB frame: scaled by swscale (sized for the upright shape), turned, cropped."""
     if resize is None:
-        image = frame.to_ndarray(format="rgb24")
-    else:
-        upright = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
-        width, height = resized_shape(*upright, resize)
-        if turns % 2:
-            width, height = height, width
-        image = frame.to_ndarray(
-            width=width, height=height, format="rgb24", interpolation=resize.interpolation
-        )
-    if turns:
-        image = np.ascontiguousarray(np.rot90(image, turns))
-    return _center_crop(image, resize.size) if resize is not None and resize.center_crop else image
+        return cursor.rgb(frame)
+    size = resized_shape(cursor.width, cursor.height, resize)
+    image = cursor.rgb(frame, size, resize.interpolation)
+    return _center_crop(image, resize.size) if resize.center_crop else image
 
 
 def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:

@@ -5,12 +5,14 @@ encoding again; copying packets would start a clip on a keyframe, seconds off. S
 is re-encoded (H.264 + AAC in mp4, which every player plays), and the frames are chosen by their
 frame number, not by a rounded time:
 
-- video: frame number = ``round((pts - stream start) * time_base * frame_rate) + 1``, the frame
-  numbers FiftyOne and :mod:`fiftyone_clipit.decode` use (presentation order) for constant
-  frame-rate video. A segment ``[first, last]`` is exactly frames ``first..last``.
-- audio: the samples of the same stretch of time ``[(first - 1) / rate, last / rate)`` on the
-  source's clock, cut to the sample; each segment adds exactly as many samples as its frames
-  last, so audio and video stay in sync however many segments a reel joins.
+- video: frames are read through :class:`fiftyone_clipit.cursor.VideoCursor`, the reader that
+  embedding uses: numbered by timestamp (constant or variable frame rate, or a file cut short)
+  and turned upright by the display rotation, so a segment ``[first, last]`` is exactly the
+  frames ``first..last`` the embeddings and scores were computed from, as the App shows them.
+  Outputs run at the source's average frame rate.
+- audio: the samples of the same stretch of time, from frame ``first``'s timestamp to frame
+  ``last + 1``'s, on the source's clock, cut to the sample; each segment adds exactly as many
+  samples as its frames last, so audio and video stay in sync however many segments a reel joins.
 
 One pass per video feeds both the summary reel (all segments, in time order) and the per-segment
 clips; seeks skip the gaps between segments. Outputs are written under a hidden temporary name
@@ -27,6 +29,7 @@ from typing import Iterator, Sequence
 import av
 import numpy as np
 
+from fiftyone_clipit.cursor import VideoCursor, open_video
 from fiftyone_clipit.errors import VideoError
 
 
@@ -120,10 +123,12 @@ def write_segments(
     segments = check_segments(segments)
     if clip_paths is not None and len(clip_paths) != len(segments):
         raise ValueError(f"{len(clip_paths)} clip paths for {len(segments)} segments")
-    video = _VideoCursor(source)
+    video = VideoCursor(source)
     audio = None
     writers: list[_Mp4Writer] = []
     try:
+        if not video.frame_rate:
+            raise VideoError(source, "states no frame rate; the summary cannot be timed")
         audio = _AudioCursor(source) if video.has_audio else None
         reel = _Mp4Writer(reel_path, video, audio, options) if reel_path else None
         writers = [reel] if reel else []
@@ -132,20 +137,21 @@ def write_segments(
             clip = _Mp4Writer(clip_paths[index], video, audio, options) if clip_paths else None
             targets = [w for w in (reel, clip) if w is not None]
             writers = targets
-            n_written = 0
-            for frame in video.frames(first, last):
+            numbers = []
+            for item in video.frames(first, last):
+                upright = video.upright(item.frame)
                 for writer in targets:
-                    writer.add_frame(frame)
-                n_written += 1
-            if n_written == 0:
+                    writer.add_frame(upright)
+                numbers.append(item.number)
+            if not numbers:
                 raise VideoError(source, f"segment [{first}, {last}] lies past the last frame")
             if audio is not None:
-                start, stop = video.time_of(first), video.time_of(first + n_written)
+                start, stop = video.clock_time(numbers[0]), video.clock_time(numbers[-1] + 1)
                 samples = audio.samples(start, stop)
                 for writer in targets:
                     writer.add_audio(samples)
             for writer in targets:
-                writer.end_segment((first, first + n_written - 1))
+                writer.end_segment((numbers[0], numbers[-1]))
             if clip is not None:
                 clips.append(clip.close())
                 writers = [reel] if reel else []
@@ -161,117 +167,31 @@ def write_segments(
 
 
 def read_frames(source: str, frame_numbers: Sequence[int], width: int = 320) -> list[np.ndarray]:
-    """Decodes single frames (e.g. keyframes for a storyboard), scaled to `width` pixels wide.
+    """Decodes single frames (e.g. keyframes for a storyboard) upright, scaled to `width` pixels wide.
 
     Returns:
         One ``(h, width, 3)`` uint8 RGB array per frame number, in the order asked.
 
     Raises:
-        VideoError: the source cannot be read or a frame number is past its end.
+        VideoError: the source cannot be read or has no frame of a number asked.
     """
-    cursor = _VideoCursor(source)
-    try:
+    with VideoCursor(source) as cursor:
+        height = max(2, round(cursor.height * width / cursor.width / 2) * 2)
         images = {}
         for number in sorted(set(int(n) for n in frame_numbers)):
-            frame = next(iter(cursor.frames(number, number)), None)
-            if frame is None:
-                raise VideoError(source, f"has no frame number {number}")
-            height = max(2, round(frame.height * width / frame.width / 2) * 2)
-            images[number] = frame.to_ndarray(width=width, height=height, format="rgb24")
+            item = next(iter(cursor.frames(number, number)), None)
+            if item is None:
+                holds = f"; it holds {cursor.n_indexed} frames" if cursor.n_indexed else ""
+                raise VideoError(source, f"has no frame number {number}{holds}")
+            images[number] = cursor.rgb(item.frame, (width, height))
         return [images[int(n)] for n in frame_numbers]
-    finally:
-        cursor.close()
-
-
-def _open(path: str) -> av.container.InputContainer:
-    if not os.path.exists(path):
-        raise VideoError(path, "file not found; check the path")
-    try:
-        return av.open(path)
-    except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise VideoError(path, f"not a readable video ({e})") from e
-
-
-class _VideoCursor:
-    """Decoded video frames by frame number, seeking forward over gaps."""
-
-    #: Keep decoding instead of seeking when the next frame wanted is at most this many seconds on.
-    seek_gap_seconds = 2.0
-
-    def __init__(self, path: str):
-        self.path = path
-        self.container = _open(path)
-        if not self.container.streams.video:
-            self.container.close()
-            raise VideoError(path, "has no video stream")
-        self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "AUTO"
-        rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
-        if not rate:
-            self.container.close()
-            raise VideoError(path, "states no frame rate; frames cannot be numbered")
-        self.rate = Fraction(rate)
-        self.time_base = self.stream.time_base
-        self.start = self.stream.start_time or 0
-        self.width, self.height = self.stream.width, self.stream.height
-        self.has_audio = bool(self.container.streams.audio)
-        self._frames: Iterator[av.VideoFrame] | None = None
-        self._pending: av.VideoFrame | None = None
-        self._next_number = 1
-
-    def time_of(self, number: int) -> Fraction:
-        """Source-clock time (seconds) at which frame `number` starts."""
-        return Fraction(self.start) * self.time_base + Fraction(number - 1) / self.rate
-
-    def number_of(self, frame: av.VideoFrame) -> int:
-        if frame.pts is None:
-            raise VideoError(self.path, "has frames without timestamps; remux it (ffmpeg -c copy)")
-        return round((frame.pts - self.start) * self.time_base * self.rate) + 1
-
-    def _seek(self, number: int) -> None:
-        back = Fraction(0)
-        while True:
-            target = max(self.time_of(number) - back - Fraction(self.start) * self.time_base, 0)
-            pts = self.start + int(target / self.time_base)
-            self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
-            self._frames = self.container.decode(self.stream)
-            self._pending = next(self._frames, None)
-            # A seek may land after the frame wanted (inexact indexes): go back further.
-            if self._pending is None or self.number_of(self._pending) <= number or target == 0:
-                return
-            back = max(2 * back, Fraction(1))
-
-    def frames(self, first: int, last: int) -> Iterator[av.VideoFrame]:
-        """Yields frames `first..last` (fewer if the video ends), in order."""
-        gap = first - self._next_number
-        if self._frames is None or gap < 0 or gap > self.seek_gap_seconds * self.rate:
-            self._seek(first)
-        while True:
-            frame, self._pending = self._pending, None
-            if frame is None:
-                frame = next(self._frames, None)
-            if frame is None:
-                self._frames, self._next_number = None, 1
-                return
-            number = self.number_of(frame)
-            self._next_number = number
-            if number < first:
-                continue
-            if number > last:
-                self._pending = frame
-                return
-            self._next_number = number + 1
-            yield frame
-
-    def close(self) -> None:
-        self.container.close()
 
 
 class _AudioCursor:
     """Audio samples by source-clock time, decoded to planar float and kept in sync."""
 
     def __init__(self, path: str):
-        self.container = _open(path)
+        self.container = open_video(path)
         self.stream = self.container.streams.audio[0]
         self.rate = self.stream.rate
         self.layout = self.stream.layout.name
@@ -328,10 +248,10 @@ class _AudioCursor:
 class _Mp4Writer:
     """One H.264 (+ AAC) mp4 written under a temporary name, renamed by `close`."""
 
-    def __init__(self, path: str, video: _VideoCursor, audio: _AudioCursor | None, options: EncodeOptions):
+    def __init__(self, path: str, video: VideoCursor, audio: _AudioCursor | None, options: EncodeOptions):
         self.path = path
         self.partial = partial_path(path)
-        self.rate = video.rate
+        self.rate = video.frame_rate
         self.width, self.height = video.width - video.width % 2, video.height - video.height % 2
         self.segments: list[tuple[int, int]] = []
         self.n_frames = 0
