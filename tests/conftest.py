@@ -1,9 +1,12 @@
 """Test set-up: a private MongoDB, a private embedding store, videos made with PyAV.
 
-Before anything imports FiftyOne, this starts the mongod that ships with FiftyOne on a
-temporary directory and a free port, and points FIFTYONE_DATABASE_URI at it. Every process of
-the test session (the CLI, delegated workers, the App server) connects to that one database by
-URI, as processes of a multi-machine deployment do; no test touches a user's database.
+Before anything imports FiftyOne, this reserves a free port and points FIFTYONE_DATABASE_URI at
+it. The mongod that ships with FiftyOne is started on that port and a temporary directory only
+when a selected test is marked `db`: the core tests (`pytest -m "not db"`) run without MongoDB.
+A test module that imports FiftyOne is marked `db` as a whole; others mark what needs the
+database by hand. Every process of the test session (the CLI, delegated workers, the App
+server) connects to that one database by URI, as processes of a multi-machine deployment do;
+no test touches a user's database.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 
 _SESSION_DIR = tempfile.mkdtemp(prefix="clipit-tests-")
 
@@ -27,12 +31,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_mongod(folder: str) -> tuple[subprocess.Popen, int]:
-    """Starts FiftyOne's bundled mongod on `folder`; returns the process and its port."""
+def _start_mongod(folder: str, port: int | None = None) -> tuple[subprocess.Popen, int]:
+    """Starts FiftyOne's bundled mongod on `folder` and `port` (default: a free one); returns both."""
     fiftyone_dir = importlib.util.find_spec("fiftyone").submodule_search_locations[0]
     mongod = os.path.join(fiftyone_dir, "db", "bin", "mongod")
     os.makedirs(folder)
-    port = _free_port()
+    port = _free_port() if port is None else port
     process = subprocess.Popen(
         [mongod, "--dbpath", folder, "--port", str(port), "--bind_ip", "127.0.0.1",
          "--nounixsocket", "--logpath", os.path.join(folder, "mongod.log")],
@@ -51,17 +55,38 @@ def _start_mongod(folder: str) -> tuple[subprocess.Popen, int]:
     raise RuntimeError(f"mongod did not start within 60 s; see {folder}/mongod.log")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+def _stop() -> None:
+    if _MONGOD is not None:
+        _MONGOD.terminate()
+        try:
+            _MONGOD.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            _MONGOD.kill()
+    _PORT_HOLDER.close()
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
-_MONGOD, _PORT = _start_mongod(os.path.join(_SESSION_DIR, "db"))
-atexit.register(_stop, _MONGOD)
+# Bound but not listening: no other process takes the port, and a connection is refused at once.
+_PORT_HOLDER = socket.socket()
+_PORT_HOLDER.bind(("127.0.0.1", 0))
+_PORT = _PORT_HOLDER.getsockname()[1]
+_MONGOD: subprocess.Popen | None = None
+atexit.register(_stop)
+
+
+def start_database() -> subprocess.Popen:
+    """Starts the session's mongod on the reserved port, once; later calls return the same process."""
+    global _MONGOD
+    if _MONGOD is None:
+        _PORT_HOLDER.close()
+        _MONGOD, _ = _start_mongod(os.path.join(_SESSION_DIR, "db"), _PORT)
+    return _MONGOD
+
+
+def database_started() -> bool:
+    return _MONGOD is not None
+
+
 os.environ["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{_PORT}"
 os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
 os.environ["FIFTYONE_DEFAULT_DATASET_DIR"] = os.path.join(_SESSION_DIR, "fiftyone")
@@ -178,12 +203,47 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def _imports_fiftyone(module: ModuleType) -> bool:
+    """Whether a test module holds FiftyOne itself or something of it (`fo`, `foo`, `F`, ...)."""
+    for value in vars(module).values():
+        name = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+        if isinstance(name, str) and (name == "fiftyone" or name.startswith("fiftyone.")):
+            return True
+    return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database(request) -> None:
+    """Starts the session's mongod before the first test when a selected test is marked `db`."""
+    if any(item.get_closest_marker("db") for item in request.session.items):
+        start_database()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Says why a test that reached for the database in a run without one failed."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and not database_started() and item.get_closest_marker("db") is None:
+        text = report.longreprtext
+        if "ServerSelectionTimeoutError" in text or f"127.0.0.1:{_PORT}" in text:
+            report.sections.append(
+                ("database", "This test uses the database, which starts only for tests marked `db`: "
+                 "add `pytest.mark.db` to it or to its module.")
+            )
+
+
 _RELIABILITY_KINDS: dict[str, str] = {}
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
-    """Remembers the kind ('bad_input', 'fault') of every test marked `reliability(kind)`."""
+    """Marks `db` every test of a module that imports FiftyOne (before `-m` selects), and
+    remembers the kind ('bad_input', 'fault') of every test marked `reliability(kind)`."""
     for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and item.get_closest_marker("db") is None and _imports_fiftyone(module):
+            item.add_marker(pytest.mark.db)
         marker = item.get_closest_marker("reliability")
         if marker is not None and marker.args:
             _RELIABILITY_KINDS[item.nodeid] = marker.args[0]

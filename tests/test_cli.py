@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.db]
 
 CLI = str(Path(sys.executable).parent / "fiftyone-clipit")
 

@@ -29,6 +29,14 @@ def planted(video_dir):
     return dataset
 
 
+@pytest.fixture
+def planted_copy(planted):
+    """A copy of the module's `planted` for a test that writes to it (same sample ids: same embeddings)."""
+    copy = planted.clone()
+    yield copy
+    copy.delete()
+
+
 def test_sample_curves_place_scores_segments_and_truth_in_time(planted):
     curves = sample_curves(planted, planted.first().id, gt_field="user_summary")
     assert curves.times.shape == (90,) and curves.times[30] == pytest.approx(1.0)
@@ -62,7 +70,8 @@ def test_panel_draws_the_curve_of_the_current_video(planted):
     assert "curve" in rendered and "budget" in rendered and "Search" in rendered
 
 
-def test_panel_budget_replans_the_summary(planted):
+def test_panel_budget_replans_the_summary(planted_copy):
+    planted = planted_copy
     state = {"score_field": "clipit_score", "summary_field": "clipit_summary", "budget": 0.5}
     requests = run_panel(planted, "on_budget", state)
     planted.reload()

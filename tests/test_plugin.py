@@ -54,6 +54,14 @@ def dataset(video_dir, tiny_encoder):
     return ds
 
 
+@pytest.fixture
+def dataset_copy(dataset):
+    """A copy of the module's `dataset` for a test that writes to it (same sample ids: same embeddings)."""
+    copy = dataset.clone()
+    yield copy
+    copy.delete()
+
+
 def form(name: str, dataset: fo.Dataset, params: dict):
     operator = foo.get_operator(uri(name))
     ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": params})
@@ -134,7 +142,8 @@ def test_forms_refuse_image_datasets_and_missing_embeddings(video_dir, tmp_path)
     assert "score_field" in invalid(form("create_summary", bare, {"budget": 0.15}))
 
 
-def test_operators_are_callable_from_python(dataset):
+def test_operators_are_callable_from_python(dataset_copy):
+    dataset = dataset_copy
     operator = foo.get_operator(uri("score_frames"))
     result = operator(dataset.limit(1), query="a red car", score_field="python_score")
     assert result == {"scored": 1, "resumed": 0}
@@ -143,7 +152,8 @@ def test_operators_are_callable_from_python(dataset):
 
 
 @pytest.mark.slow
-def test_operators_execute_against_the_database(dataset, tmp_path):
+def test_operators_execute_against_the_database(dataset_copy, tmp_path):
+    dataset = dataset_copy
     ctx = {"dataset": dataset, "params": {"query": "a person", "smoothing_seconds": 1.0}}
     result = foo.execute_operator(uri("score_frames"), ctx=ctx)
     assert result.result == {"scored": 2, "resumed": 0}
@@ -165,7 +175,8 @@ def test_operator_reports_a_clear_error(dataset):
         result.raise_exceptions()
 
 
-def test_runs_are_listed_and_deleted_through_operators(dataset, tiny_encoder):
+def test_runs_are_listed_and_deleted_through_operators(dataset_copy, tiny_encoder):
+    dataset = dataset_copy
     score_frames(dataset, "a bicycle", score_field="to_delete", model=tiny_encoder)
     listed = foo.get_operator(uri("list_runs"))(dataset)
     assert {"clipit_embeddings", "clipit_score_to_delete"} <= set(listed)

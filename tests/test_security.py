@@ -111,6 +111,7 @@ def test_database_uri_credentials_are_never_printed(user, password):
     ],
     ids=["field_name", "range", "empty_text", "type"],
 )
+@pytest.mark.db
 def test_operator_inputs_are_validated_before_any_work(video_dir, tiny_encoder, params, bad):
     import uuid
 
