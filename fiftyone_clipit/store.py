@@ -36,6 +36,14 @@ class FrameEmbeddings:
     embeddings: np.ndarray
     info: dict
 
+    def frames_that_exist(self, n_frames: int) -> int:
+        """How many of the video's `n_frames` (its metadata's count) decode: all, or as many as
+        decoded when it was embedded with on_broken="keep" and broke off; frames past those
+        cannot be shown or cut."""
+        if self.info.get("broken") and self.info.get("n_decoded"):
+            return min(n_frames, int(self.info["n_decoded"]))
+        return n_frames
+
 
 def file_fingerprint(path: str) -> str:
     """Size and modification time of a file: changes when the video is replaced."""

@@ -21,12 +21,15 @@ def select_keyframes(
     n_keyframes: int = 8,
     max_similarity: float = 0.9,
     min_gap: float = 0.0,
+    fill: bool = False,
 ) -> np.ndarray:
     """Greedy choice of high-scoring, mutually different candidates.
 
     Candidates are visited by decreasing score (earlier first on ties); one is kept when its
     cosine similarity to every kept one is at most ``max_similarity`` (if ``embeddings``) and it
-    is at least ``min_gap`` away from every kept one (if ``times``).
+    is at least ``min_gap`` away from every kept one (if ``times``). With ``fill``, when fewer
+    than ``n_keyframes`` pass, the best remaining candidates still ``min_gap`` apart are added
+    however alike they look, so a storyboard asked for n frames gets n where its span allows.
 
     Args:
         scores: ``(n,)`` finite scores of the candidates.
@@ -35,9 +38,12 @@ def select_keyframes(
         n_keyframes (8): most keyframes returned.
         max_similarity (0.9): largest cosine similarity allowed between two keyframes.
         min_gap (0.0): smallest distance in time allowed between two keyframes.
+        fill (False): drop the similarity check for a second pass when fewer than
+            ``n_keyframes`` are kept.
 
     Returns:
-        ``(k,)`` int64 candidate indices, best first, ``k <= n_keyframes``.
+        ``(k,)`` int64 candidate indices, best first in each pass, ``k <= n_keyframes``; with
+        ``fill`` and no ``times``, ``k = min(n_keyframes, n)``.
 
     Raises:
         ValueError: non-finite scores, mismatched lengths, or ``n_keyframes`` < 1.
@@ -58,14 +64,18 @@ def select_keyframes(
         if times.shape != scores.shape:
             raise ValueError(f"{times.size} times for {scores.size} scores")
     kept: list[int] = []
-    for index in np.argsort(-scores, kind="stable"):
-        if unit is not None and kept and np.max(unit[kept] @ unit[index]) > max_similarity:
-            continue
-        if times is not None and kept and np.min(np.abs(times[kept] - times[index])) < min_gap:
-            continue
-        kept.append(int(index))
-        if len(kept) == n_keyframes:
-            break
+    passes = [unit, None] if fill and unit is not None else [unit]
+    for looks in passes:
+        for index in np.argsort(-scores, kind="stable"):
+            if len(kept) == n_keyframes:
+                return np.asarray(kept, dtype=np.int64)
+            if index in kept:
+                continue
+            if looks is not None and kept and np.max(looks[kept] @ looks[index]) > max_similarity:
+                continue
+            if times is not None and kept and np.min(np.abs(times[kept] - times[index])) < min_gap:
+                continue
+            kept.append(int(index))
     return np.asarray(kept, dtype=np.int64)
 
 

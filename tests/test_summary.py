@@ -481,6 +481,17 @@ def test_keyframes_are_the_best_mutually_different_frames():
     np.testing.assert_array_equal(select_keyframes(scores, times=times, min_gap=1.0), [0, 2, 4])
 
 
+def test_keyframes_fill_up_to_the_number_asked_with_alike_frames_still_apart_in_time():
+    embeddings = np.array([[1, 0, 0], [0.99, 0.1, 0], [0.98, 0.12, 0], [0, 1, 0], [0, 0, 1]], float)
+    scores = np.array([0.9, 0.85, 0.8, 0.1, 0.5])
+    times = np.array([0.0, 0.5, 2.0, 3.0, 4.0])
+    # distinct first: 0, 4, 3; then alike but 1 s apart from the others: 2; 1 is 0.5 s from 0
+    got = select_keyframes(scores, embeddings, times, n_keyframes=5, min_gap=1.0, fill=True)
+    np.testing.assert_array_equal(got, [0, 4, 3, 2])
+    np.testing.assert_array_equal(select_keyframes(scores, embeddings, times, 3, min_gap=1.0, fill=True), [0, 4, 3])
+    np.testing.assert_array_equal(select_keyframes(scores, embeddings, n_keyframes=9, fill=True), [0, 4, 3, 1, 2])
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"scores": [np.nan]}, "finite"), ({"scores": [1.0], "n_keyframes": 0}, "n_keyframes must be >= 1"),

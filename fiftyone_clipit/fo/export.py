@@ -103,9 +103,11 @@ def export_summary(
     a grid of the summary's keyframes (from `create_summary`; without them, the middle frame of
     each segment) captioned with their time and score. Cuts are frame-exact and re-encoded
     (H.264 + AAC); audio is kept where the source has it (see `fiftyone_clipit.reels`). Each
-    file is written under a hidden temporary name and renamed when complete, so a failure (a
-    full disk, a broken video) leaves no file that looks complete; finished files of other
-    videos stay. A video's folder records what its files were made from (source file, segments,
+    file is written under a hidden temporary name and renamed when complete, and a video that
+    fails (a full disk, a broken video, a keyframe it lacks) loses the files written for it, so
+    a failure leaves no file that looks complete; finished files of other videos stay. Frames
+    are read as embedding reads them (`fiftyone_clipit.cursor`): upright, numbered by timestamp.
+    A video's folder records what its files were made from (source file, segments,
     keyframes, encoding) once they are all written, so running the same export again (after a
     kill, say) skips the videos already done and redoes at most the one in flight.
 
@@ -337,20 +339,29 @@ def _report_files(report: ExportReport, path: str, plan: _Plan) -> None:
 
 
 def _export_video(path, meta, plan: _Plan, keyframes, options: EncodeOptions, report: ExportReport) -> None:
+    """Writes one video's files; when one fails, the others written for it are removed too, so a
+    video reported failed leaves no clip or reel that looks complete."""
     os.makedirs(plan.folder, exist_ok=True)
-    written = write_segments(
-        path, [(a, b) for a, b, _ in plan.segments], reel_path=plan.reel, clip_paths=plan.clips, options=options
-    )
+    try:
+        written = write_segments(
+            path, [(a, b) for a, b, _ in plan.segments], reel_path=plan.reel, clip_paths=plan.clips, options=options
+        )
+        storyboard = _storyboard(path, meta, plan, keyframes) if plan.storyboard else None
+    except BaseException:
+        for target in _targets(plan):
+            if os.path.lexists(target):
+                os.remove(target)
+        raise
     if plan.clips:
         report.clips[path] = [clip.path for clip in written.clips]
         if plan.overwrite:
             _remove_stale_clips(plan.folder, plan.stem, set(report.clips[path]))
     if written.reel:
         report.reels[path] = written.reel.path
+    if storyboard:
+        report.storyboards[path] = storyboard
     videos = [written.reel] if written.reel else written.clips
     report.seconds_written += sum(video.duration for video in videos)
-    if plan.storyboard:
-        report.storyboards[path] = _storyboard(path, meta, plan, keyframes)
 
 
 def _remove_stale_clips(folder: str, stem: str, keep: set[str]) -> None:

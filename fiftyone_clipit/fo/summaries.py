@@ -126,7 +126,9 @@ def create_summary(
     frame numbers). Two views are saved on the dataset: `<summary_field>_clips` (one clip per
     segment) and `<summary_field>_storyboard`, a frames view of each summary's keyframes: its
     highest-scoring frames that are not near-duplicates (cosine of their embeddings <= 0.9,
-    at least 1 s apart), ranked in `frames.<summary_field>_keyframe`.
+    at least 1 s apart; when fewer than `n_keyframes` differ, the best of the others make up
+    the number), ranked in `frames.<summary_field>_keyframe`. A video embedded with
+    on_broken="keep" is summarised within the frames that decoded.
 
     Args:
         samples: a video dataset or view whose frames carry `score_field`.
@@ -174,12 +176,14 @@ def create_summary(
             report.failures.append(ItemFailure(path, "no video metadata; add it with add_videos"))
             continue
         try:
-            frame_scores = frame_scores_array(row[3], row[4], meta.total_frame_count, score_field)
             item = store.get(sample_id)
-            capacity = budget_capacity(meta.total_frame_count, meta.frame_rate or 0.0, budget, rounding)
+            n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
+            frame_scores = frame_scores_array(row[3], row[4], n_frames, score_field)
+            capacity = budget_capacity(n_frames, meta.frame_rate or 0.0, budget, rounding)
             if capacity < 1:
                 raise ValueError(f"the budget {budget!r} gives 0 frames of this video; raise it")
-            change_points = _shots(shots, meta, item, capacity, row[5] if shots.shots_field else None)
+            given = row[5] if shots.shots_field else None
+            change_points = _shots(shots, n_frames, meta.frame_rate or 30.0, item, capacity, given)
             fitting = split_long_shots(change_points, capacity)
             segments = select_segments(frame_scores, fitting, capacity=capacity)
             if not segments:
@@ -262,9 +266,9 @@ def _check_options(samples, budget, segmentation, min_segment, max_segment, segm
     return ShotOptions(segmentation, min_segment, max_segment, segment_seconds, shots_field)
 
 
-def _shots(options: ShotOptions, meta, item: FrameEmbeddings | None, capacity: int, given) -> np.ndarray:
-    """``(n_shots, 2)`` inclusive 0-based frame bounds of one video's shots."""
-    n_frames, rate = meta.total_frame_count, meta.frame_rate or 30.0
+def _shots(options: ShotOptions, n_frames: int, rate: float, item: FrameEmbeddings | None, capacity: int,
+           given) -> np.ndarray:
+    """``(n_shots, 2)`` inclusive 0-based frame bounds of the first `n_frames` frames' shots."""
     if options.segmentation == "uniform":
         shot_frames = max(1, min(round(options.segment_seconds * rate), capacity))
         return uniform_change_points(n_frames, shot_frames)
@@ -309,7 +313,7 @@ def _keyframes(frame_scores, segments, item: FrameEmbeddings | None, rate: float
         frames, embeddings = picks[ok], np.asarray(item.embeddings)[ok]
     if embeddings is None or frames.size == 0:
         frames, embeddings = np.flatnonzero(inside), None
-    chosen = select_keyframes(frame_scores[frames], embeddings, frames / rate, n_keyframes, min_gap=1.0)
+    chosen = select_keyframes(frame_scores[frames], embeddings, frames / rate, n_keyframes, min_gap=1.0, fill=True)
     return [(int(frames[index]) + 1, rank) for rank, index in enumerate(chosen, start=1)]
 
 
