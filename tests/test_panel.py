@@ -15,9 +15,10 @@ from fiftyone_clipit.fo.curves import curve_traces, sample_curves
 PANEL = "@clipit/video-summarization/clipit_panel"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def planted(video_dir):
-    """One 90-frame 30 fps video with planted scores (frames 31-45 high) and a user summary."""
+    """One 90-frame 30 fps video with planted scores (frames 31-45 high) and a user summary (per test:
+    the panel writes its summary)."""
     dataset = fo.Dataset(f"clipit-panel-{uuid.uuid4().hex[:6]}")
     add_videos(dataset, [str(video_dir / "colors_a.mp4")])
     scores = np.full(90, 0.2)
@@ -27,14 +28,6 @@ def planted(video_dir):
     truth = fo.TemporalDetections(detections=[fo.TemporalDetection(label="gt", support=[31, 60])])
     dataset.set_values("user_summary", [truth])
     return dataset
-
-
-@pytest.fixture
-def planted_copy(planted):
-    """A copy of the module's `planted` for a test that writes to it (same sample ids: same embeddings)."""
-    copy = planted.clone()
-    yield copy
-    copy.delete()
 
 
 def test_sample_curves_place_scores_segments_and_truth_in_time(planted):
@@ -70,8 +63,7 @@ def test_panel_draws_the_curve_of_the_current_video(planted):
     assert "curve" in rendered and "budget" in rendered and "Search" in rendered
 
 
-def test_panel_budget_replans_the_summary(planted_copy):
-    planted = planted_copy
+def test_panel_budget_replans_the_summary(planted):
     state = {"score_field": "clipit_score", "summary_field": "clipit_summary", "budget": 0.5}
     requests = run_panel(planted, "on_budget", state)
     planted.reload()
