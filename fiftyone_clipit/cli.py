@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Callable, Sequence
 
-from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.errors import OVERWRITE_HINT, ClipItError
 
 
 def _dataset(name: str):
@@ -81,7 +81,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     report = score_frames(
         _dataset(args.dataset), args.query, score_field=args.score_field, pretrained=args.pretrained,
         smoothing_seconds=args.smoothing_seconds, scorer=args.scorer, attention=args.attention,
-        device=args.device, skip_failures=args.skip_failures, progress=True,
+        device=args.device, overwrite=args.overwrite, skip_failures=args.skip_failures, progress=True,
     )
     resumed = f"; {report.n_resumed} were already scored by the interrupted run" if report.n_resumed else ""
     print(f"Scored {report.n_scored} videos into frames.{args.score_field}{resumed}")
@@ -94,7 +94,7 @@ def cmd_summarize(args: argparse.Namespace) -> None:
         _dataset(args.dataset), score_field=args.score_field, summary_field=args.summary_field,
         budget=args.budget, segmentation=args.segmentation, min_segment=args.min_segment,
         max_segment=args.max_segment, segment_seconds=args.segment_seconds, shots_field=args.shots_field,
-        n_keyframes=args.keyframes, skip_failures=args.skip_failures, progress=True,
+        n_keyframes=args.keyframes, overwrite=args.overwrite, skip_failures=args.skip_failures, progress=True,
     )
     print(f"Summarised {report.n_summarized} videos into {report.n_segments} segments; saved view '{report.view_name}'")
     if report.storyboard_view:
@@ -157,8 +157,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
         dataset, args.query, encoder, fps=args.fps, budget=args.budget, export_dir=args.output,
         overwrite=True, skip_failures=True, progress=True,
     )
+    failures = {failure.item: failure.reason for failure in report.failures()}
     print(f"\nCLIP-It demo: model '{encoder.name}', query '{args.query}', budget {args.budget:.0%}")
     for sample in dataset.select_fields(["metadata", "clipit_summary"]):
+        if sample.filepath in failures:
+            print(f"  {os.path.basename(sample.filepath)}: FAILED (see below)")
+            continue
         segments = sample.clipit_summary.detections if sample.clipit_summary else []
         rate = sample.metadata.frame_rate or 30.0
         seconds = sum(d.support[1] - d.support[0] + 1 for d in segments) / rate
@@ -177,6 +181,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
         f"clips view saved as '{report.summary.view_name}'.\n"
         f"Open it in the App:  .venv/bin/fiftyone app launch {dataset.name} --wait"
     )
+    if failures:
+        lines = "\n".join(f"  - {path}: {reason}" for path, reason in failures.items())
+        raise ClipItError(f"the demo failed for {len(failures)} of {len(dataset)} videos:\n{lines}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -246,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", help="weights of the embeddings' model")
     p.add_argument("--device")
     p.add_argument("--smoothing-seconds", type=float, default=1.0)
+    p.add_argument("--overwrite", action="store_true", help="score into a frame field CLIP-It did not write")
     p = add("summarize", cmd_summarize, "pick the best segments under a budget")
     _common(p)
     p.add_argument("--score-field", default="clipit_score")
@@ -256,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-segment", type=float, default=60.0, help="kts: longest shot in seconds")
     p.add_argument("--segment-seconds", type=float, default=2.0, help="uniform: shot length")
     p.add_argument("--shots-field", help="shots: a TemporalDetections field of shots")
-    p.add_argument("--keyframes", type=int, default=8, help="keyframes per video in the storyboard")
+    p.add_argument("--keyframes", type=int, default=8, help="keyframes per video in the storyboard (0: none)")
+    p.add_argument("--overwrite", action="store_true", help="write into a field CLIP-It did not write (ground truth)")
     p = add("evaluate", cmd_evaluate, "F1 of a summary against ground-truth summaries")
     _common(p)
     p.add_argument("--gt-field", action="append", required=True, help="a user's summary field (repeatable)")
@@ -302,37 +311,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs one subcommand; a ClipItError is printed as one message and exits 1."""
+    """Runs one subcommand. Exit status: 1 for a ClipItError, 2 for a ValueError (a bad
+    option), 3 when the database cannot be reached; each printed as one message."""
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except ClipItError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {cli_message(e)}", file=sys.stderr)
         return 1
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:
-        if not _is_database_error(e):
+        lost = _database_error(e)
+        if lost is None:
             raise
-        print(f"error: {database_error_message(e)}", file=sys.stderr)
+        print(f"error: {database_error_message(lost)}", file=sys.stderr)
         return 3
     return 0
 
 
-def _is_database_error(error: BaseException) -> bool:
+def cli_message(error: ClipItError) -> str:
+    """The library's message in the CLI's words: its flag `--overwrite` for `overwrite=True`."""
+    return str(error).replace(OVERWRITE_HINT, "pass --overwrite")
+
+
+def _database_error(error: BaseException | None) -> BaseException | None:
+    """The pymongo error behind `error`: itself, or the cause FiftyOne wrapped it in (a
+    ConnectionError when the first connection fails); None for any other error."""
     from pymongo.errors import PyMongoError
 
-    return isinstance(error, PyMongoError)
+    while error is not None and not isinstance(error, PyMongoError):
+        error = error.__cause__
+    return error
 
 
 def database_error_message(error: BaseException) -> str:
-    """One readable line for a lost database, with any credentials in it masked."""
+    """One readable line for a lost database, naming the server, with any credentials masked."""
+    import fiftyone as fo
+
     first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
     detail = redact_credentials(first_line.split(", Timeout:")[0])[:300]
+    where = f" at {redact_credentials(fo.config.database_uri)}" if fo.config.database_uri else ""
     return (
-        f"the FiftyOne database could not be reached ({type(error).__name__}: {detail}); check that "
-        f"MongoDB is running (FIFTYONE_DATABASE_URI) and run the command again: finished videos are kept"
+        f"the FiftyOne database{where} could not be reached ({type(error).__name__}: {detail}); check "
+        f"that MongoDB is running (FIFTYONE_DATABASE_URI) and run the command again: finished videos are kept"
     )
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: How an error says "replace it on purpose"; the CLI shows its own flag instead (`--overwrite`).
+OVERWRITE_HINT = "pass overwrite=True"
+
 
 class ClipItError(Exception):
     """Base class of every error this package raises on purpose."""

@@ -12,7 +12,15 @@ import fiftyone.operators.types as types
 
 from fiftyone_clipit.defaults import ATTENTION_MODES, DEFAULT_MODEL, clip_model_presets
 
-from .base import ClipItOperator, absolute_folder, field_choice, fields_of_type, float_input, text_input
+from .base import (
+    ClipItOperator,
+    absolute_folder,
+    field_choice,
+    fields_of_type,
+    float_input,
+    output_field_input,
+    text_input,
+)
 from .panel import ClipItPanel
 from .runs import DeleteRun, ListRuns
 from .training import TrainScorer
@@ -81,8 +89,12 @@ class ScoreFrames(ClipItOperator):
     needs_embeddings = True
 
     def build_inputs(self, ctx, inputs):
+        from fiftyone_clipit.fo.scoring import score_run_key
+
         text_input(ctx, inputs, "query", "Query", required=True)
-        text_input(ctx, inputs, "score_field", "Frame field to write", default="clipit_score", field_name=True)
+        output_field_input(
+            ctx, inputs, "score_field", "Frame field to write", "clipit_score", score_run_key, fo.FloatField, frames=True
+        )
         float_input(ctx, inputs, "smoothing_seconds", "Smoothing (seconds)", 1.0, 0.0, 60.0)
         text_input(ctx, inputs, "scorer", "Scorer: zero-shot or a checkpoint folder", default="zero-shot")
         if (ctx.params.get("scorer") or "zero-shot") != "zero-shot":
@@ -101,6 +113,7 @@ class ScoreFrames(ClipItOperator):
             smoothing_seconds=ctx.params.get("smoothing_seconds", 1.0),
             scorer=ctx.params.get("scorer") or "zero-shot",
             attention=ctx.params.get("attention") or "auto",
+            overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,
         )
         return {"scored": report.n_scored, "resumed": report.n_resumed}
@@ -118,7 +131,12 @@ class CreateSummary(ClipItOperator):
             fields_of_type(ctx, fo.FloatField, frames=True), "clipit_score",
             "run 'CLIP-It: score frames for a query' first",
         )
-        text_input(ctx, inputs, "summary_field", "Summary field", default="clipit_summary", field_name=True)
+        from fiftyone_clipit.fo.summaries import summary_run_key
+
+        output_field_input(
+            ctx, inputs, "summary_field", "Summary field", "clipit_summary", summary_run_key,
+            fo.EmbeddedDocumentField, fo.TemporalDetections,
+        )
         inputs.enum("budget_unit", ["fraction", "seconds"], default="fraction", label="Budget unit")
         if ctx.params.get("budget_unit") == "seconds":
             float_input(ctx, inputs, "budget", "Budget (seconds of each video)", 30.0, 0.1, 86400.0)
@@ -147,6 +165,7 @@ class CreateSummary(ClipItOperator):
             min_segment=ctx.params.get("min_segment") if segmentation == "kts" else None,
             segment_seconds=ctx.params.get("segment_seconds", 2.0),
             shots_field=ctx.params.get("shots_field") if segmentation == "shots" else None,
+            overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,
         )
         if report.view_name and not ctx.delegated:

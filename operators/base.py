@@ -10,6 +10,8 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_clipit.errors import OVERWRITE_HINT
+
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -113,9 +115,9 @@ def text_input(
     required: bool = False,
     field_name: bool = False,
     folder: bool = False,
-) -> None:
+) -> types.Property:
     """A text box that is invalid (and blocks Execute) when empty, not a field name, or (for
-    `folder`) not an absolute path."""
+    `folder`) not an absolute path; returns it."""
     prop = inputs.str(name, label=label, default=default, required=required)
     value = ctx.params.get(name, default)
     if required and (value is None or not str(value).strip()):
@@ -127,6 +129,29 @@ def text_input(
     elif folder and value and not os.path.isabs(os.path.expanduser(str(value).strip())):
         prop.invalid = True
         prop.error_message = _RELATIVE_FOLDER.format(value=value)
+    return prop
+
+
+def output_field_input(
+    ctx, inputs: types.Object, name: str, label: str, default: str, owner_run: Callable[[str], str],
+    ftype: type, embedded_doc_type: type | None = None, frames: bool = False,
+) -> None:
+    """A text box naming the field an operator writes, and an 'overwrite' box: invalid for a
+    built-in field, a field of another type, or one CLIP-It did not write unless 'overwrite'."""
+    from fiftyone_clipit.fo.common import output_field_problem
+
+    inputs.bool("overwrite", default=False, label="Overwrite a field CLIP-It did not write (e.g. ground truth)")
+    prop = text_input(ctx, inputs, name, label, default=default, field_name=True)
+    value = ctx.params.get(name, default)
+    if getattr(prop, "invalid", False) or not value or ctx.dataset is None:
+        return
+    path = f"frames.{value}" if frames else value
+    problem = output_field_problem(
+        ctx.dataset, path, owner_run(value), ftype, embedded_doc_type, bool(ctx.params.get("overwrite"))
+    )
+    if problem:
+        prop.invalid = True
+        prop.error_message = problem.replace(OVERWRITE_HINT, "tick 'Overwrite'")
 
 
 _RELATIVE_FOLDER = (

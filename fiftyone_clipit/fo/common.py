@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import time
@@ -11,12 +12,15 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar, Union
 import fiftyone as fo
 import fiftyone.core.media as fom
 import fiftyone.core.collections as foc
+import numpy as np
 from fiftyone.core.clips import ClipsView
+from fiftyone.core.frame import get_default_frame_fields
+from fiftyone.core.sample import get_default_sample_fields
 from fiftyone.core.video import FramesView
 from pymongo.errors import BulkWriteError
 from tqdm.auto import tqdm
 
-from fiftyone_clipit.errors import BatchError, ClipItError, ItemFailure
+from fiftyone_clipit.errors import OVERWRITE_HINT, BatchError, ClipItError, ItemFailure
 from fiftyone_clipit.store import EmbeddingStore
 
 T = TypeVar("T")
@@ -86,19 +90,88 @@ def check_field_name(name: str, what: str) -> str:
 def check_field_type(
     samples: foc.SampleCollection, path: str, ftype: type, embedded_doc_type: type | None = None
 ) -> None:
-    """Refuses to overwrite a field of another type (checked before any work is done)."""
+    """Refuses a field of another type (checked before any work is done)."""
+    problem = _field_type_problem(samples, path, ftype, embedded_doc_type)
+    if problem:
+        raise ClipItError(problem)
+
+
+def _field_type_problem(
+    samples: foc.SampleCollection, path: str, ftype: type, embedded_doc_type: type | None
+) -> str | None:
     field = samples.get_field(path)
     if field is None:
-        return
+        return None
     ok = isinstance(field, ftype) and (
         embedded_doc_type is None or getattr(field, "document_type", None) is embedded_doc_type
     )
-    if not ok:
-        wanted = embedded_doc_type.__name__ if embedded_doc_type else ftype.__name__
-        raise ClipItError(
-            f"Field '{path}' already exists as {field}; choose another field name or delete it "
-            f"first (it must be a {wanted})"
-        )
+    if ok:
+        return None
+    wanted = embedded_doc_type.__name__ if embedded_doc_type else ftype.__name__
+    return f"Field '{path}' already exists as {field}; choose another field name (it must be a {wanted})"
+
+
+def output_field_problem(
+    samples: foc.SampleCollection,
+    path: str,
+    owner_run: str,
+    ftype: type,
+    embedded_doc_type: type | None = None,
+    overwrite: bool = False,
+) -> str | None:
+    """Why this plugin may not write `path` (None when it may), checked before any work.
+
+    A field may be written when it does not exist yet, or when it is this plugin's own output,
+    recorded by the run `owner_run`; any other field of the right type (ground truth, say) only
+    with `overwrite`. FiftyOne's built-in fields (filepath, metadata, frame_number, ...) and
+    fields of another type never.
+    """
+    frames = path.startswith("frames.")
+    name = path.split(".", 1)[1] if frames else path
+    built_in = get_default_frame_fields() if frames else get_default_sample_fields()
+    if name in built_in or name == "frames":
+        kind = "frame" if frames else "sample"
+        return f"'{path}' is a field FiftyOne keeps on every {kind}; choose another field name"
+    problem = _field_type_problem(samples, path, ftype, embedded_doc_type)
+    if problem or overwrite or samples.get_field(path) is None or root_dataset(samples).has_run(owner_run):
+        return problem
+    return (
+        f"Field '{path}' exists and was not written by CLIP-It (it has no run '{owner_run}'): ground "
+        f"truth or another tool's output, say; choose another field name, or {OVERWRITE_HINT} to "
+        f"replace its values"
+    )
+
+
+def check_output_field(
+    samples: foc.SampleCollection,
+    path: str,
+    owner_run: str,
+    ftype: type,
+    embedded_doc_type: type | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Raises the ClipItError of `output_field_problem` when this plugin may not write `path`."""
+    problem = output_field_problem(samples, path, owner_run, ftype, embedded_doc_type, overwrite)
+    if problem:
+        raise ClipItError(problem)
+
+
+def check_number(value: Any, name: str, minimum: float = 0.0, integer: bool = False, inclusive: bool = False) -> None:
+    """Refuses a parameter that is not a finite number above `minimum` (or at it, when `inclusive`).
+
+    Raises:
+        ValueError: naming the parameter, the value and what it must be.
+    """
+    bound = f"{'>=' if inclusive else '>'} {minimum:g}"
+    if integer:
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        wanted = f"an integer {bound}"
+    else:
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
+        wanted = f"a finite number {bound}"
+    if not ok or not (value >= minimum if inclusive else value > minimum):
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
 
 
 def fiftyone_progress(progress: Progress, label: str):

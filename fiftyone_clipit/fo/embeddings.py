@@ -25,6 +25,7 @@ from fiftyone_clipit.errors import BrokenVideoError, ClipItError, ItemFailure, V
 from fiftyone_clipit.fo.common import (
     EMBEDDINGS_RUN,
     Progress,
+    check_number,
     embedding_store,
     finish,
     iterate,
@@ -250,8 +251,8 @@ def compute_frame_embeddings(
         BatchError: some videos failed (after all others were embedded and stored).
     """
     samples = video_collection(samples)
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps!r}")
+    check_number(fps, "fps")
+    check_number(batch_size, "batch_size", minimum=1, integer=True, inclusive=True)
     if on_broken not in ON_BROKEN:
         raise ClipItError(f"Unknown on_broken '{on_broken}'. Available: {list(ON_BROKEN)}")
     if isinstance(model, ClipEncoder):

@@ -20,7 +20,8 @@ import fiftyone as fo
 import fiftyone.core.collections as foc
 from fiftyone import ViewField as F
 
-from fiftyone_clipit.errors import ClipItError, ItemFailure
+from fiftyone_clipit.cursor import frame_seconds
+from fiftyone_clipit.errors import OVERWRITE_HINT, ClipItError, ItemFailure
 from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
@@ -31,7 +32,7 @@ from fiftyone_clipit.fo.common import (
     root_dataset,
     video_collection,
 )
-from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, keyframe_field
+from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, keyframe_field, summary_run_key
 from fiftyone_clipit.reels import EncodeOptions, read_frames, write_segments
 from fiftyone_clipit.store import file_fingerprint
 from fiftyone_clipit.storyboard import format_time, render_storyboard
@@ -119,7 +120,8 @@ def export_summary(
         reel (True): write the summary reel.
         storyboard (True): write the storyboard PNG.
         name_field (None): a sample field whose value names each video's folder and files
-            (made safe: letters, digits, '-', '_', '.'); None uses the video's file name.
+            (made safe: letters, digits, '-', '_', '.'; a value with none of them falls back to
+            the file name); None uses the video's file name.
         overwrite (False): replace existing files (and clips of an earlier export of the video)
             unless they are this very export.
         crf (20), preset ("veryfast"): x264 quality and speed.
@@ -194,9 +196,9 @@ def export_summary_dataset(
     """
     samples = video_collection(samples)
     _check_summary_field(samples, summary_field)
-    export_dir = os.path.abspath(export_dir)
+    export_dir = _export_path(export_dir)
     if os.path.exists(export_dir) and not overwrite and (not os.path.isdir(export_dir) or os.listdir(export_dir)):
-        raise ClipItError(f"Export directory '{export_dir}' exists and is not empty; pass overwrite=True")
+        raise ClipItError(f"Export directory '{export_dir}' exists and is not empty; {OVERWRITE_HINT}")
     parent = os.path.dirname(export_dir)
     try:
         os.makedirs(parent, exist_ok=True)
@@ -231,8 +233,15 @@ def _check_summary_field(samples, summary_field: str) -> None:
     check_field_type(samples, summary_field, fo.EmbeddedDocumentField, fo.TemporalDetections)
 
 
+def _export_path(export_dir: str) -> str:
+    """The absolute export folder; an empty name is refused (it would mean the working directory)."""
+    if not isinstance(export_dir, (str, os.PathLike)) or not str(export_dir).strip():
+        raise ClipItError(f"The export directory is empty ({export_dir!r}); give a folder, e.g. ~/clipit-export")
+    return os.path.abspath(os.path.expanduser(str(export_dir)))
+
+
 def _writable_dir(export_dir: str) -> str:
-    export_dir = os.path.abspath(export_dir)
+    export_dir = _export_path(export_dir)
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise ClipItError(f"Export directory '{export_dir}' is a file; choose a directory")
     try:
@@ -245,14 +254,18 @@ def _writable_dir(export_dir: str) -> str:
 
 
 def _stem(path: str, name_value, name_field: str | None) -> str:
+    """The name of one video's folder and files: from `name_field`, else from the file name.
+
+    A value with no usable character ("ü ï", "..") falls back to the file name as default
+    naming does; a missing value is refused, since the field names no video then.
+    """
     if name_field is None:
         return safe_stem(path)
-    if name_value is None or not safe_name(name_value):
+    if name_value is None:
         raise ClipItError(
-            f"name field '{name_field}' value {name_value!r} gives no usable file name; "
-            f"set it to text with letters or digits, or leave name_field out"
+            f"name field '{name_field}' has no value for this video; set it, or leave name_field out"
         )
-    return safe_name(name_value)
+    return safe_name(name_value) or safe_stem(path)
 
 
 @dataclass(frozen=True)
@@ -294,7 +307,7 @@ def _check_targets(plan: _Plan) -> None:
     """Refuses to replace files of another export without overwrite; forgets the old record."""
     existing = [t for t in _targets(plan) if os.path.lexists(t)]
     if existing and not plan.overwrite:
-        raise ClipItError(f"'{existing[0]}' exists; pass overwrite=True to replace it")
+        raise ClipItError(f"'{existing[0]}' exists; {OVERWRITE_HINT} to replace it")
     manifest = os.path.join(plan.folder, _MANIFEST)
     if os.path.lexists(manifest):
         os.remove(manifest)
@@ -378,7 +391,7 @@ def _keyframes(samples, summary_field: str) -> dict[str, list[tuple[int, int, fl
     if samples.get_field(f"frames.{rank}") is None:
         return {}
     dataset = root_dataset(samples)
-    run = f"clipit_summary_{summary_field}"
+    run = summary_run_key(summary_field)
     score = dataset.get_run_info(run).config.score_field if dataset.has_run(run) else None
     fields = ["id", "frames.frame_number", f"frames.{rank}"]
     if score and samples.get_field(f"frames.{score}") is not None:
@@ -392,14 +405,15 @@ def _keyframes(samples, summary_field: str) -> dict[str, list[tuple[int, int, fl
 
 
 def _storyboard(path: str, meta, plan: _Plan, keyframes) -> str:
-    rate = (meta.frame_rate if meta else None) or 30.0
     if keyframes:
         frames = sorted((number, score) for number, _, score in keyframes)
     else:  # no keyframes recorded: the middle frame of each segment, with the segment score
         frames = [((a + b) // 2, score) for a, b, score in plan.segments[:12]]
-    images = read_frames(path, [number for number, _ in frames], width=320)
+    numbers = [number for number, _ in frames]
+    images = read_frames(path, numbers, width=320)
+    seconds = frame_seconds(path, max(numbers), (meta.frame_rate if meta else None) or 30.0)
     captions = [
-        format_time((number - 1) / rate) + ("" if score is None else f"  score {score:.2f}")
+        format_time(seconds[number - 1]) + ("" if score is None else f"  score {score:.2f}")
         for number, score in frames
     ]
     title = f"{os.path.basename(path)}: {len(plan.segments)} segments"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import fiftyone.core.collections as foc
 
 from fiftyone_clipit.encoders import ClipEncoder
+from fiftyone_clipit.errors import ItemFailure
 from fiftyone_clipit.fo.common import Progress
 from fiftyone_clipit.fo.embeddings import EmbeddingReport, compute_frame_embeddings
 from fiftyone_clipit.fo.evaluation import SummaryEvaluationResults, evaluate_summary
@@ -24,6 +25,19 @@ class PipelineReport:
     summary: SummaryReport
     evaluation: SummaryEvaluationResults | None
     export: ExportReport | None
+
+    def failures(self) -> list[ItemFailure]:
+        """Each video that failed at some stage, once, with the reason of the first stage it
+        failed at (the later stages fail for want of what that one did not make)."""
+        stages = [self.embeddings.failures, self.scores.failures, self.summary.failures]
+        if self.evaluation is not None:
+            stages.append([ItemFailure(path, reason) for path, reason in self.evaluation.failures])
+        if self.export is not None:
+            stages.append(self.export.failures)
+        first: dict[str, ItemFailure] = {}
+        for failure in (failure for stage in stages for failure in stage):
+            first.setdefault(failure.item, failure)
+        return list(first.values())
 
 
 def run_pipeline(

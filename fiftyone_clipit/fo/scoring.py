@@ -25,6 +25,8 @@ from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
     check_field_type,
+    check_number,
+    check_output_field,
     embedding_store,
     ensure_iterable,
     finish,
@@ -125,6 +127,7 @@ def score_frames(
     captions_field: str = "clipit_captions",
     batch_size: int = 8,
     device: str | None = None,
+    overwrite: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
 ) -> ScoreReport:
@@ -153,11 +156,14 @@ def score_frames(
         captions_field ("clipit_captions"): sample field that keeps the captions.
         batch_size (8): videos scored together by a trained scorer.
         device (None): torch device for the text encoder and the scorer.
+        overwrite (False): write into an existing frame field that CLIP-It did not score
+            (users' scores, say); FiftyOne's built-in frame fields are refused regardless.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
 
     Raises:
-        ClipItError: empty query, bad field, no embeddings run, a model other than the
+        ClipItError: empty query, a field not free to write (another type, built in, or not
+            CLIP-It's without `overwrite`), no embeddings run, a model other than the
             embeddings' one, or an unknown / mismatched scorer.
         BatchError: some videos could not be scored (the others were written).
     """
@@ -165,12 +171,12 @@ def score_frames(
     sentences = _check_query(query)
     check_attention(attention)
     check_field_name(score_field, "score field")
-    check_field_type(samples, f"frames.{score_field}", fo.FloatField)
+    check_output_field(samples, f"frames.{score_field}", score_run_key(score_field), fo.FloatField, overwrite=overwrite)
+    check_number(smoothing_seconds, "smoothing_seconds", inclusive=True)
     if captioner is not None:
         check_field_name(captions_field, "captions field")
         check_field_type(samples, captions_field, fo.ListField)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    check_number(batch_size, "batch_size", minimum=1, integer=True, inclusive=True)
     dataset = root_dataset(samples)
     if not dataset.has_run(EMBEDDINGS_RUN):
         raise ClipItError(

@@ -11,11 +11,15 @@ import numpy as np
 from fiftyone import ViewField as F
 from PIL import Image
 
-from fiftyone_clipit.errors import ItemFailure, VideoError
+from fiftyone_clipit.cursor import frame_seconds
+from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
 from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
     check_field_type,
+    check_number,
+    check_output_field,
+    dataset_name,
     embedding_store,
     finish,
     iterate,
@@ -80,6 +84,11 @@ class ShotOptions:
     vmax: float = 1.0
 
 
+def summary_run_key(summary_field: str) -> str:
+    """The custom run that records how `<summary_field>` was made."""
+    return f"clipit_summary_{summary_field}"
+
+
 def keyframe_field(summary_field: str) -> str:
     """The frame field that ranks a summary's keyframes (1 = best)."""
     return f"{summary_field}_keyframe"
@@ -112,6 +121,7 @@ def create_summary(
     rounding: str = "floor",
     n_keyframes: int = 8,
     label: str | None = None,
+    overwrite: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
 ) -> SummaryReport:
@@ -143,21 +153,30 @@ def create_summary(
         rounding ("floor"): how a fractional budget is rounded: one of `ROUNDING_MODES`.
         n_keyframes (8): keyframes per video in the storyboard (0 for none).
         label (None): the detections' label; None takes the query recorded by score_frames.
+        overwrite (False): write into an existing `summary_field` that CLIP-It did not write
+            (ground truth, say); FiftyOne's built-in fields are refused regardless.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
 
+    The run `clipit_summary_<summary_field>` records the settings when summaries are written
+    (as in progress until the last one is); a run that writes none, refused or failed for
+    every video, leaves the field and its run as they were.
+
     Raises:
-        ClipItError: not videos, or a field of another type is in the way.
+        ClipItError: not videos, no numeric `score_field`, or `summary_field` is not free to
+            write (another type, a built-in field, or not CLIP-It's without `overwrite`).
         ValueError: an option out of range (named with the valid values).
         BatchError: some videos could not be summarised (the others were written).
     """
     samples = video_collection(samples)
     check_field_name(score_field, "score field")
     check_field_name(summary_field, "summary field")
-    check_field_type(samples, summary_field, fo.EmbeddedDocumentField, fo.TemporalDetections)
-    check_field_type(samples, f"frames.{keyframe_field(summary_field)}", fo.IntField)
+    run_key = summary_run_key(summary_field)
+    check_output_field(samples, summary_field, run_key, fo.EmbeddedDocumentField, fo.TemporalDetections, overwrite)
+    check_output_field(samples, f"frames.{keyframe_field(summary_field)}", run_key, fo.IntField, overwrite=overwrite)
     shots = _check_options(samples, budget, segmentation, min_segment, max_segment, segment_seconds,
                            shots_field, rounding, n_keyframes)
+    _check_score_field(samples, score_field)
     dataset = root_dataset(samples)
     if label is None:
         key = score_run_key(score_field)
@@ -188,7 +207,8 @@ def create_summary(
             segments = select_segments(frame_scores, fitting, capacity=capacity)
             if not segments:
                 raise ValueError("no shot has a positive mean score, so the knapsack keeps nothing")
-            chosen = _keyframes(frame_scores, segments, item, meta.frame_rate or 30.0, n_keyframes)
+            seconds = frame_seconds(path, n_frames, meta.frame_rate or 30.0) if n_keyframes else None
+            chosen = _keyframes(frame_scores, segments, item, seconds, n_keyframes)
             images = _save_keyframe_images(dataset, sample_id, path, [n for n, _ in chosen], has_images)
         except (ValueError, VideoError) as e:
             report.failures.append(ItemFailure(path, str(e)))
@@ -205,30 +225,45 @@ def create_summary(
         report.n_shots += len(fitting)
         report.n_split_shots += len(fitting) - len(change_points)
     if values:
+        kind, amount = parse_budget(budget)
+        settings = dict(
+            score_field=score_field,
+            summary_field=summary_field,
+            budget=amount,
+            budget_unit=kind,
+            rounding=rounding,
+            segmentation=segmentation,
+            min_segment=min_segment,
+            max_segment=max_segment,
+            segment_seconds=segment_seconds,
+            shots_field=shots_field,
+            n_keyframes=n_keyframes,
+            label=label,
+        )
+        record_run(dataset, run_key, **settings, complete=False)
         write_in_chunks(samples, summary_field, values)
         dataset.reload()  # another process (the App's server) may hold an older schema
         report.view_name = f"{summary_field}_clips"
         dataset.save_view(report.view_name, dataset.to_clips(summary_field), overwrite=True)
         report.storyboard_view = _write_storyboard(dataset, samples, summary_field, keyframes)
-    kind, amount = parse_budget(budget)
-    record_run(
-        dataset,
-        f"clipit_summary_{summary_field}",
-        score_field=score_field,
-        summary_field=summary_field,
-        budget=amount,
-        budget_unit=kind,
-        rounding=rounding,
-        segmentation=segmentation,
-        min_segment=min_segment,
-        max_segment=max_segment,
-        segment_seconds=segment_seconds,
-        shots_field=shots_field,
-        n_keyframes=n_keyframes,
-        label=label,
-    )
+        record_run(dataset, run_key, **settings, complete=True)
     finish("Summarising", report.failures, report.n_summarized, skip_failures)
     return report
+
+
+def _check_score_field(samples: foc.SampleCollection, score_field: str) -> None:
+    """Refuses a score field that does not exist or does not hold numbers, before any work."""
+    field = samples.get_field(f"frames.{score_field}")
+    if field is None:
+        raise ClipItError(
+            f"'{dataset_name(samples)}' has no frame field 'frames.{score_field}'; run score_frames "
+            f"(--score-field {score_field}) or name the frame field that holds the scores"
+        )
+    if not isinstance(field, (fo.FloatField, fo.IntField)) or isinstance(field, fo.FrameNumberField):
+        raise ClipItError(
+            f"'frames.{score_field}' is a {type(field).__name__}, not scores; name the FloatField "
+            f"written by score_frames (or another numeric frame field)"
+        )
 
 
 def _check_options(samples, budget, segmentation, min_segment, max_segment, segment_seconds,
@@ -243,17 +278,13 @@ def _check_options(samples, budget, segmentation, min_segment, max_segment, segm
             f"min_segment applies to segmentation='kts'; for {segmentation!r} use "
             f"{'segment_seconds' if segmentation == 'uniform' else 'the shots you give'}"
         )
-    if min_segment is not None and not min_segment > 0:
-        raise ValueError(f"min_segment must be > 0 seconds, got {min_segment!r}")
-    if not max_segment > 0 or (min_segment is not None and max_segment < 2 * min_segment):
-        raise ValueError(
-            f"max_segment must be > 0 and at least twice min_segment, got {max_segment!r} "
-            f"(min_segment {min_segment!r})"
-        )
-    if not segment_seconds > 0:
-        raise ValueError(f"segment_seconds must be > 0, got {segment_seconds!r}")
-    if not isinstance(n_keyframes, int) or n_keyframes < 0:
-        raise ValueError(f"n_keyframes must be an integer >= 0, got {n_keyframes!r}")
+    if min_segment is not None:
+        check_number(min_segment, "min_segment")
+    check_number(max_segment, "max_segment")
+    if min_segment is not None and max_segment < 2 * min_segment:
+        raise ValueError(f"max_segment must be at least twice min_segment, got {max_segment!r} (min_segment {min_segment!r})")
+    check_number(segment_seconds, "segment_seconds")
+    check_number(n_keyframes, "n_keyframes", integer=True, inclusive=True)
     if segmentation == "shots":
         if not shots_field:
             raise ValueError("segmentation='shots' needs shots_field, a TemporalDetections field")
@@ -299,8 +330,9 @@ def _given_shots(detections, n_frames: int) -> np.ndarray:
     return np.array(bounds, dtype=np.int64)
 
 
-def _keyframes(frame_scores, segments, item: FrameEmbeddings | None, rate: float, n_keyframes: int):
-    """``[(frame number, rank), ...]`` of one summary's keyframes (rank 1 = best)."""
+def _keyframes(frame_scores, segments, item: FrameEmbeddings | None, seconds, n_keyframes: int):
+    """``[(frame number, rank), ...]`` of one summary's keyframes (rank 1 = best), at least 1 s
+    apart by the frames' timestamps (`seconds`, one per frame)."""
     if n_keyframes == 0:
         return []
     inside = np.zeros(len(frame_scores), dtype=bool)
@@ -313,7 +345,7 @@ def _keyframes(frame_scores, segments, item: FrameEmbeddings | None, rate: float
         frames, embeddings = picks[ok], np.asarray(item.embeddings)[ok]
     if embeddings is None or frames.size == 0:
         frames, embeddings = np.flatnonzero(inside), None
-    chosen = select_keyframes(frame_scores[frames], embeddings, frames / rate, n_keyframes, min_gap=1.0, fill=True)
+    chosen = select_keyframes(frame_scores[frames], embeddings, seconds[frames], n_keyframes, min_gap=1.0, fill=True)
     return [(int(frames[index]) + 1, rank) for rank, index in enumerate(chosen, start=1)]
 
 
@@ -350,11 +382,13 @@ def _write_storyboard(dataset: fo.Dataset, samples, summary_field: str, keyframe
             updates[sample_id] = {number: None for number in numbers}
     for sample_id, (chosen, _) in keyframes.items():
         updates[sample_id].update({number: rank for number, rank in chosen})
-    write_declared(
-        dataset,
-        f"frames.{rank_field}",
-        lambda: retry_frame_inserts(lambda: dataset.set_values(f"frames.{rank_field}", updates, key_field="id")),
-    )
+    updates = {sample_id: ranks for sample_id, ranks in updates.items() if ranks}
+    if updates:  # none without keyframes (n_keyframes=0) and no earlier ranks to clear
+        write_declared(
+            dataset,
+            f"frames.{rank_field}",
+            lambda: retry_frame_inserts(lambda: dataset.set_values(f"frames.{rank_field}", updates, key_field="id")),
+        )
     images = {sample_id: paths for sample_id, (_, paths) in keyframes.items() if paths}
     if images:
         dataset.set_values("frames.filepath", images, key_field="id")
