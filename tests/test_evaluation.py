@@ -88,7 +88,7 @@ def mask_of(detections, n_frames: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def labelled(real_videos, tiny_encoder):
+def labelled_once(real_videos, tiny_encoder):
     """The real videos, scored for 'a car', summarised, with the hand-made ground truth attached."""
     dataset = fo.Dataset(f"clipit-eval-{uuid.uuid4().hex[:8]}")
     add_videos(dataset, [str(p) for p in real_videos])
@@ -102,6 +102,15 @@ def labelled(real_videos, tiny_encoder):
     report = add_video_annotations(dataset, list(annotations.values()))
     assert report.n_labelled == len(real_videos) and report.unmatched == []
     return dataset, annotations
+
+
+@pytest.fixture
+def labelled(labelled_once):
+    """A copy of `labelled_once` per test: every test evaluates, labels or renames on it."""
+    dataset, annotations = labelled_once
+    copy = dataset.clone()
+    yield copy, annotations
+    copy.delete()
 
 
 def test_ground_truth_lands_in_frame_and_sample_fields(labelled):
