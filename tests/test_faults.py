@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from bson import ObjectId
 
-from conftest import _start_mongod, write_video
+from conftest import _free_port, _start_mongod, write_video
 from fiftyone_clipit import add_videos, compute_frame_embeddings, create_summary, score_frames
 from fiftyone_clipit.errors import BatchError
 from fiftyone_clipit.fo.common import embedding_store
@@ -207,3 +207,14 @@ def test_database_going_away_mid_run_is_a_clear_error_not_a_hang(videos, tmp_pat
         if mongod.poll() is None:
             mongod.kill()
         shutil.rmtree(tmp_path / "db", ignore_errors=True)
+
+
+def test_database_down_at_start_is_one_line_with_the_password_masked_and_exit_3():
+    """Nothing listens at the URI: the CLI says so in one line naming the server, exit status 3."""
+    uri = f"mongodb://alice:s3cret-pw@127.0.0.1:{_free_port()}/?serverSelectionTimeoutMS=1000&connectTimeoutMS=1000"
+    result = subprocess.run([*CLI, "summarize", "any-dataset"], env=child_env(uri), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the FiftyOne database at mongodb://***@127.0.0.1:"), lines
+    assert "Connection refused" in lines[0] and "check that MongoDB is running" in lines[0]
+    assert "s3cret-pw" not in result.stderr + result.stdout
