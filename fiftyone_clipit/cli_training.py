@@ -1,7 +1,8 @@
-"""The scorer's subcommands of `fiftyone-clipit`: `train` and `benchmark tvsum|summe`.
+"""The scorer's subcommands of `fiftyone-clipit`: `train` and `benchmark tvsum|summe|qfvs`.
 
 Thin, like the rest of the command line: each parses its options and calls one library function
-(`fiftyone_clipit.fo.training.train_scorer`, `fiftyone_clipit.benchmark.run_benchmark`).
+(`fiftyone_clipit.fo.training.train_scorer`, `fiftyone_clipit.benchmark.run_benchmark`,
+`fiftyone_clipit.qfvs.run_qfvs`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 import json
 from dataclasses import asdict
 from typing import Callable
+
+from fiftyone_clipit.errors import ClipItError
 
 #: CLI option -> TrainingOptions field
 _TRAINING_FLAGS = {
@@ -54,6 +57,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
+    if args.benchmark == "qfvs":
+        return _qfvs_benchmark(args)
     from fiftyone_clipit.benchmark import DATASET_F1_MODE, format_table, run_benchmark
 
     options = training_options(args, f1_mode=DATASET_F1_MODE[args.benchmark])
@@ -62,6 +67,28 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         annotations_path=args.annotations, device=args.device, h5=args.h5, h5_features=args.h5_features,
     )
     print(format_table(result))
+    if args.json:
+        print(json.dumps(asdict(result)))
+
+
+def _qfvs_benchmark(args: argparse.Namespace) -> None:
+    from fiftyone_clipit.qfvs import format_qfvs_table, run_qfvs
+
+    if args.features is None:
+        raise ClipItError("benchmark qfvs needs --features DIR, the folder of P01.npz ... P04.npz")
+    if args.h5 or args.h5_features or args.splits:
+        raise ClipItError("--h5, --h5-features and --splits belong to tvsum / summe; QFVS has its own four rounds")
+
+    def encode_concepts(concepts):
+        from fiftyone_clipit.encoders import load_clip
+
+        return load_clip(args.model, args.pretrained, device=args.device).encode_text(concepts)
+
+    result = run_qfvs(
+        args.features, args.annotations, preset=args.preset, options=training_options(args),
+        top_percent=args.top_percent, text_encoder=encode_concepts, device=args.device, progress=True,
+    )
+    print(format_qfvs_table(result))
     if args.json:
         print(json.dumps(asdict(result)))
 
@@ -104,6 +131,8 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_commands(add: Callable[[str, Callable, str], argparse.ArgumentParser], common: Callable) -> None:
     """Adds `train` and `benchmark` through the main parser's `add(name, func, help)`."""
+    from fiftyone_clipit.defaults import DEFAULT_MODEL
+
     p = add("train", cmd_train, "train a CLIP-It scorer on a dataset's frame embeddings and ground truth")
     common(p)
     p.add_argument("--output", required=True, help="checkpoint folder to write")
@@ -113,12 +142,15 @@ def add_commands(add: Callable[[str, Callable, str], argparse.ArgumentParser], c
     text.add_argument("--query", help="one query for every video (neither: caption-free generic text)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint folder")
     _training_arguments(p)
-    p = add("benchmark", cmd_benchmark, "TVSum / SumMe 5-split protocol on frame features you computed")
-    p.add_argument("benchmark", choices=["tvsum", "summe"])
+    p = add("benchmark", cmd_benchmark, "TVSum / SumMe 5-split protocol, or QFVS's four rounds, on features you computed")
+    p.add_argument("benchmark", choices=["tvsum", "summe", "qfvs"])
     p.add_argument("--features", help="folder of per-video .npz features (needed unless --h5-features)")
     p.add_argument("--h5", action="append", help="eccv16_dataset_*_google_pool5.h5: ground truth, shots, picks (repeat for mixed splits)")
     p.add_argument("--h5-features", action="store_true", help="with --h5: the file's GoogLeNet features (vision-only)")
     p.add_argument("--splits", help="split file (default: the PGL-SUM splits in the shared data)")
-    p.add_argument("--annotations", help="TVSum .mat file or SumMe GT folder (default: the shared data)")
+    p.add_argument("--annotations", help="TVSum .mat file, SumMe GT folder or QFVS origin_data folder (default: the shared data)")
+    p.add_argument("--top-percent", type=float, default=0.02, help="qfvs: share of shots in a summary (default 0.02)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"qfvs: CLIP model that embeds the concepts when DIR has no concepts.npz (default {DEFAULT_MODEL})")
+    p.add_argument("--pretrained", help="qfvs: weights of --model (tag or file)")
     p.add_argument("--json", action="store_true", help="also print the table as one JSON line")
     _training_arguments(p)

@@ -38,6 +38,8 @@ from fiftyone_clipit.scorer import ClipItScorer, ScorerConfig, ScorerOutput, pad
 from fiftyone_clipit.summary import generate_summary
 
 Progress = Callable[[float, str], None] | bool | None
+#: (video, its step scores) -> a figure, higher is better
+VideoMetric = Callable[["TrainingVideo", np.ndarray], float]
 
 
 @dataclass(frozen=True)
@@ -257,9 +259,12 @@ def selection_criterion(options: TrainingOptions, has_validation: bool) -> str:
     return "validation_f1" if options.mode == "supervised" else "validation_loss"
 
 
-def _validation_figure(model, videos, options, device) -> float:
-    """The selection criterion, higher is better: validation F1, or minus the unsupervised loss."""
+def _validation_figure(model, videos, options, device, metric: VideoMetric | None = None) -> float:
+    """The selection criterion, higher is better: validation F1 (or `metric`), or minus the unsupervised loss."""
     if options.mode == "supervised":
+        if metric is not None:
+            scores = score_videos(model, videos, attention=options.attention)
+            return float(np.mean([metric(video, s) for video, s in zip(videos, scores)]))
         return float(np.mean(evaluate_f1(model, videos, options.proportion, options.f1_mode, options.attention)))
     model.eval()
     total, steps = 0.0, 0
@@ -279,6 +284,7 @@ def train(
     validation: Sequence[TrainingVideo] | None = None,
     device: str | torch.device | None = None,
     progress: Progress = None,
+    validation_metric: VideoMetric | None = None,
 ) -> TrainingResult:
     """Trains a scorer and keeps the epoch with the best validation figure.
 
@@ -290,6 +296,9 @@ def train(
         validation (None): explicit validation videos (never the test split).
         device (None): torch device; None picks cuda when available, else cpu.
         progress (None): True for a progress bar, or a callback(fraction, label).
+        validation_metric (None): supervised selection by metric(video, step_scores), higher is
+            better, averaged over the validation videos (e.g. QFVS's semantic F1); None: the
+            summary F1 of `options.proportion` against the video's users.
 
     Returns:
         the trained scorer and its history.
@@ -332,14 +341,14 @@ def train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed)
         model = ClipItScorer(replace(config, feature_dim=dim)).to(device)
-        result = _fit(model, train_set, validation_set, options, device, progress)
+        result = _fit(model, train_set, validation_set, options, device, progress, validation_metric)
     result.train_names = [v.name for v in train_set]
     result.validation_names = [v.name for v in validation_set]
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _fit(model, train_set, validation_set, options, device, progress) -> TrainingResult:
+def _fit(model, train_set, validation_set, options, device, progress, validation_metric) -> TrainingResult:
     learning_rate = options.peak_learning_rate(model.config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=options.weight_decay)
     steps_per_epoch = -(-len(train_set) // options.batch_size)
@@ -366,7 +375,10 @@ def _fit(model, train_set, validation_set, options, device, progress) -> Trainin
             optimizer.step()
             schedule.step()
             losses.append(total.item())
-        value = _validation_figure(model, validation_set, options, device) if validation_set else float(epoch)
+        value = (
+            _validation_figure(model, validation_set, options, device, validation_metric)
+            if validation_set else float(epoch)
+        )
         shown = -value if criterion == "validation_loss" else value
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), criterion: shown})
         if value > best_value:
