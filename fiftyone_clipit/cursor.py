@@ -100,6 +100,25 @@ def packet_timestamps(path: str) -> list[int] | None:
     return sorted(timestamps)
 
 
+def frame_seconds(path: str, n_frames: int, frame_rate: float) -> np.ndarray:
+    """``(n_frames,)`` float64 times, in seconds from the stream's start, of frames 1..n_frames as
+    :class:`VideoCursor` numbers them: their timestamps (demuxed, not decoded), or
+    ``(number - 1) / frame_rate`` where the stream has none.
+
+    Raises:
+        VideoError: the file cannot be read or has no video stream.
+    """
+    seconds = np.arange(n_frames, dtype=np.float64) / frame_rate
+    timestamps = packet_timestamps(path)
+    with open_video(path) as container:
+        stream = video_stream(container, path)
+        if timestamps and stream.time_base is not None:
+            start = stream.start_time or 0
+            known = [float((t - start) * stream.time_base) for t in timestamps[:n_frames]]
+            seconds[: len(known)] = known
+    return seconds
+
+
 class VideoCursor:
     """Upright frames of one video by frame number, decoded forward, seeking over long gaps.
 

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from fiftyone_clipit.cursor import VideoCursor
+from fiftyone_clipit.cursor import VideoCursor, frame_seconds
 from fiftyone_clipit.decode import DecodeStatus, iter_sampled_frames
 from fiftyone_clipit.errors import VideoError
 from fiftyone_clipit.reels import read_frames, write_segments
@@ -83,6 +83,8 @@ def test_variable_frame_rate_is_cut_and_read_with_exactly_the_frames_asked(tmp_p
     source = write_frames(tmp_path / "vfr.mp4", images, times_ms=times)
     embedded = embedding_frames(source)
     assert sorted(embedded) == list(range(1, len(times) + 1))
+    np.testing.assert_allclose(frame_seconds(str(source), len(times), 10.0), np.array(times) / 1000)
+    np.testing.assert_allclose(frame_seconds(str(source), 18, 10.0)[-3:], [5.23, 1.6, 1.7])  # none past 16
     sampled = np.concatenate([b.frame_numbers for b in iter_sampled_frames(str(source), fps=1.0)])
     # first frames at or after 0, 1, 2 (2.5 s), 3 (3.9 s: 3.5 s has none of its own), 4 and 5 s
     np.testing.assert_array_equal(sampled, [1, 6, 9, 12, 14, 15])

@@ -100,7 +100,10 @@ def test_variable_frame_rate_video_is_summarised_and_exported_with_exactly_the_f
     sample = sample_of(summarised, videos["vfr"])
     embedded = embedding_frames(videos["vfr"])
     assert sorted(embedded) == list(range(1, len(VFR_TIMES) + 1))
-    assert sorted(keyframes_of(sample).values()) == [1, 2, 3, 4]
+    keyframes = keyframes_of(sample)
+    assert sorted(keyframes.values()) == [1, 2, 3, 4]
+    seconds = sorted(VFR_TIMES[n - 1] / 1000 for n in keyframes)  # at least 1 s apart by timestamp
+    assert min(b - a for a, b in zip(seconds, seconds[1:])) >= 1.0
     report = export_summary(summarised.select(sample.id), str(tmp_path))
     check_export(sample, report, embedded)
 
