@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import write_video
-from fiftyone_clipit import add_videos, compute_frame_embeddings
+from fiftyone_clipit import add_videos, compute_frame_embeddings, score_frames
 from fiftyone_clipit.fo.common import embedding_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability("fault")]
@@ -59,7 +59,7 @@ def run_together(*commands: list[str], timeout: float = 180) -> list[subprocess.
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+def videos_dataset(tmp_path_factory):
     folder = tmp_path_factory.mktemp("concurrent")
     for i in range(N_VIDEOS):
         write_video(folder / f"v{i}.mp4", N_FRAMES, fps=30, size=(160, 96))
@@ -67,6 +67,14 @@ def dataset(tmp_path_factory):
     add_videos(ds, [str(folder)])
     yield ds
     ds.delete()
+
+
+@pytest.fixture
+def dataset(videos_dataset):
+    """A persistent copy of the videos per test (the CLI processes load it by name); nothing embedded."""
+    copy = videos_dataset.clone(f"clipit-concurrent-{uuid.uuid4().hex[:8]}", persistent=True)
+    yield copy
+    copy.delete()
 
 
 def test_two_processes_embedding_the_same_dataset_leave_a_sound_store(dataset):
@@ -100,6 +108,9 @@ def test_two_processes_scoring_different_fields_lose_no_write(dataset):
 
 
 def test_two_processes_summarising_different_fields_lose_no_write(dataset):
+    compute_frame_embeddings(dataset, model="tiny-random", fps=15.0)
+    score_frames(dataset, "a red square", score_field="score_red", model="tiny-random")
+    score_frames(dataset, "a blue sky", score_field="score_blue", model="tiny-random")
     results = run_together(
         [*CLI, "summarize", dataset.name, "--score-field", "score_red", "--summary-field", "sum_red",
          "--segmentation", "uniform", "--budget", "0.5"],
