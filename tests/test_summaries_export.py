@@ -92,6 +92,15 @@ def summarised(video_dir, real_videos, tiny_encoder):
     return dataset, report
 
 
+@pytest.fixture
+def summarised_copy(summarised):
+    """A copy of `summarised` for a test that writes fields to it (same sample ids: same embeddings)."""
+    dataset, report = summarised
+    copy = dataset.clone()
+    yield copy, report
+    copy.delete()
+
+
 @pytest.fixture(scope="module")
 def scenes_video(tmp_path_factory) -> Path:
     """Three 2-second scenes: red (silent), green (440 Hz tone), blue (silent)."""
@@ -147,7 +156,8 @@ def test_kts_shots_follow_the_scenes(scenes_video, tiny_encoder):
     assert report.n_summarized == 1
 
 
-def test_uniform_and_given_shots(summarised, tmp_path):
+def test_uniform_and_given_shots(summarised_copy, tmp_path):
+    summarised = summarised_copy
     dataset, _ = summarised
     view = dataset.limit(2)
     create_summary(view, summary_field="uniform_summary", segmentation="uniform", segment_seconds=0.5)
@@ -173,7 +183,8 @@ def test_uniform_and_given_shots(summarised, tmp_path):
     assert dataset[second].given2 is not None and dataset[first].given2 is None
 
 
-def test_bad_inputs_each_have_a_clear_outcome(summarised, tiny_encoder, tmp_path):
+def test_bad_inputs_each_have_a_clear_outcome(summarised_copy, tiny_encoder, tmp_path):
+    summarised = summarised_copy
     dataset, _ = summarised
     # NaN scores: that video fails by name, the others are written, its earlier summary stays.
     create_summary(dataset, summary_field="guarded")
@@ -319,7 +330,8 @@ def test_unwritable_or_file_export_dir_is_refused(summarised, tmp_path):
     assert blocker.read_text() == "not a folder"
 
 
-def test_full_disk_leaves_no_file_looking_complete(summarised, tmp_path):
+def test_full_disk_leaves_no_file_looking_complete(summarised_copy, tmp_path):
+    summarised = summarised_copy
     dataset, _ = summarised
     view = dataset.match(F("filepath").ends_with("car-detection.mp4"))
     segments = [[10, 20], [100, 110], [200, 300]]  # two short clips, then one longer than both
@@ -338,7 +350,8 @@ def test_full_disk_leaves_no_file_looking_complete(summarised, tmp_path):
     assert not list(out.rglob(".partial-*")) and not list(out.rglob("*.mp4"))
 
 
-def test_names_from_fields_cannot_escape_the_export_dir(summarised, tmp_path):
+def test_names_from_fields_cannot_escape_the_export_dir(summarised_copy, tmp_path):
+    summarised = summarised_copy
     dataset, _ = summarised
     view = dataset.limit(2)
     first, second = view.values("id")
@@ -415,7 +428,8 @@ def test_cutter_refuses_bad_segments_and_leaves_nothing(video_dir, tmp_path):
     assert len(decode(str(tmp_path / "c1.mp4"))[0]) == 5
 
 
-def test_operators_take_the_new_options(summarised, tmp_path):
+def test_operators_take_the_new_options(summarised_copy, tmp_path):
+    summarised = summarised_copy
     import fiftyone.operators as foo
 
     dataset, _ = summarised
