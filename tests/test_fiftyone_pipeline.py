@@ -42,6 +42,14 @@ def scored(video_dir, real_videos, tiny_encoder):
     return dataset
 
 
+@pytest.fixture
+def scored_copy(scored):
+    """A copy of `scored` for a test that writes to it (same sample ids: same embeddings)."""
+    copy = scored.clone()
+    yield copy
+    copy.delete()
+
+
 def decoded_frame_count(path: str) -> int:
     with av.open(path) as container:
         return sum(1 for _ in container.decode(video=0))
@@ -88,7 +96,8 @@ def test_scores_cover_every_frame_in_unit_range(scored):
     assert scored.get_run_info("clipit_score_clipit_score").config.query == "a person"
 
 
-def test_different_queries_give_different_scores(scored, tiny_encoder):
+def test_different_queries_give_different_scores(scored_copy, tiny_encoder):
+    scored = scored_copy
     score_frames(scored, "a red car on a road", score_field="other_score", model=tiny_encoder)
     a = np.array(scored.values("frames.clipit_score", unwind=True))
     b = np.array(scored.values("frames.other_score", unwind=True))
@@ -96,6 +105,7 @@ def test_different_queries_give_different_scores(scored, tiny_encoder):
 
 
 def test_an_interrupted_scoring_run_is_resumed_and_a_new_one_starts_clean(scored, tiny_encoder):
+    # writes only its own field and run; on a clone of `scored` nothing resumes (config differs?)
     first = score_frames(scored, "a dog", score_field="resumable", model=tiny_encoder)
     assert (first.n_scored, first.n_resumed) == (len(scored), 0)
     run = scored.get_run_info("clipit_score_resumable").config
@@ -116,7 +126,8 @@ def test_an_interrupted_scoring_run_is_resumed_and_a_new_one_starts_clean(scored
     assert scored.get_run_info("clipit_score_resumable").config.query == "a cat"
 
 
-def test_summary_respects_budget_and_makes_clips(scored):
+def test_summary_respects_budget_and_makes_clips(scored_copy):
+    scored = scored_copy
     report = create_summary(scored, budget=0.15)
     assert report.n_summarized == len(scored)
     for sample in scored:
@@ -144,7 +155,8 @@ def test_summary_picks_the_highest_scoring_segment(video_dir):
     assert segment.confidence == pytest.approx(0.9)
 
 
-def test_f1_against_a_ground_truth_field(scored):
+def test_f1_against_a_ground_truth_field(scored_copy):
+    scored = scored_copy
     create_summary(scored)
     truth = {}
     for sample in scored:
@@ -160,7 +172,8 @@ def test_f1_against_a_ground_truth_field(scored):
     assert "demo_eval" in scored.list_evaluations()
 
 
-def test_export_writes_playable_clips_of_the_right_length(scored, tmp_path):
+def test_export_writes_playable_clips_of_the_right_length(scored_copy, tmp_path):
+    scored = scored_copy
     create_summary(scored)
     report = export_summary(scored, str(tmp_path / "out"))
     assert len(report.clips) == len(scored)
@@ -198,7 +211,8 @@ def test_empty_query_and_image_dataset_are_refused(scored, tiny_encoder, tmp_pat
         compute_frame_embeddings(images, model=tiny_encoder)
 
 
-def test_field_of_another_type_is_refused_before_any_work(scored):
+def test_field_of_another_type_is_refused_before_any_work(scored_copy):
+    scored = scored_copy
     scored.set_values("clipit_string", ["x"] * len(scored))
     with pytest.raises(ClipItError, match="already exists"):
         create_summary(scored, summary_field="clipit_string")

@@ -110,6 +110,7 @@ def shortcuts_of(figures: dict, leave_out: str | None = None) -> dict:
     return {name: figures[name] for name in names if name != leave_out}
 
 
+@pytest.mark.slow  # the 3-seed bench: 34 s alone, minutes on a busy machine
 def test_the_default_recipe_learns_language_guidance_that_carries_over_to_new_queries(learning):
     """Unseen test queries; every shortcut in the same run (see fiftyone_clipit/bench/learning.py)."""
     failures = gate_failures(
@@ -119,6 +120,7 @@ def test_the_default_recipe_learns_language_guidance_that_carries_over_to_new_qu
     assert learning["f1_unsupervised"] > learning["f1_random"], learning
 
 
+@pytest.mark.slow  # the 3-seed bench: 34 s alone, minutes on a busy machine
 def test_the_gates_fail_a_query_blind_scorer_and_the_zero_shot_formula(learning):
     """The bench can fail: each shortcut, put in the supervised scorer's place, fails the gates."""
     # A query-blind scorer reads the same constant text whatever the query, so swapping the
