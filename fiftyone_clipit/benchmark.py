@@ -50,6 +50,9 @@ from fiftyone_clipit.metrics import rank_correlation
 from fiftyone_clipit.training import TrainingOptions, TrainingVideo, score_videos, train, video_f1
 
 BENCHMARK_DATASETS = ("tvsum", "summe")
+#: how test videos are scored: a scorer trained on the split, or the annotation's own consensus
+#: score (the h5 files' gtscore; no training: a reference that checks the protocol, not a model)
+METHODS = ("train", "gtscore")
 DEFAULT_SPLITS = {"tvsum": "tvsum_splits_pglsum.json", "summe": "summe_splits_pglsum.json"}
 #: how each benchmark combines its users' F1s (TVSum: average, SumMe: best)
 DATASET_F1_MODE = {"tvsum": "avg", "summe": "max"}
@@ -68,6 +71,7 @@ class BenchmarkResult:
     split_setting: str = "canonical"
     preset: str = "paper"
     text: str = "caption-free"
+    method: str = "train"
     mean_kendall: float | None = None
     mean_spearman: float | None = None
 
@@ -149,6 +153,7 @@ def benchmark_videos(
             ), capacity),
             user_summaries=np.asarray(users, dtype=bool),
             user_scores=annotation.user_scores if dataset == "tvsum" else None,
+            gt_scores=np.asarray(annotation.gt_score, dtype=np.float64)[picks],
         )
     if missing:
         shown = "\n  ".join(missing[:5])
@@ -157,12 +162,12 @@ def benchmark_videos(
 
 
 def h5_benchmark_videos(
-    h5_files: list[str], features_dir: str | None, h5_features: bool = False
+    h5_files: list[str], features_dir: str | None, h5_features: bool = False, dataset: str | None = None
 ) -> dict[str, TrainingVideo]:
     """Every video of the h5 files as a TrainingVideo with the file's ground truth, shots and picks.
 
     Keys are `<source>/video_N` (e.g. `tvsum/video_3`), as mixed split files name them, and also
-    `video_N` when one file is given.
+    `video_N` for the videos of `dataset`'s own file (or of the only file given).
 
     Raises:
         ClipItError: a file or key is missing, or some videos have no features (all are named).
@@ -192,9 +197,10 @@ def h5_benchmark_videos(
                 n_frames=video.n_frames,
                 change_points=video.change_points,
                 user_summaries=video.user_summary,
+                gt_scores=video.gtscore if h5_features else upsample_scores(video.gtscore, video.picks, video.n_frames)[picks],
             )
             videos[f"{video.source}/{key}"] = item
-            if len(h5_files) == 1:
+            if len(h5_files) == 1 or video.source == dataset:
                 videos[key] = item
     if missing:
         shown = "\n  ".join(missing[:5])
@@ -213,6 +219,7 @@ def run_benchmark(
     progress=None,
     h5: list[str] | None = None,
     h5_features: bool = False,
+    method: str = "train",
 ) -> BenchmarkResult:
     """Trains and tests a scorer on each split of the protocol and tabulates the test F1.
 
@@ -229,13 +236,17 @@ def run_benchmark(
         progress (None): a callback(fraction, label) for each split's training.
         h5 (None): eccv16 h5 files; given, their ground truth, shots and picks are used.
         h5_features (False): with `h5`, train on the files' own GoogLeNet features.
+        method ("train"): "train" a scorer per split, or "gtscore": score the test videos with
+            their annotation's consensus score, no training (checks the protocol and the files).
 
     Returns:
         the mean F1 over splits and, per split, its test F1, the epoch kept and its validation F1.
     """
+    if method not in METHODS:
+        raise ClipItError(f"Unknown method '{method}'; choose one of {list(METHODS)}")
     options = options or TrainingOptions(f1_mode=DATASET_F1_MODE[dataset])
     if h5:
-        videos = h5_benchmark_videos(h5, features_dir, h5_features)
+        videos = h5_benchmark_videos(h5, features_dir, h5_features, dataset)
         setting = "h5 ground truth and shots, " + (
             "the file's GoogLeNet features (vision-only variant)" if h5_features else "your features"
         )
@@ -251,25 +262,33 @@ def run_benchmark(
     for index, split in enumerate(read_splits(splits_file)):
         unknown = [k for k in split["train_keys"] + split["test_keys"] if k not in videos]
         if unknown:
-            raise ClipItError(f"Split {index} of '{splits_file}' names videos {unknown[:5]} that {dataset} does not have")
+            holder = f"none of the h5 files {[Path(f).name for f in h5]} holds" if h5 else f"{dataset} does not have"
+            raise ClipItError(f"Split {index} of '{splits_file}' names videos {unknown[:5]} that {holder}")
         test_videos = [videos[k] for k in split["test_keys"]]
-        result = train([videos[k] for k in split["train_keys"]], load_preset(preset), options, device=device, progress=progress)
-        scores = score_videos(result.model, test_videos, attention=options.attention)
+        if method == "gtscore":
+            scores = [v.gt_scores for v in test_videos]
+            selection = {"best_epoch": None, "n_train": 0, "n_validation": 0}
+        else:
+            result = train([videos[k] for k in split["train_keys"]], load_preset(preset), options, device=device, progress=progress)
+            scores = score_videos(result.model, test_videos, attention=options.attention)
+            selection = {
+                "best_epoch": result.best_epoch, result.criterion: result.best_value,
+                "n_train": len(result.train_names), "n_validation": len(result.validation_names),
+            }
         f1 = [video_f1(v, s, options.proportion, options.f1_mode) for v, s in zip(test_videos, scores)]
         rows.append({
             "split": index,
             "f1": float(np.mean(f1)),
+            "video_f1": dict(zip(split["test_keys"], map(float, f1))),
             **rank_correlations(test_videos, scores),
-            "best_epoch": result.best_epoch,
-            result.criterion: result.best_value,
-            "n_train": len(result.train_names),
-            "n_validation": len(result.validation_names),
+            **selection,
             "n_test": len(test_videos),
         })
     correlated = [r for r in rows if r["kendall"] is not None]
     return BenchmarkResult(
         dataset, str(splits_file), float(np.mean([r["f1"] for r in rows])), rows, setting,
-        split_setting=split_setting(str(splits_file)), preset=preset, text="caption-free",
+        split_setting=split_setting(str(splits_file)), preset=preset if method == "train" else "none",
+        text="caption-free" if method == "train" else "none", method=method,
         mean_kendall=float(np.mean([r["kendall"] for r in correlated])) if correlated else None,
         mean_spearman=float(np.mean([r["spearman"] for r in correlated])) if correlated else None,
     )
@@ -297,15 +316,19 @@ def format_table(result: BenchmarkResult) -> str:
     """The F1 table as text: one line per split, then the mean."""
     lines = [
         f"{result.dataset} ({result.splits_file}): summary F1 on each split's test videos",
-        f"  {result.split_setting} splits; preset {result.preset}; text: {result.text}; {result.setting}",
+        f"  {result.split_setting} splits; " + (
+            f"preset {result.preset}; text: {result.text}" if result.method == "train"
+            else "scored by the annotation's own gtscore (no training: a reference)"
+        ) + f"; {result.setting}",
     ]
     for row in result.splits:
         selection = {k: v for k, v in row.items() if k.startswith("validation_")}
         chosen = ", ".join(f"{k} {v:.4f}" for k, v in selection.items())
         ranks = f", Kendall {row['kendall']:.3f}, Spearman {row['spearman']:.3f}" if row["kendall"] is not None else ""
+        kept = f"; epoch {row['best_epoch']} kept, {chosen}" if row["best_epoch"] is not None else ""
         lines.append(
             f"  split {row['split']}: F1 {row['f1']:.4f}{ranks}  (train {row['n_train']}, validation "
-            f"{row['n_validation']}, test {row['n_test']}; epoch {row['best_epoch']} kept, {chosen})"
+            f"{row['n_validation']}, test {row['n_test']}{kept})"
         )
     if result.mean_kendall is not None:
         lines.append(f"  mean Kendall {result.mean_kendall:.3f}, mean Spearman {result.mean_spearman:.3f}")

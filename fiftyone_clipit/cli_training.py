@@ -65,6 +65,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     result = run_benchmark(
         args.benchmark, args.features, splits=args.splits, preset=args.preset, options=options,
         annotations_path=args.annotations, device=args.device, h5=args.h5, h5_features=args.h5_features,
+        method=args.method,
     )
     print(format_table(result))
     if args.json:
@@ -149,6 +150,8 @@ def add_commands(add: Callable[[str, Callable, str], argparse.ArgumentParser], c
     p.add_argument("--h5-features", action="store_true", help="with --h5: the file's GoogLeNet features (vision-only)")
     p.add_argument("--splits", help="split file (default: the PGL-SUM splits in the shared data)")
     p.add_argument("--annotations", help="TVSum .mat file, SumMe GT folder or QFVS origin_data folder (default: the shared data)")
+    p.add_argument("--method", choices=["train", "gtscore"], default="train",
+                   help="tvsum/summe: train a scorer per split, or score with the annotation's gtscore (a no-training reference)")
     p.add_argument("--top-percent", type=float, default=0.02, help="qfvs: share of shots in a summary (default 0.02)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"qfvs: CLIP model that embeds the concepts when DIR has no concepts.npz (default {DEFAULT_MODEL})")
     p.add_argument("--pretrained", help="qfvs: weights of --model (tag or file)")

@@ -56,6 +56,8 @@ class TrainingVideo:
         user_summaries: bool (n_users, n_frames), or None when the video has no ground truth.
         user_scores: float (n_users, n_frames) per-frame importance (TVSum), or None; when given,
             benchmarks report rank correlations against it.
+        gt_scores: float (n_steps,) the annotation's consensus importance at the steps (the h5
+            files' `gtscore`), or None; benchmarks can score with it as a no-training reference.
     """
 
     name: str
@@ -66,6 +68,7 @@ class TrainingVideo:
     change_points: np.ndarray
     user_summaries: np.ndarray | None = None
     user_scores: np.ndarray | None = None
+    gt_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.features)
