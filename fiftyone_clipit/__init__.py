@@ -27,6 +27,7 @@ _FIFTYONE_API = {
     "search_frames": "fiftyone_clipit.fo.index",
     "score_frames": "fiftyone_clipit.fo.scoring",
     "train_scorer": "fiftyone_clipit.fo.training",
+    "export_features": "fiftyone_clipit.fo.features",
     "create_summary": "fiftyone_clipit.fo.summaries",
     "evaluate_summary": "fiftyone_clipit.fo.evaluation",
     "evaluate_summary_segments": "fiftyone_clipit.fo.segment_evaluation",

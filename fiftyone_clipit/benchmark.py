@@ -11,8 +11,10 @@ Features: one `.npz` per video under DIR, named after the video (the TVSum id, e
 (`video_7.npz`), holding `embeddings` (n, d) and `frame_numbers` (n,), 1-based, as the
 embedding store of `compute_frame_embeddings` writes them, or `features` and `picks` (0-based
 frame indices), as the eccv16 h5 files name them. Shots come from KTS on the features (the
-change points of the published h5 files came from KTS too). Without captions the text is the
-caption-free stand-in (`fiftyone_clipit.captions.caption_free_text`).
+change points of the published h5 files came from KTS too). The text of these generic summaries
+is, with `--captions`, each file's `captions` (the CLIP embeddings of the video's captions, as
+`fiftyone-clipit features --captioner` writes them, the same captions `train` and `score` read),
+else the caption-free stand-in (`fiftyone_clipit.captions.caption_free_text`); the table says which.
 
 With `--h5 FILE` (the eccv16_dataset_*_google_pool5.h5 files most papers use; repeat it for
 DSNet's augmented and transfer splits, whose keys name several files) the ground truth, the
@@ -83,13 +85,17 @@ def read_annotations(dataset: str, path: str | None = None) -> list[VideoAnnotat
     return read_tvsum(path) if dataset == "tvsum" else read_summe(path)
 
 
-def load_features(folder: Path, annotation, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """One video's features and 0-based picks from `<name>.npz` or `<key>.npz` under `folder`.
+def load_features(
+    folder: Path, annotation, key: str, captions: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One video's features, 0-based picks and text from `<name>.npz` or `<key>.npz` under `folder`.
 
     `annotation` is anything with the video's `name` and `n_frames` (a VideoAnnotation, an H5Video).
+    The text is the file's `captions` (caption embeddings, as `export_features` writes them with a
+    captioner) when `captions`, else the caption-free stand-in.
 
     Raises:
-        ClipItError: no file, unknown keys, or picks outside the annotated frames.
+        ClipItError: no file, unknown keys, picks outside the annotated frames, or no captions.
     """
     candidates = [folder / f"{annotation.name}.npz", folder / f"{key}.npz"]
     path = next((c for c in candidates if c.is_file()), None)
@@ -105,6 +111,12 @@ def load_features(folder: Path, annotation, key: str) -> tuple[np.ndarray, np.nd
                 f"'{path}' holds {sorted(data.files)}; expected 'embeddings' + 'frame_numbers' (1-based) "
                 f"or 'features' + 'picks' (0-based)"
             )
+        text = np.asarray(data["captions"], dtype=np.float32) if captions and "captions" in data else None
+    if captions and text is None:
+        raise ClipItError(
+            f"'{path}' holds no 'captions' (caption embeddings); write the features with a captioner "
+            f"(fiftyone-clipit features DATASET --captioner MODEL) or leave out --captions"
+        )
     if picks.ndim != 1 or len(picks) != len(features) or not len(picks):
         raise ClipItError(f"'{path}': {len(picks)} picks for {len(features)} feature rows")
     if picks[0] < 0 or picks[-1] >= annotation.n_frames or np.any(np.diff(picks) <= 0):
@@ -113,12 +125,13 @@ def load_features(folder: Path, annotation, key: str) -> tuple[np.ndarray, np.nd
             f"frames; were the features computed on the same copy of the video?"
         )
     features = np.asarray(features, dtype=np.float32)
-    return features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12), picks
+    features = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
+    return features, picks, text if text is not None else caption_free_text(features)
 
 
 def benchmark_videos(
     dataset: str, features_dir: str, annotations_path: str | None = None, max_segment: float = 60.0,
-    proportion: float = 0.15,
+    proportion: float = 0.15, captions: bool = False,
 ) -> dict[str, TrainingVideo]:
     """Every annotated video of the benchmark as a TrainingVideo, keyed by split key (video_N).
 
@@ -132,7 +145,7 @@ def benchmark_videos(
     for index, annotation in enumerate(read_annotations(dataset, annotations_path), start=1):
         key = f"video_{index}"
         try:
-            features, picks = load_features(folder, annotation, key)
+            features, picks, text = load_features(folder, annotation, key, captions)
         except ClipItError as e:
             missing.append(str(e))
             continue
@@ -145,7 +158,7 @@ def benchmark_videos(
         videos[key] = TrainingVideo(
             name=annotation.name,
             features=features,
-            text=caption_free_text(features),
+            text=text,
             picks=picks,
             n_frames=annotation.n_frames,
             change_points=split_long_shots(kts_summary_shots(
@@ -162,7 +175,8 @@ def benchmark_videos(
 
 
 def h5_benchmark_videos(
-    h5_files: list[str], features_dir: str | None, h5_features: bool = False, dataset: str | None = None
+    h5_files: list[str], features_dir: str | None, h5_features: bool = False, dataset: str | None = None,
+    captions: bool = False,
 ) -> dict[str, TrainingVideo]:
     """Every video of the h5 files as a TrainingVideo with the file's ground truth, shots and picks.
 
@@ -183,16 +197,17 @@ def h5_benchmark_videos(
             if h5_features:
                 features, picks = video.features, video.picks
                 features = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
+                text = caption_free_text(features)
             else:
                 try:
-                    features, picks = load_features(folder, video, key)
+                    features, picks, text = load_features(folder, video, key, captions)
                 except ClipItError as e:
                     missing.append(f"{video.source}/{key}: {e}")
                     continue
             item = TrainingVideo(
                 name=f"{video.source}/{key}",
                 features=features,
-                text=caption_free_text(features),
+                text=text,
                 picks=picks,
                 n_frames=video.n_frames,
                 change_points=video.change_points,
@@ -220,6 +235,7 @@ def run_benchmark(
     h5: list[str] | None = None,
     h5_features: bool = False,
     method: str = "train",
+    captions: bool = False,
 ) -> BenchmarkResult:
     """Trains and tests a scorer on each split of the protocol and tabulates the test F1.
 
@@ -238,6 +254,8 @@ def run_benchmark(
         h5_features (False): with `h5`, train on the files' own GoogLeNet features.
         method ("train"): "train" a scorer per split, or "gtscore": score the test videos with
             their annotation's consensus score, no training (checks the protocol and the files).
+        captions (False): the text is each features file's `captions` (caption embeddings), in
+            training and test alike; False: the caption-free stand-in.
 
     Returns:
         the mean F1 over splits and, per split, its test F1, the epoch kept and its validation F1.
@@ -245,8 +263,10 @@ def run_benchmark(
     if method not in METHODS:
         raise ClipItError(f"Unknown method '{method}'; choose one of {list(METHODS)}")
     options = options or TrainingOptions(f1_mode=DATASET_F1_MODE[dataset])
+    if captions and (h5_features or features_dir is None):
+        raise ClipItError("--captions reads caption embeddings from the --features files; give --features DIR")
     if h5:
-        videos = h5_benchmark_videos(h5, features_dir, h5_features, dataset)
+        videos = h5_benchmark_videos(h5, features_dir, h5_features, dataset, captions)
         setting = "h5 ground truth and shots, " + (
             "the file's GoogLeNet features (vision-only variant)" if h5_features else "your features"
         )
@@ -255,7 +275,7 @@ def run_benchmark(
             raise ClipItError("--h5-features needs --h5 FILE")
         if features_dir is None:
             raise ClipItError("Give --features DIR, the folder of per-video .npz features")
-        videos = benchmark_videos(dataset, features_dir, annotations_path, proportion=options.proportion)
+        videos = benchmark_videos(dataset, features_dir, annotations_path, proportion=options.proportion, captions=captions)
         setting = ANNOTATION_SETTING
     splits_file = splits or DEFAULT_SPLITS[dataset]
     rows = []
@@ -288,7 +308,7 @@ def run_benchmark(
     return BenchmarkResult(
         dataset, str(splits_file), float(np.mean([r["f1"] for r in rows])), rows, setting,
         split_setting=split_setting(str(splits_file)), preset=preset if method == "train" else "none",
-        text="caption-free" if method == "train" else "none", method=method,
+        text=("captions" if captions else "caption-free") if method == "train" else "none", method=method,
         mean_kendall=float(np.mean([r["kendall"] for r in correlated])) if correlated else None,
         mean_spearman=float(np.mean([r["spearman"] for r in correlated])) if correlated else None,
     )

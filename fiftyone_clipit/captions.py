@@ -19,12 +19,16 @@ import numpy as np
 from scipy.cluster.vq import kmeans2
 
 from fiftyone_clipit.decode import iter_sampled_frames, probe_video
+from fiftyone_clipit.defaults import DEFAULT_CAPTIONS
 from fiftyone_clipit.errors import ClipItError, WeightsNotFoundError
+from fiftyone_clipit.store import EmbeddingStore, file_fingerprint
 
 #: frames (RGB uint8 arrays (h, w, 3)) -> one sentence per frame
 Captioner = Callable[[Sequence[np.ndarray]], list[str]]
 
-DEFAULT_CAPTIONS = 7
+#: the text source of generic summaries without a captioner; with one it is "captions by <name>"
+CAPTION_FREE = "caption-free"
+QUERY = "query"
 
 
 class TransformersCaptioner:
@@ -89,6 +93,69 @@ class TransformersCaptioner:
         with torch.inference_mode():
             tokens = self._model.generate(**inputs, max_new_tokens=self.max_new_tokens)
         return self._processor.batch_decode(tokens, skip_special_tokens=True)
+
+
+def load_captioner(captioner: Captioner | str | None, device: str | None = None) -> Captioner | None:
+    """A captioner as given, or the TransformersCaptioner of a model folder / hub id; None stays None."""
+    if captioner is None or callable(captioner):
+        return captioner
+    if not isinstance(captioner, str) or not captioner.strip():
+        raise ClipItError(f"captioner must be a model folder, a hub id or a callable, got {captioner!r}")
+    return TransformersCaptioner(captioner, device=device)
+
+
+def captioner_name(captioner: Captioner) -> str:
+    """What a captioner is called in run records and model cards (its model, for TransformersCaptioner)."""
+    return str(getattr(captioner, "name", None) or getattr(captioner, "__name__", None) or type(captioner).__name__)
+
+
+def text_source(query: object | None, captioner: Captioner | None) -> str:
+    """Where the text a scorer reads comes from: "query", "captions by <captioner>" or "caption-free"."""
+    if query is not None:
+        return QUERY
+    return CAPTION_FREE if captioner is None else f"captions by {captioner_name(captioner)}"
+
+
+def check_text_source(trained_on: str | None, scoring_with: str, scorer: str) -> None:
+    """Refuses to score with other text than the scorer was trained on (queries, captions of one
+    captioner, or the caption-free stand-in); checkpoints that do not say are let through.
+
+    Raises:
+        ClipItError: naming both sources and what to pass instead.
+    """
+    if trained_on is None:
+        return
+    trained_generic = trained_on == CAPTION_FREE or trained_on.startswith("captions by ")
+    if not trained_generic and scoring_with == QUERY:
+        return
+    if trained_generic and trained_on == scoring_with:
+        return
+    if not trained_generic:
+        remedy = "give a query, or train a generic scorer (no query) for generic summaries"
+    elif trained_on == CAPTION_FREE:
+        remedy = "score without a query and without a captioner, as it was trained"
+    else:
+        remedy = f"score without a query with captioner '{trained_on[len('captions by '):]}', as it was trained"
+    raise ClipItError(f"Scorer '{scorer}' was trained on text from {trained_on!r}, not {scoring_with!r}; {remedy}")
+
+
+def cached_captions(
+    path: str, captioner: Captioner, n_captions: int, store: EmbeddingStore | None = None, key: str | None = None
+) -> list[str]:
+    """A video's captions, from the store when the same captioner already captioned this very file.
+
+    The record kept beside the embeddings names the captioner, the number of frames and the
+    file's fingerprint, so a replaced file or another captioner captions again.
+    """
+    record = {"captioner": captioner_name(captioner), "n_captions": n_captions, "source": file_fingerprint(path)}
+    if store is not None and key is not None:
+        kept = store.get_captions(key)
+        if kept is not None and all(kept.get(k) == v for k, v in record.items()) and kept.get("sentences"):
+            return list(kept["sentences"])
+    sentences = caption_video(path, captioner, n_captions)
+    if store is not None and key is not None:
+        store.put_captions(key, {**record, "sentences": sentences})
+    return sentences
 
 
 def caption_video(path: str, captioner: Captioner, n_captions: int = DEFAULT_CAPTIONS) -> list[str]:

@@ -81,6 +81,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     report = score_frames(
         _dataset(args.dataset), args.query, score_field=args.score_field, pretrained=args.pretrained,
         smoothing_seconds=args.smoothing_seconds, scorer=args.scorer, attention=args.attention,
+        captioner=args.captioner, n_captions=args.n_captions,
         device=args.device, overwrite=args.overwrite, skip_failures=args.skip_failures, progress=True,
     )
     resumed = f"; {report.n_resumed} were already scored by the interrupted run" if report.n_resumed else ""
@@ -207,6 +208,7 @@ def _model_args(parser: argparse.ArgumentParser, default: str | None) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from fiftyone_clipit.defaults import ATTENTION_MODES, DEFAULT_MODEL, DEMO_DATASET, DEMO_QUERY
+    from fiftyone_clipit.cli_training import add_captioner_arguments, add_commands
 
     parser = argparse.ArgumentParser(prog="fiftyone-clipit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -245,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--relevance-field", default="clipit_relevance")
     p = add("score", cmd_score, "score frames for a text query (zero-shot or a trained scorer)")
     _common(p)
-    p.add_argument("--query", help="the text; leave out for a generic summary (caption-free text)")
+    p.add_argument("--query", help="the text; leave out for a generic summary (captions, or caption-free text)")
+    add_captioner_arguments(p)
     p.add_argument("--scorer", default="zero-shot", help="'zero-shot' or a checkpoint folder from `train`")
     p.add_argument("--attention", default="auto", choices=list(ATTENTION_MODES),
                    help="a trained scorer's temporal attention (auto: whole video up to 2,048 steps)")
@@ -304,7 +307,6 @@ def build_parser() -> argparse.ArgumentParser:
     from fiftyone_clipit import bench
 
     bench.add_parsers(p.add_subparsers(dest="bench", required=True))
-    from fiftyone_clipit.cli_training import add_commands
 
     add_commands(add, _common)
     return parser

@@ -1,4 +1,4 @@
-"""The scorer's subcommands of `fiftyone-clipit`: `train` and `benchmark tvsum|summe|qfvs`.
+"""The scorer's subcommands of `fiftyone-clipit`: `train`, `features` and `benchmark tvsum|summe|qfvs`.
 
 Thin, like the rest of the command line: each parses its options and calls one library function
 (`fiftyone_clipit.fo.training.train_scorer`, `fiftyone_clipit.benchmark.run_benchmark`,
@@ -46,7 +46,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     report = train_scorer(
         existing_dataset(args.dataset), args.output, gt_field=args.gt_field, query_field=args.query_field,
-        query=args.query, preset=args.preset, device=args.device, overwrite=args.overwrite,
+        query=args.query, captioner=args.captioner, n_captions=args.n_captions, preset=args.preset,
+        device=args.device, overwrite=args.overwrite,
         skip_failures=args.skip_failures, progress=True, **_training_options(args),
     )
     print(
@@ -65,11 +66,24 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     result = run_benchmark(
         args.benchmark, args.features, splits=args.splits, preset=args.preset, options=options,
         annotations_path=args.annotations, device=args.device, h5=args.h5, h5_features=args.h5_features,
-        method=args.method,
+        method=args.method, captions=args.captions,
     )
     print(format_table(result))
     if args.json:
         print(json.dumps(asdict(result)))
+
+
+def cmd_features(args: argparse.Namespace) -> None:
+    from fiftyone_clipit.fo.common import existing_dataset
+    from fiftyone_clipit.fo.features import export_features
+
+    report = export_features(
+        existing_dataset(args.dataset), args.output, captioner=args.captioner, n_captions=args.n_captions,
+        pretrained=args.pretrained, device=args.device, overwrite=args.overwrite,
+        skip_failures=args.skip_failures, progress=True,
+    )
+    print(f"Wrote {len(report.files)} feature files to {args.output} (text: {report.text}); "
+          f"run: fiftyone-clipit benchmark tvsum|summe|qfvs --features {args.output}")
 
 
 def _qfvs_benchmark(args: argparse.Namespace) -> None:
@@ -122,6 +136,15 @@ def add_training_option_arguments(parser: argparse.ArgumentParser, exclude: tupl
             parser.add_argument("--" + flag.replace("_", "-"), **kwargs)
 
 
+def add_captioner_arguments(parser: argparse.ArgumentParser) -> None:
+    """--captioner and --n-captions: the text of generic summaries, the same in train and score."""
+    from fiftyone_clipit.defaults import DEFAULT_CAPTIONS
+
+    parser.add_argument("--captioner", help="generic summaries: a transformers image-to-text model folder or hub id "
+                                            "whose captions are the text (default: caption-free)")
+    parser.add_argument("--n-captions", type=int, default=DEFAULT_CAPTIONS, help="frames captioned per video")
+
+
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
     from fiftyone_clipit.defaults import DEFAULT_SCORER_PRESET, list_scorer_presets
 
@@ -140,9 +163,17 @@ def add_commands(add: Callable[[str, Callable, str], argparse.ArgumentParser], c
     p.add_argument("--gt-field", action="append", help="users' summaries field(s) or one per-frame importance field")
     text = p.add_mutually_exclusive_group()
     text.add_argument("--query-field", help="sample field with each video's query")
-    text.add_argument("--query", help="one query for every video (neither: caption-free generic text)")
+    text.add_argument("--query", help="one query for every video (neither: generic, captions or caption-free)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint folder")
+    add_captioner_arguments(p)
     _training_arguments(p)
+    p = add("features", cmd_features, "write a dataset's frame (and caption) embeddings as the benchmarks' .npz files")
+    common(p)
+    p.add_argument("--output", required=True, help="folder to write <video file stem>.npz into")
+    add_captioner_arguments(p)
+    p.add_argument("--pretrained", help="weights of the embeddings' model (embeds the captions)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace files already in --output")
     p = add("benchmark", cmd_benchmark, "TVSum / SumMe 5-split protocol, or QFVS's four rounds, on features you computed")
     p.add_argument("benchmark", choices=["tvsum", "summe", "qfvs"])
     p.add_argument("--features", help="folder of per-video .npz features (needed unless --h5-features)")
@@ -150,6 +181,8 @@ def add_commands(add: Callable[[str, Callable, str], argparse.ArgumentParser], c
     p.add_argument("--h5-features", action="store_true", help="with --h5: the file's GoogLeNet features (vision-only)")
     p.add_argument("--splits", help="split file (default: the PGL-SUM splits in the shared data)")
     p.add_argument("--annotations", help="TVSum .mat file, SumMe GT folder or QFVS origin_data folder (default: the shared data)")
+    p.add_argument("--captions", action="store_true",
+                   help="tvsum/summe: the text is each features file's 'captions' (from `features --captioner`)")
     p.add_argument("--method", choices=["train", "gtscore"], default="train",
                    help="tvsum/summe: train a scorer per split, or score with the annotation's gtscore (a no-training reference)")
     p.add_argument("--top-percent", type=float, default=0.02, help="qfvs: share of shots in a summary (default 0.02)")

@@ -21,6 +21,8 @@ DEFAULT_SCORER_PRESET = "paper"
 #: the scorer's temporal attention: whole video, windows, or whole up to a length then windows
 ATTENTION_MODES = ("auto", "full", "windowed")
 
+#: frames captioned per video for the text of generic summaries
+DEFAULT_CAPTIONS = 7
 DEMO_DATASET = "clipit-demo"
 DEMO_QUERY = "a rabbit in the grass"
 

@@ -13,13 +13,14 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Collection
+from typing import IO, Callable, Collection
 
 import numpy as np
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 #: A temporary file untouched this long before a prune is a killed write's leftover, not a live one.
 STALE_TEMP_SECONDS = 600
+CAPTIONS_SUFFIX = ".captions.json"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,29 @@ class FrameEmbeddings:
         return n_frames
 
 
+def write_atomically(path: str, write: Callable[[IO], None], mode: str = "wb") -> None:
+    """Writes a file under a temporary name in the same folder, then renames it into place, so a
+    file at `path` is always complete (a killed write leaves a hidden `.tmp` file at most)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_npz_atomically(path: str, **arrays: np.ndarray) -> None:
+    """`np.savez` to `path`, complete or absent (see `write_atomically`)."""
+    write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
 def file_fingerprint(path: str) -> str:
     """Size and modification time of a file: changes when the video is replaced."""
     stat = os.stat(path)
@@ -57,10 +81,10 @@ class EmbeddingStore:
     def __init__(self, root: str):
         self.root = root
 
-    def _path(self, key: str) -> str:
+    def _path(self, key: str, suffix: str = ".npz") -> str:
         if not _SAFE_KEY.match(key):
             raise ValueError(f"Store keys are letters, digits, '_' and '-', got {key!r}")
-        return os.path.join(self.root, f"{key}.npz")
+        return os.path.join(self.root, f"{key}{suffix}")
 
     def put(self, key: str, item: FrameEmbeddings) -> None:
         """Writes one video's embeddings atomically (complete or absent, never half-written)."""
@@ -68,23 +92,12 @@ class EmbeddingStore:
             raise ValueError(
                 f"{len(item.frame_numbers)} frame numbers for {len(item.embeddings)} embeddings"
             )
-        os.makedirs(self.root, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    frame_numbers=np.asarray(item.frame_numbers, dtype=np.int64),
-                    embeddings=np.asarray(item.embeddings, dtype=np.float32),
-                    info=np.asarray(json.dumps(item.info)),
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._path(key))
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        save_npz_atomically(
+            self._path(key),
+            frame_numbers=np.asarray(item.frame_numbers, dtype=np.int64),
+            embeddings=np.asarray(item.embeddings, dtype=np.float32),
+            info=np.asarray(json.dumps(item.info)),
+        )
 
     def get(self, key: str) -> FrameEmbeddings | None:
         """One video's embeddings, or None when the store has none for it."""
@@ -111,11 +124,23 @@ class EmbeddingStore:
         path = self._path(key)
         return file_fingerprint(path) if os.path.exists(path) else None
 
+    def put_captions(self, key: str, record: dict) -> None:
+        """Keeps one video's captions (and what made them) beside its embeddings, atomically."""
+        write_atomically(self._path(key, CAPTIONS_SUFFIX), lambda f: json.dump(record, f), mode="w")
+
+    def get_captions(self, key: str) -> dict | None:
+        """One video's cached captions record, or None."""
+        path = self._path(key, CAPTIONS_SUFFIX)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
     def delete(self, key: str) -> None:
-        """Forgets one video's embeddings (no error when there are none)."""
-        path = self._path(key)
-        if os.path.exists(path):
-            os.remove(path)
+        """Forgets one video's embeddings and captions (no error when there are none)."""
+        for path in (self._path(key), self._path(key, CAPTIONS_SUFFIX)):
+            if os.path.exists(path):
+                os.remove(path)
 
     def keys(self) -> list[str]:
         """The keys with stored embeddings."""
@@ -143,6 +168,9 @@ class EmbeddingStore:
                     if written < written_before:
                         os.remove(path)
                         pruned.append(name[:-4])
+                elif name.endswith(CAPTIONS_SUFFIX) and name[: -len(CAPTIONS_SUFFIX)] not in keep:
+                    if written < written_before:
+                        os.remove(path)
             except FileNotFoundError:  # deleted by another process meanwhile
                 continue
         return sorted(pruned)

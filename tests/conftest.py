@@ -192,6 +192,36 @@ def tiny_encoder():
     return load_clip("tiny-random")
 
 
+@pytest.fixture(scope="session")
+def tiny_captioner_dir(tmp_path_factory) -> str:
+    """A BLIP image-to-text model with random weights, built here from a tiny config (no
+    download) and saved as a `from_pretrained` folder, with a BERT tokenizer over a small vocabulary."""
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import (
+        BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor,
+    )
+
+    folder = tmp_path_factory.mktemp("tiny-blip")
+    words = "a the rabbit grass car road person dog runs sits on in red blue green field street".split()
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", *words]
+    (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"))
+    tokenizer.add_special_tokens({"bos_token": "[DEC]"})
+    config = BlipConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        text_config=dict(vocab_size=len(vocabulary), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, encoder_hidden_size=32, bos_token_id=5, pad_token_id=0,
+                         sep_token_id=3, eos_token_id=3, max_position_embeddings=64),
+        projection_dim=32,
+    )
+    torch.manual_seed(0)
+    BlipForConditionalGeneration(config).save_pretrained(folder)
+    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer).save_pretrained(folder)
+    return str(folder)
+
+
 @pytest.fixture
 def one_thread():
     """Small models train faster on one torch thread, and the machine is shared."""

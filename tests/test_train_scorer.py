@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import uuid
+from types import SimpleNamespace
 
 import fiftyone as fo
 import fiftyone.operators as foo
@@ -20,6 +21,7 @@ from fiftyone import ViewField as F
 
 from conftest import write_video
 from fiftyone_clipit import add_videos, compute_frame_embeddings, create_summary, score_frames
+from fiftyone_clipit.benchmark import load_features
 from fiftyone_clipit.cli import main
 from fiftyone_clipit.errors import BatchError, ClipItError
 from fiftyone_clipit.fo.common import embedding_store, root_dataset, write_in_chunks
@@ -30,19 +32,6 @@ from fiftyone_clipit.summary import upsample_scores
 pytestmark = pytest.mark.slow
 
 QUERIES = ["a red frame", "a green frame", "a blue frame", "a grey frame"]
-
-
-class FixedCaptioner:
-    """A stand-in captioner: fixed sentences, one per frame, counting the frames it saw."""
-
-    sentences = ["a colourful screen", "a plain background", "a colourful screen"]
-
-    def __init__(self):
-        self.frames_seen = []
-
-    def __call__(self, frames):
-        self.frames_seen.append([np.asarray(f).shape for f in frames])
-        return [self.sentences[i % len(self.sentences)] for i in range(len(frames))]
 
 
 @pytest.fixture(scope="module")
@@ -139,16 +128,62 @@ def test_a_checkpoint_of_another_clip_model_or_an_unknown_scorer_is_refused(labe
         score_frames(labelled, "a red frame", scorer="best-model")
 
 
-def test_generic_scores_from_a_stand_in_captioner_and_without_captions(labelled, checkpoint, tiny_encoder):
-    captioner = FixedCaptioner()
-    report = score_frames(
-        labelled, model=tiny_encoder, scorer=checkpoint.checkpoint, captioner=captioner, n_captions=3,
-        score_field="generic_score",
+def test_generic_training_and_scoring_read_the_same_captions(labelled, tiny_encoder, tiny_captioner_dir, tmp_path):
+    """A real transformers image-to-text model (tiny, random) captions the videos; training and
+    scoring read the same cached captions, and the run records and model card name them."""
+    dataset = root_dataset(labelled)
+    report = train_scorer(
+        labelled, str(tmp_path / "generic"), gt_field="gt_summary", preset="tiny", model=tiny_encoder,
+        captioner=tiny_captioner_dir, n_captions=3, epochs=2, validation_fraction=0.25,
     )
-    assert report.n_scored == 4 and len(captioner.frames_seen) == 4
-    assert all(len(shapes) == 3 and shapes[0] == (64, 96, 3) for shapes in captioner.frames_seen)
-    assert labelled.values("clipit_captions") == [["a colourful screen", "a plain background"]] * 4
-    assert root_dataset(labelled).get_run_info("clipit_score_generic_score").config.text == "captions"
+    source = f"captions by {tiny_captioner_dir}"
+    assert dataset.get_run_info("clipit_train").config.text_source == source
+    card = open(os.path.join(report.checkpoint, "MODEL_CARD.md")).read()
+    assert f"- text_source: {source}" in card and "- n_captions: 3" in card
+    store = embedding_store(labelled)
+    cached = {i: store.get_captions(i) for i in labelled.values("id")}
+    assert all(c["captioner"] == tiny_captioner_dir and c["n_captions"] == 3 and c["sentences"] for c in cached.values())
+    stamps = {i: os.stat(os.path.join(store.root, f"{i}.captions.json")).st_mtime_ns for i in cached}
+
+    scored = score_frames(labelled, model=tiny_encoder, scorer=report.checkpoint, captioner=tiny_captioner_dir,
+                          n_captions=3, score_field="generic_score")
+    assert scored.n_scored == 4
+    run = dataset.get_run_info("clipit_score_generic_score").config
+    assert run.text == source and run.n_captions == 3
+    assert labelled.values("clipit_captions") == [cached[i]["sentences"] for i in labelled.values("id")]
+    # the captions were read from the store, not made again
+    assert stamps == {i: os.stat(os.path.join(store.root, f"{i}.captions.json")).st_mtime_ns for i in cached}
+
+    # the benchmark files carry the same captions, embedded by the same CLIP model
+    folder = tmp_path / "features"
+    assert main(["features", dataset.name, "--output", str(folder), "--captioner", tiny_captioner_dir,
+                 "--n-captions", "3", "--skip-failures"]) == 0
+    first = labelled.first()
+    stem = os.path.splitext(os.path.basename(first.filepath))[0]
+    video = SimpleNamespace(name=stem, n_frames=first.metadata.total_frame_count)
+    features, picks, text = load_features(folder, video, "video_1", captions=True)
+    assert np.allclose(text, tiny_encoder.encode_text(cached[first.id]["sentences"]), atol=1e-6)
+    assert np.array_equal(picks + 1, store.get(first.id).frame_numbers)
+    assert main(["features", dataset.name, "--output", str(tmp_path / "free"), "--skip-failures"]) == 0
+    with pytest.raises(ClipItError, match=r"holds no 'captions' \(caption embeddings\); write the features with a captioner"):
+        load_features(tmp_path / "free", video, "video_1", captions=True)
+
+    with pytest.raises(ClipItError, match=r"trained on text from 'captions by .*', not 'caption-free'; score without a query with captioner"):
+        score_frames(labelled, model=tiny_encoder, scorer=report.checkpoint, score_field="never")
+    with pytest.raises(ClipItError, match=r"not 'query'"):
+        score_frames(labelled, "a red frame", model=tiny_encoder, scorer=report.checkpoint, score_field="never")
+    assert labelled.get_field("frames.never") is None
+
+
+def test_a_query_scorer_is_not_used_for_generic_summaries(labelled, checkpoint, tiny_encoder, tiny_captioner_dir):
+    with pytest.raises(ClipItError, match=r"trained on text from 'query', not 'caption-free'; give a query"):
+        score_frames(labelled, model=tiny_encoder, scorer=checkpoint.checkpoint, score_field="never")
+    with pytest.raises(ClipItError, match=r"not 'captions by"):
+        score_frames(labelled, model=tiny_encoder, scorer=checkpoint.checkpoint, captioner=tiny_captioner_dir,
+                     score_field="never")
+    with pytest.raises(ClipItError, match=r"No weights for captioning model '.*absent'"):
+        score_frames(labelled, model=tiny_encoder, captioner=str(os.path.join(tiny_captioner_dir, "absent")),
+                     score_field="never")
     free = score_frames(labelled, score_field="free_score")
     assert free.n_scored == 4
     assert root_dataset(labelled).get_run_info("clipit_score_free_score").config.text == "caption-free"

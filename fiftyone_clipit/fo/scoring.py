@@ -16,7 +16,15 @@ import fiftyone.core.collections as foc
 import numpy as np
 from fiftyone import ViewField as F
 
-from fiftyone_clipit.captions import DEFAULT_CAPTIONS, Captioner, caption_free_text, caption_video
+from fiftyone_clipit.captions import (
+    DEFAULT_CAPTIONS,
+    Captioner,
+    cached_captions,
+    caption_free_text,
+    check_text_source,
+    load_captioner,
+    text_source,
+)
 from fiftyone_clipit.defaults import check_attention
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
 from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
@@ -122,7 +130,7 @@ def score_frames(
     smoothing_seconds: float = 1.0,
     scorer: str = ZERO_SHOT,
     attention: str = "auto",
-    captioner: Captioner | None = None,
+    captioner: Captioner | str | None = None,
     n_captions: int = DEFAULT_CAPTIONS,
     captions_field: str = "clipit_captions",
     batch_size: int = 8,
@@ -151,7 +159,9 @@ def score_frames(
         scorer ("zero-shot"): "zero-shot", or the path of a checkpoint written by train_scorer.
         attention ("auto"): a trained scorer's temporal attention: "full" over the whole video,
             "windowed" (memory linear in length), or "auto" (full up to 2,048 steps).
-        captioner (None): generic summaries: frames -> sentences (see fiftyone_clipit.captions).
+        captioner (None): generic summaries: frames -> sentences (see fiftyone_clipit.captions),
+            or the folder / hub id of a transformers image-to-text model. Captions are kept
+            beside the embeddings and reused while the captioner and the file stay the same.
         n_captions (7): frames captioned per video.
         captions_field ("clipit_captions"): sample field that keeps the captions.
         batch_size (8): videos scored together by a trained scorer.
@@ -190,13 +200,18 @@ def score_frames(
             f"score with model='{embedded_with}' or re-embed the frames with '{name}'"
         )
     checkpoint = checkpoint_for(scorer, embedded_with, device)
+    captioner = load_captioner(captioner, device) if sentences is None else None
+    source = text_source(sentences, captioner)
+    if checkpoint is not None:
+        check_text_source(checkpoint.metadata.get("data", {}).get("text_source"), source, scorer)
     encoder = None
     if sentences is not None or captioner is not None:
         encoder = model if isinstance(model, ClipEncoder) else load_clip(embedded_with, pretrained, device)
     query_text = encoder.encode_text(sentences) if sentences is not None else None
     config = {
         "query": None if sentences is None else sentences[0] if len(sentences) == 1 else sentences,
-        "text": "query" if sentences is not None else "captions" if captioner is not None else "caption-free",
+        "text": source,
+        "n_captions": n_captions if captioner is not None else None,
         "scorer": ZERO_SHOT if checkpoint is None else "checkpoint",
         "checkpoint": None if checkpoint is None else checkpoint.path,
         "scorer_preset": None if checkpoint is None else checkpoint.config.name,
@@ -259,7 +274,7 @@ def score_frames(
             report.failures.append(ItemFailure(path, lie))
             continue
         try:
-            text, sentences_of_video = _video_text(query_text, captioner, encoder, path, item.embeddings, n_captions)
+            text, sentences_of_video = _video_text(query_text, captioner, encoder, item, n_captions, store, sample_id, path)
         except (ClipItError, VideoError, ValueError) as e:
             report.failures.append(ItemFailure(path, str(e)))
             continue
@@ -309,12 +324,12 @@ def _frame_count_mismatch(n_frames: int, info: dict) -> str | None:
     )
 
 
-def _video_text(query_text, captioner, encoder, path, embeddings, n_captions) -> tuple[np.ndarray, list[str]]:
+def _video_text(query_text, captioner, encoder, item, n_captions, store, sample_id, path) -> tuple[np.ndarray, list[str]]:
     """The text one video is read against (the query, its captions, or the caption-free
     stand-in) and the captions it was made from (empty unless captioned)."""
     if query_text is not None:
         return query_text, []
     if captioner is not None:
-        sentences = caption_video(path, captioner, n_captions)
+        sentences = cached_captions(path, captioner, n_captions, store, sample_id)
         return encoder.encode_text(sentences), sentences
-    return caption_free_text(embeddings), []
+    return caption_free_text(item.embeddings), []

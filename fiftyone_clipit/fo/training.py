@@ -3,7 +3,8 @@
 Reads what the other functions wrote: the frame embeddings of `compute_frame_embeddings`, the
 ground truth (users' summaries as TemporalDetections, e.g. from `add_video_annotations`, or a
 per-frame importance field) and the text (a per-video query field, one query for all, or none:
-the caption-free stand-in). Shots for the validation F1 come from KTS on the embeddings, as
+the video's captions with a captioner, else the caption-free stand-in, as `score_frames` reads
+them). Shots for the validation F1 come from KTS on the embeddings, as
 `create_summary` makes them. The checkpoint is a folder (safetensors weights, config.json, model
 card) that `score_frames(samples, scorer=PATH)` loads.
 """
@@ -16,7 +17,16 @@ import fiftyone as fo
 import fiftyone.core.collections as foc
 import numpy as np
 
-from fiftyone_clipit.captions import caption_free_text
+from fiftyone_clipit.captions import (
+    CAPTION_FREE,
+    DEFAULT_CAPTIONS,
+    QUERY,
+    Captioner,
+    cached_captions,
+    caption_free_text,
+    load_captioner,
+    text_source,
+)
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
 from fiftyone_clipit.errors import ClipItError, ItemFailure
 from fiftyone_clipit.fo.common import (
@@ -102,7 +112,7 @@ def _text_source(samples, query_field: str | None, query) -> str:
         if not sentences or any(not isinstance(s, str) or not s.strip() for s in sentences):
             raise ClipItError(f"The query must be non-empty text, got {query!r}")
         return "query"
-    return "caption-free"
+    return CAPTION_FREE
 
 
 def _options(options: dict) -> TrainingOptions:
@@ -121,6 +131,8 @@ def train_scorer(
     query: str | list[str] | None = None,
     preset: str = DEFAULT_PRESET,
     model: ClipEncoder | None = None,
+    captioner: Captioner | str | None = None,
+    n_captions: int = DEFAULT_CAPTIONS,
     max_segment: float = 60.0,
     run_key: str = DEFAULT_TRAIN_RUN,
     device: str | None = None,
@@ -139,10 +151,16 @@ def train_scorer(
             protocol keyshot summary (budget `proportion`) becomes the keyframes. Needed for
             supervised training and for model selection on validation F1.
         query_field (None): a string (or list of sentences) field with each video's query.
-        query (None): one query for every video. Neither: the caption-free generic text.
+        query (None): one query for every video. Neither: generic summaries, read against the
+            video's captions (with `captioner`) or the caption-free stand-in.
         preset ("paper"): scorer shapes (`fiftyone_clipit.scorer.list_presets()`); feature_dim
             follows the embeddings.
         model (None): a loaded ClipEncoder of the embeddings' model for the query text.
+        captioner (None): generic training: frames -> sentences, or the folder / hub id of a
+            transformers image-to-text model; the captions are kept beside the embeddings, so
+            `score_frames` with the same captioner reads the same text. The checkpoint records
+            it, and scoring with other text is refused.
+        n_captions (7): frames captioned per video.
         max_segment (60.0): longest KTS shot in seconds, for the validation summaries (cut by
             `kts_summary_shots`, as `create_summary` cuts them).
         run_key ("clipit_train"): the FiftyOne run that records the training.
@@ -170,7 +188,12 @@ def train_scorer(
     gt_kind = _ground_truth_kind(samples, gt_fields) if gt_fields else None
     if training_options.mode == "supervised" and not gt_fields:
         raise ClipItError("Supervised training needs gt_field (users' summaries or a per-frame importance)")
-    text_source = _text_source(samples, query_field, query)
+    source = _text_source(samples, query_field, query)
+    if source != CAPTION_FREE and captioner is not None:
+        raise ClipItError("A captioner gives the text of generic scorers; train with a query or a captioner, not both")
+    captioner = load_captioner(captioner, device)
+    if captioner is not None:
+        source = text_source(None, captioner)
     dataset = root_dataset(samples)
     if not dataset.has_run(EMBEDDINGS_RUN):
         raise ClipItError(f"Dataset '{dataset.name}' has no frame embeddings; run compute_frame_embeddings first")
@@ -178,10 +201,11 @@ def train_scorer(
     if model is not None and model.name != run.model:
         raise ClipItError(f"Frames were embedded with '{run.model}', not '{model.name}'; pass that model")
     encoder = None
-    if text_source != "caption-free":
+    if source != CAPTION_FREE:
         encoder = model or load_clip(run.model, getattr(run, "pretrained", None), device)
     videos, failures = _training_videos(
-        samples, gt_fields, gt_kind, query_field, query, encoder, run, max_segment, training_options, progress
+        samples, gt_fields, gt_kind, query_field, query, encoder, run, max_segment, training_options, progress,
+        captioner, n_captions,
     )
     if len(videos) < 2:
         raise ClipItError(f"Only {len(videos)} usable video(s); training needs at least two. Problems: {failures[:5]}")
@@ -192,7 +216,9 @@ def train_scorer(
         "clip_model": run.model,
         "fps": run.fps,
         "ground_truth": f"{gt_kind}: {gt_fields}" if gt_fields else "none",
-        "text": text_source if text_source != "query field" else f"query field '{query_field}'",
+        "text": source if source != "query field" else f"query field '{query_field}'",
+        "text_source": QUERY if source in (QUERY, "query field") else source,
+        "n_captions": n_captions if captioner is not None else None,
         "videos": len(videos),
     }
     metadata = checkpoint_metadata(result, data)
@@ -205,6 +231,8 @@ def train_scorer(
         mode=training_options.mode,
         gt_fields=gt_fields,
         text=data["text"],
+        text_source=data["text_source"],
+        n_captions=data["n_captions"],
         best_epoch=result.best_epoch,
         criterion=result.criterion,
         validation_value=result.best_value,
@@ -215,7 +243,9 @@ def train_scorer(
                        len(result.train_names), len(result.validation_names), failures)
 
 
-def _training_videos(samples, gt_fields, gt_kind, query_field, query, encoder, run, max_segment, options, progress):
+def _training_videos(
+    samples, gt_fields, gt_kind, query_field, query, encoder, run, max_segment, options, progress, captioner, n_captions
+):
     """One TrainingVideo per usable sample, and a failure for each other one."""
     store = embedding_store(samples)
     columns = ["id", "filepath", "metadata"]
@@ -264,8 +294,12 @@ def _training_videos(samples, gt_fields, gt_kind, query_field, query, encoder, r
                 if sentences not in text_cache:
                     text_cache[sentences] = encoder.encode_text(list(sentences))
                 text = text_cache[sentences]
+            elif fixed_text is not None:
+                text = fixed_text
+            elif captioner is not None:
+                text = encoder.encode_text(cached_captions(path, captioner, n_captions, store, sample_id))
             else:
-                text = fixed_text if fixed_text is not None else caption_free_text(features)
+                text = caption_free_text(features)
             videos.append(TrainingVideo(path, features, text, picks, n_frames, shots, users))
         except (ClipItError, ValueError) as e:
             failures.append(ItemFailure(path, str(e)))
