@@ -91,7 +91,12 @@ class ScoreFrames(ClipItOperator):
     def build_inputs(self, ctx, inputs):
         from fiftyone_clipit.fo.scoring import score_run_key
 
-        text_input(ctx, inputs, "query", "Query", required=True)
+        generic = bool(ctx.params.get("generic"))
+        inputs.bool("generic", default=False, label="Generic summary (no query: read the video's captions)")
+        if generic:
+            text_input(ctx, inputs, "captioner", "Captioning model: folder or hub id (empty: caption-free)")
+        else:
+            text_input(ctx, inputs, "query", "Query", required=True)
         output_field_input(
             ctx, inputs, "score_field", "Frame field to write", "clipit_score", score_run_key, fo.FloatField, frames=True
         )
@@ -108,7 +113,8 @@ class ScoreFrames(ClipItOperator):
 
         report = score_frames(
             self.target(ctx),
-            ctx.params["query"],
+            None if ctx.params.get("generic") else ctx.params["query"],
+            captioner=(ctx.params.get("captioner") or None) if ctx.params.get("generic") else None,
             score_field=ctx.params.get("score_field") or "clipit_score",
             smoothing_seconds=ctx.params.get("smoothing_seconds", 1.0),
             scorer=ctx.params.get("scorer") or "zero-shot",

@@ -39,6 +39,8 @@ class TrainScorer(ClipItOperator):
             prop = inputs.str("text_choice", label="Query")
             prop.invalid = True
             prop.error_message = "Give a query field or one query, not both"
+        if not ctx.params.get("query_field") and not ctx.params.get("query"):
+            text_input(ctx, inputs, "captioner", "No query: captioning model for generic text (folder or hub id; empty: caption-free)")
         text_input(ctx, inputs, "output_dir", "Checkpoint folder to write (absolute)", required=True, folder=True)
         inputs.enum("preset", list_scorer_presets(), default=DEFAULT_SCORER_PRESET, label="Scorer size", view=types.DropdownView())
         defaults = TrainingOptions()
@@ -64,6 +66,7 @@ class TrainScorer(ClipItOperator):
             gt_field=ctx.params.get("gt_field") or None,
             query_field=ctx.params.get("query_field") or None,
             query=ctx.params.get("query") or None,
+            captioner=ctx.params.get("captioner") or None,
             preset=ctx.params.get("preset") or DEFAULT_SCORER_PRESET,
             overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,

@@ -168,6 +168,20 @@ def test_operators_execute_against_the_database(dataset_copy, tmp_path):
     assert len(list(tmp_path.rglob("*.mp4"))) == result.result["clips"] + result.result["reels"]
 
 
+def test_generic_scores_from_the_app_read_a_captioners_captions(dataset_copy, tiny_captioner_dir):
+    """Generic summary ticked: no query asked for, a captioning model instead; its captions are the text."""
+    dataset = dataset_copy
+    generic = form("score_frames", dataset, {"generic": True, "captioner": tiny_captioner_dir, "score_field": "generic"})
+    assert invalid(generic) == {} and "query" not in generic and "captioner" in generic
+    assert "query" in invalid(form("score_frames", dataset, {"generic": False, "score_field": "generic"}))
+    ctx = {"dataset": dataset, "params": {"generic": True, "captioner": tiny_captioner_dir,
+                                                   "score_field": "generic", "smoothing_seconds": 1.0}}
+    assert foo.execute_operator(uri("score_frames"), ctx=ctx).result == {"scored": len(dataset), "resumed": 0}
+    run = dataset.get_run_info("clipit_score_generic").config
+    assert run.text == f"captions by {tiny_captioner_dir}" and run.query is None
+    assert dataset.first()["clipit_captions"]
+
+
 @pytest.mark.slow
 def test_operator_reports_a_clear_error(dataset):
     with pytest.raises(Exception, match="[Qq]uery must not be empty"):
