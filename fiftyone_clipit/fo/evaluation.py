@@ -36,8 +36,9 @@ from fiftyone.utils.eval.base import (
 )
 from tabulate import tabulate
 
+from fiftyone_clipit import protocols
 from fiftyone_clipit.errors import ClipItError, ItemFailure
-from fiftyone_clipit.fo import protocols
+from fiftyone_clipit.fo.protocols import summary_mask, user_masks
 from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
@@ -175,10 +176,10 @@ class SummaryEvaluation(BaseEvaluationMethod):
             if not saliency:
                 raise ValueError(f"no saliency scores in '{config.gt_fields[0]}'")
             return protocols.highlight_figures(pred_scores, np.asarray(saliency, dtype=np.float64), rate, config.clip_seconds)
-        users = protocols.user_masks([row[name] for name in config.gt_fields], n_frames)
+        users = user_masks([row[name] for name in config.gt_fields], n_frames)
         if users.shape[0] == 0:
             raise ValueError(f"no ground truth in {config.gt_fields}")
-        machine = protocols.summary_mask(row[config.pred_field], n_frames)
+        machine = summary_mask(row[config.pred_field], n_frames)
         if config.protocol == "qfvs":
             concepts = row[config.concepts_field]
             if not concepts:

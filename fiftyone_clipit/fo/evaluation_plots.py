@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fiftyone_clipit.fo import protocols
+from fiftyone_clipit.fo.protocols import summary_mask, user_masks
 from fiftyone_clipit.fo.summaries import frame_scores_array
 
 PRED_COLOR = "#1f77b4"
@@ -48,13 +48,13 @@ def video_curves(results, sample_id: str) -> VideoCurves:
         return frame_scores_array(numbers, values, n_frames, name)
 
     pred_scores = frame_field(config.score_field)
-    pred_mask = protocols.summary_mask(sample[config.pred_field], n_frames) if config.pred_field else None
+    pred_mask = summary_mask(sample[config.pred_field], n_frames) if config.pred_field else None
     if config.protocol == "qvhighlights":
         saliency = np.asarray(sample[config.gt_fields[0]] or [[0]], dtype=np.float64).mean(axis=1) / 4
         clip_of_frame = np.minimum((np.arange(n_frames) / rate // config.clip_seconds).astype(int), saliency.size - 1)
         gt_curve, gt_label, gt_mask = saliency[clip_of_frame], "mean saliency / 4", None
     else:
-        users = protocols.user_masks([sample[name] for name in config.gt_fields], n_frames)
+        users = user_masks([sample[name] for name in config.gt_fields], n_frames)
         user_scores = frame_field(config.gt_score_field)
         if user_scores is not None:
             gt_curve, gt_label = _rescale(user_scores), "mean user score (rescaled)"

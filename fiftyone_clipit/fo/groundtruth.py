@@ -38,6 +38,7 @@ from fiftyone_clipit.fo.common import (
     video_collection,
     write_in_chunks,
 )
+from fiftyone_clipit.protocols import shot_frame_range
 from fiftyone_clipit.readers import (
     QFVS_SHOT_SECONDS,
     HighlightQuery,
@@ -291,13 +292,6 @@ def add_qfvs_annotations(
     report.unmatched = sorted(set(by_name) - matched)
     finish("Adding ground truth", report.failures, report.n_labelled, skip_failures)
     return report
-
-
-def shot_frame_range(shot: int, rate: float, n_frames: int, shot_seconds: float) -> tuple[int, int]:
-    """Inclusive 1-based frame numbers of fixed-length shot ``shot`` (0-based) of a video."""
-    first = round(shot * shot_seconds * rate) + 1
-    last = min(round((shot + 1) * shot_seconds * rate), n_frames)
-    return first, last
 
 
 def _shot_detections(

@@ -13,8 +13,9 @@ import fiftyone.core.collections as foc
 import fiftyone.operators as foo
 import numpy as np
 
+from fiftyone_clipit import protocols
 from fiftyone_clipit.errors import ClipItError
-from fiftyone_clipit.fo import protocols
+from fiftyone_clipit.fo.protocols import summary_mask, user_masks
 from fiftyone_clipit.fo.common import Progress, check_field_type, fiftyone_progress, video_collection, write_in_chunks
 from fiftyone_clipit.fo.evaluation import require_field
 from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD
@@ -93,8 +94,8 @@ def frame_f1_metric(samples: foc.SampleCollection, results, mode: str = "avg") -
         if meta is None or not meta.total_frame_count or gt is None:
             continue
         n_frames = meta.total_frame_count
-        users = protocols.user_masks([gt], n_frames)
-        values[sample_id] = protocols.keyshot_figures(protocols.summary_mask(pred, n_frames), users, mode)["f1"]
+        users = user_masks([gt], n_frames)
+        values[sample_id] = protocols.keyshot_figures(summary_mask(pred, n_frames), users, mode)["f1"]
     field_name = f"{results.key}_frame_f1"
     check_field_type(samples, field_name, fo.FloatField)
     if values:
