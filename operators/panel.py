@@ -1,10 +1,13 @@
-"""The "CLIP-It" panel: a video's relevance curve, its summary, a budget that re-plans it, search.
+"""The "CLIP-It" panel: a video's relevance curve, its summary, a budget to preview and apply, search.
 
 In the sample modal it draws the chosen score field over time with the summary segments (blue,
-upper half) and the ground truth (orange, lower half); the budget slider re-plans the current
-video's summary; the query box searches the whole dataset and shows the matching videos. In the
-grid it offers the search. Clicking the curve reports the time and frame number (FiftyOne's
-panel API has no call that seeks the modal's video).
+upper half) and the ground truth (orange, lower half). In a clips or frames view it draws the
+video the clip or frame comes from and outlines the clip's span in red. The budget slider starts
+at the budget the video's summary was planned with; moving it re-plans in memory and shades the
+preview in green (the stored summary is then outlined); nothing is written until "Apply to this
+video" or "Apply to all". The query box searches the whole dataset and shows the matching
+videos. Clicking the curve reports the time and frame number (FiftyOne's panel API has no call
+that seeks the modal's video).
 """
 
 from __future__ import annotations
@@ -38,36 +41,70 @@ class ClipItPanel(foo.Panel):
         for key, default in DEFAULTS.items():
             if ctx.panel.state.get(key) is None:
                 ctx.panel.set_state(key, default)
-        self._draw(ctx)
+        self._open(ctx)
 
     def on_change_current_sample(self, ctx) -> None:
-        self._draw(ctx)
+        self._open(ctx)
+
+    def on_change_view(self, ctx) -> None:
+        self._open(ctx)
 
     def on_change_fields(self, ctx) -> None:
         self._draw(ctx)
 
     def on_budget(self, ctx) -> None:
-        """Re-plans the current video's summary with the new budget and the run's other settings."""
-        from fiftyone_clipit.fo.summaries import create_summary
+        """Previews the current video's summary under the slider's budget; writes nothing."""
+        from fiftyone_clipit.fo.summaries import plan_video_summary
 
-        if not ctx.current_sample:
+        video_id = self._video(ctx)
+        if video_id is None:
             return
-        summary_field, budget = setting(ctx, "summary_field"), float(setting(ctx, "budget"))
-        run_key = f"clipit_summary_{summary_field}"
-        options = {"score_field": setting(ctx, "score_field")}
-        if ctx.dataset.has_run(run_key):
-            config = ctx.dataset.get_run_info(run_key).config
-            for key in ("score_field", "segmentation", "min_segment", "max_segment", "segment_seconds",
-                        "shots_field", "rounding", "label"):
-                if getattr(config, key, None) is not None:
-                    options[key] = getattr(config, key)
+        budget = round(float(setting(ctx, "budget")), 4)
         try:
-            create_summary(
-                ctx.dataset.select(ctx.current_sample), summary_field=summary_field, budget=budget, **options
-            )
-            ctx.panel.set_state("message", f"Summary re-planned with a budget of {budget:.0%}")
+            planned = plan_video_summary(ctx.dataset, video_id, budget, setting(ctx, "summary_field"))
         except (ClipItError, ValueError) as e:
             ctx.panel.set_state("message", str(e))
+            return
+        segments = [tuple(d.support) for d in planned.detections]
+        frames = sum(last - first + 1 for first, last in segments)
+        ctx.panel.set_state(
+            "message",
+            f"Preview at {budget:.0%}: {len(segments)} segment(s), {frames} frames; nothing is saved "
+            "until you apply it",
+        )
+        self._draw(ctx, preview=segments)
+
+    def on_apply_video(self, ctx) -> None:
+        """Writes the current video's summary under the slider's budget (the run keeps its own)."""
+        from fiftyone_clipit.fo.summaries import replan_video_summary
+
+        video_id = self._video(ctx)
+        if video_id is None:
+            return
+        budget = round(float(setting(ctx, "budget")), 4)
+        try:
+            replan_video_summary(ctx.dataset, video_id, budget, setting(ctx, "summary_field"))
+        except (ClipItError, ValueError) as e:
+            ctx.panel.set_state("message", str(e))
+            return
+        ctx.panel.set_state("message", f"This video's summary re-planned with a budget of {budget:.0%}")
+        ctx.ops.reload_samples()
+        self._draw(ctx)
+
+    def on_apply_all(self, ctx) -> None:
+        """Re-plans every video's summary under the slider's budget with the run's other settings."""
+        from fiftyone_clipit.fo.summaries import create_summary, summary_settings
+
+        summary_field = setting(ctx, "summary_field")
+        budget = round(float(setting(ctx, "budget")), 4)
+        try:
+            settings = dict(summary_settings(ctx.dataset, summary_field), budget=budget)
+            report = create_summary(ctx.dataset, summary_field=summary_field, **settings)
+        except (ClipItError, ValueError) as e:
+            ctx.panel.set_state("message", str(e))
+            return
+        ctx.panel.set_state("message", f"{report.n_summarized} video(s) re-planned with a budget of {budget:.0%}")
+        ctx.ops.reload_samples()
         self._draw(ctx)
 
     def on_search(self, ctx) -> None:
@@ -90,23 +127,57 @@ class ClipItPanel(foo.Panel):
         rate = ctx.panel.state.frame_rate or 30.0
         ctx.panel.set_state("message", f"{seconds:.2f} s = frame {int(seconds * rate) + 1}")
 
-    def _draw(self, ctx) -> None:
-        from fiftyone_clipit.fo.curves import curve_traces, sample_curves
+    def _video(self, ctx) -> str | None:
+        """The id of the video the current sample is (or comes from, in a clips or frames view)."""
+        from fiftyone_clipit.fo.curves import source_video
 
         if not ctx.current_sample or ctx.dataset is None:
+            return None
+        try:
+            return source_video(ctx.view, ctx.current_sample)[0]
+        except ClipItError as e:
+            ctx.panel.set_state("message", str(e))
+            return None
+
+    def _open(self, ctx) -> None:
+        """Sets the slider to the budget the video's summary was planned with, and draws it."""
+        from fiftyone_clipit.fo.summaries import video_budget
+
+        video_id = self._video(ctx)
+        if video_id is None:
             return
         try:
+            budget = video_budget(ctx.dataset, video_id, setting(ctx, "summary_field"))
+        except ClipItError:
+            budget = DEFAULTS["budget"]
+        ctx.panel.set_state("message", None)
+        duration = self._draw(ctx)
+        if isinstance(budget, str):  # seconds, e.g. "45.0s": the share of this video they make
+            budget = min(1.0, float(budget.rstrip("s")) / duration) if duration else DEFAULTS["budget"]
+        ctx.panel.set_state("budget", round(float(budget), 2))
+
+    def _draw(self, ctx, preview: list[tuple[int, int]] | None = None) -> float | None:
+        """Draws the curve of the current video; returns its duration in seconds."""
+        from fiftyone_clipit.fo.curves import curve_traces, sample_curves, source_video
+
+        if not ctx.current_sample or ctx.dataset is None:
+            return None
+        try:
+            video_id, span = source_video(ctx.view, ctx.current_sample)
             curves = sample_curves(
-                ctx.dataset, ctx.current_sample, setting(ctx, "score_field"), setting(ctx, "summary_field"),
+                ctx.dataset, video_id, setting(ctx, "score_field"), setting(ctx, "summary_field"),
                 setting(ctx, "gt_field"),
             )
         except ClipItError as e:
             ctx.panel.set_state("message", str(e))
-            return
-        traces, layout = curve_traces(curves)
+            return None
+        rate = float(1 / curves.times[1]) if len(curves.times) > 1 else 30.0
+        seconds = None if preview is None else [((first - 1) / rate, last / rate) for first, last in preview]
+        traces, layout = curve_traces(curves, span=span, preview=seconds)
         ctx.panel.set_data("curve", traces)
         ctx.panel.set_state("layout", layout)
-        ctx.panel.set_state("frame_rate", float(1 / curves.times[1]) if len(curves.times) > 1 else 30.0)
+        ctx.panel.set_state("frame_rate", rate)
+        return len(curves.times) / rate
 
     def render(self, ctx) -> types.Property:
         panel = types.Object()
@@ -117,9 +188,12 @@ class ClipItPanel(foo.Panel):
                 config={"displayModeBar": False},
             )
             panel.float(
-                "budget", label="Budget", default=0.15,
+                "budget", label="Budget (preview; apply to save)", default=0.15,
                 view=types.SliderView(min=0.01, max=0.5, step=0.01), on_change=self.on_budget,
             )
+            buttons = panel.h_stack("apply", align_x="left")
+            buttons.btn("apply_video", label="Apply to this video", on_click=self.on_apply_video)
+            buttons.btn("apply_all", label="Apply to all", on_click=self.on_apply_all)
             panel.str("score_field", label="Score field", default="clipit_score", on_change=self.on_change_fields)
             panel.str("gt_field", label="Ground-truth field (optional)", on_change=self.on_change_fields)
         else:

@@ -41,12 +41,14 @@ def test_sample_curves_place_scores_segments_and_truth_in_time(planted):
     assert len(traces[0]["y"]) == 90 and len(layout["shapes"]) == 2
 
 
-def run_panel(dataset, method: str, state: dict):
+def run_panel(dataset, method: str, state: dict, view=None, sample_id: str | None = None):
+    """Executes a panel event as the App does; returns the requests it sent back to the App."""
     result = foo.execute_operator(
         PANEL,
         ctx={
             "dataset": dataset,
-            "current_sample": dataset.first().id,
+            "view": view if view is not None else dataset.view(),
+            "current_sample": sample_id or dataset.first().id,
             "params": {"__method__": method, "panel_id": "test-panel", "panel_state": state},
         },
     )
@@ -54,20 +56,67 @@ def run_panel(dataset, method: str, state: dict):
     return result.to_json()["executor"]["requests"]
 
 
+def sent(requests, operator: str, key: str) -> list:
+    """The values of `key` the panel sent with `operator` (patch_panel_state / patch_panel_data)."""
+    field = "state" if operator == "patch_panel_state" else "data"
+    return [r["params"][field][key] for r in requests if r["operator_uri"] == operator and key in r["params"][field]]
+
+
+def summary_frames(dataset) -> int:
+    dataset.reload()
+    return sum(d.support[1] - d.support[0] + 1 for d in dataset.first().clipit_summary.detections)
+
+
 def test_panel_draws_the_curve_of_the_current_video(planted):
     requests = run_panel(planted, "on_load", {})
-    data = [r["params"]["data"] for r in requests if r["operator_uri"] == "patch_panel_data"]
-    assert len(data[0]["curve"][0]["y"]) == 90
+    assert len(sent(requests, "patch_panel_data", "curve")[0][0]["y"]) == 90
+    assert sent(requests, "patch_panel_state", "budget")[-1] == pytest.approx(0.2)  # the run's budget
     outputs = [r for r in requests if r["operator_uri"] == "show_panel_output"]
     rendered = str(outputs[-1]["params"])
-    assert "curve" in rendered and "budget" in rendered and "Search" in rendered
+    for shown in ("curve", "budget", "Search", "Apply to this video", "Apply to all"):
+        assert shown in rendered
 
 
-def test_panel_budget_replans_the_summary(planted):
+def test_panel_budget_previews_without_writing_and_apply_writes(planted):
     state = {"score_field": "clipit_score", "summary_field": "clipit_summary", "budget": 0.5}
+    before, run_before = planted.first().clipit_summary, planted.get_run_info("clipit_summary_clipit_summary").config
     requests = run_panel(planted, "on_budget", state)
+    shapes = sent(requests, "patch_panel_state", "layout")[-1]["shapes"]
+    preview = [s for s in shapes if s.get("name") == "preview"]
+    assert sum(s["x1"] - s["x0"] for s in preview) == pytest.approx(1.5)  # 45 of 90 frames at 30 fps
+    assert any("Preview at 50%" in (m or "") for m in sent(requests, "patch_panel_state", "message"))
     planted.reload()
-    selected = sum(d.support[1] - d.support[0] + 1 for d in planted.first().clipit_summary.detections)
-    assert 18 < selected <= 45
-    messages = [r["params"]["state"].get("message") for r in requests if r["operator_uri"] == "patch_panel_state"]
-    assert any(m and "50%" in m for m in messages)
+    assert planted.first().clipit_summary == before
+    assert planted.get_run_info("clipit_summary_clipit_summary").config.serialize() == run_before.serialize()
+    assert sent(run_panel(planted, "on_load", {}), "patch_panel_state", "budget")[-1] == pytest.approx(0.2)
+
+    run_panel(planted, "on_apply_video", state)
+    assert summary_frames(planted) == 45
+    config = planted.get_run_info("clipit_summary_clipit_summary").config
+    assert config.budget == pytest.approx(0.2) and config.video_budgets == {planted.first().id: 0.5}
+    assert sent(run_panel(planted, "on_load", {}), "patch_panel_state", "budget")[-1] == pytest.approx(0.5)
+
+
+def test_panel_apply_to_all_replans_every_video_with_the_run_settings(planted):
+    state = {"score_field": "clipit_score", "summary_field": "clipit_summary", "budget": 0.4}
+    run_panel(planted, "on_apply_all", state)
+    assert summary_frames(planted) == 30  # two 15-frame shots fit 36 frames (0.2 kept one)
+    config = planted.get_run_info("clipit_summary_clipit_summary").config
+    assert config.budget == pytest.approx(0.4) and config.segmentation == "uniform"
+    assert config.segment_seconds == pytest.approx(0.5)
+
+
+def test_panel_in_the_clips_view_draws_the_source_video_and_outlines_the_clip(planted):
+    clips = planted.to_clips("clipit_summary")
+    clip = clips.first()
+    requests = run_panel(planted, "on_load", {}, view=clips, sample_id=clip.id)
+    assert len(sent(requests, "patch_panel_data", "curve")[0][0]["y"]) == 90
+    outline = [s for s in sent(requests, "patch_panel_state", "layout")[-1]["shapes"] if s.get("name") == "current clip"]
+    first, last = clip.support
+    assert [(s["x0"], s["x1"]) for s in outline] == [pytest.approx(((first - 1) / 30, last / 30))]
+    frames = planted.to_frames()  # the storyboard's keyframes, which have images
+    frame = frames.first()
+    requests = run_panel(planted, "on_load", {}, view=frames, sample_id=frame.id)
+    assert len(sent(requests, "patch_panel_data", "curve")[0][0]["y"]) == 90
+    outline = [s for s in sent(requests, "patch_panel_state", "layout")[-1]["shapes"] if s.get("name") == "current clip"]
+    assert outline[0]["x0"] == pytest.approx((frame.frame_number - 1) / 30)

@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import os
 
+import fiftyone.core.clips as focl
 import fiftyone.core.collections as foc
+import fiftyone.core.video as fov
 import numpy as np
 
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.common import dataset_name
 from fiftyone_clipit.fo.evaluation_plots import VideoCurves, mask_segments
 from fiftyone_clipit.fo.protocols import summary_mask, user_masks
+
+PREVIEW_COLOR = "#2ca02c"
+
+
+def source_video(view: foc.SampleCollection, sample_id: str) -> tuple[str, tuple[int, int] | None]:
+    """The video a sample of `view` comes from, and the frames it covers (None: the whole video).
+
+    A clip of a clips view covers its support; a frame of a frames view covers itself; a sample
+    of any other view is a video of the dataset.
+    """
+    if isinstance(view, (focl.ClipsView, fov.FramesView)):
+        one = view.select(sample_id)
+        if len(one) == 0:
+            raise ClipItError(f"Sample '{sample_id}' is not in this view of '{dataset_name(view)}'")
+        if isinstance(view, focl.ClipsView):
+            video_id, (first, last) = one.values("sample_id")[0], one.values("support")[0]
+        else:
+            video_id, first = one.values("sample_id")[0], one.values("frame_number")[0]
+            last = first
+        return str(video_id), (int(first), int(last))
+    return sample_id, None
 
 
 def sample_curves(
@@ -60,8 +83,19 @@ def sample_curves(
     )
 
 
-def curve_traces(curves: VideoCurves) -> tuple[list[dict], dict]:
-    """Plotly traces and layout (plain JSON) for a panel plot: scores, ground truth, segments."""
+def curve_traces(
+    curves: VideoCurves,
+    span: tuple[int, int] | None = None,
+    preview: list[tuple[float, float]] | None = None,
+) -> tuple[list[dict], dict]:
+    """Plotly traces and layout (plain JSON) for a panel plot: scores, ground truth, segments.
+
+    Args:
+        curves: what `sample_curves` read.
+        span (None): [first, last] frame numbers to outline (the clip or frame being viewed).
+        preview (None): segments (start, end seconds) of a summary planned but not written,
+            shaded in green over the stored one, which is then only outlined.
+    """
     finite = np.isfinite(curves.pred_scores)
     traces = [
         {
@@ -76,15 +110,29 @@ def curve_traces(curves: VideoCurves) -> tuple[list[dict], dict]:
                 "x": curves.times.round(3).tolist(), "y": curves.gt_curve.round(4).tolist(),
             }
         )
+    stored = (
+        {"fillcolor": "#1f77b4", "opacity": 0.25, "line": {"width": 0}} if preview is None
+        else {"fillcolor": "rgba(0,0,0,0)", "line": {"width": 1, "color": "#1f77b4", "dash": "dot"}}
+    )
     shapes = [
-        {"type": "rect", "xref": "x", "yref": "paper", "x0": a, "x1": b, "y0": 0.5, "y1": 1.0,
-         "fillcolor": "#1f77b4", "opacity": 0.25, "line": {"width": 0}}
+        {"type": "rect", "xref": "x", "yref": "paper", "x0": a, "x1": b, "y0": 0.5, "y1": 1.0, **stored}
         for a, b in curves.pred_segments
+    ] + [
+        {"type": "rect", "xref": "x", "yref": "paper", "x0": a, "x1": b, "y0": 0.5, "y1": 1.0,
+         "fillcolor": PREVIEW_COLOR, "opacity": 0.35, "line": {"width": 0}, "name": "preview"}
+        for a, b in preview or []
     ] + [
         {"type": "rect", "xref": "x", "yref": "paper", "x0": a, "x1": b, "y0": 0.0, "y1": 0.5,
          "fillcolor": "#ff7f0e", "opacity": 0.25, "line": {"width": 0}}
         for a, b in curves.gt_segments
     ]
+    if span is not None:
+        rate = 1 / curves.times[1] if len(curves.times) > 1 else 30.0
+        shapes.append(
+            {"type": "rect", "xref": "x", "yref": "paper", "x0": (span[0] - 1) / rate, "x1": span[1] / rate,
+             "y0": 0.0, "y1": 1.0, "fillcolor": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#d62728"},
+             "name": "current clip"}
+        )
     layout = {
         "title": {"text": curves.title}, "shapes": shapes,
         "xaxis": {"title": {"text": "time (s)"}},
@@ -92,6 +140,6 @@ def curve_traces(curves: VideoCurves) -> tuple[list[dict], dict]:
         "yaxis2": {"overlaying": "y", "side": "right", "range": [0, 1], "showgrid": False},
         "legend": {"orientation": "h", "y": -0.25},
         "margin": {"l": 50, "r": 40, "t": 40, "b": 40},
-        "width": 880, "height": 360,
+        "autosize": True, "height": 360,
     }
     return traces, layout

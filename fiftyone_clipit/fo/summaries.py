@@ -398,3 +398,107 @@ def _write_storyboard(dataset: fo.Dataset, samples, summary_field: str, keyframe
     view = dataset.match_frames(F(rank_field) != None).to_frames()
     dataset.save_view(name, view, overwrite=True)
     return name
+
+
+def summary_settings(samples: foc.SampleCollection, summary_field: str = DEFAULT_SUMMARY_FIELD) -> dict:
+    """The `create_summary` keyword arguments its run recorded for `summary_field` (budget included).
+
+    Raises:
+        ClipItError: no summary run for `summary_field`.
+    """
+    dataset = root_dataset(samples)
+    run_key = summary_run_key(summary_field)
+    if not dataset.has_run(run_key):
+        raise ClipItError(f"'{dataset.name}' has no summary in '{summary_field}'; run create_summary first")
+    config = dataset.get_run_info(run_key).config
+    names = ("score_field", "segmentation", "min_segment", "max_segment", "segment_seconds", "shots_field",
+             "rounding", "n_keyframes", "label")
+    settings = {name: getattr(config, name) for name in names if getattr(config, name, None) is not None}
+    unit = getattr(config, "budget_unit", "fraction")
+    settings["budget"] = f"{config.budget}s" if unit == "seconds" else config.budget
+    return settings
+
+
+def video_budget(samples: foc.SampleCollection, sample_id: str, summary_field: str = DEFAULT_SUMMARY_FIELD) -> float | str:
+    """The budget one video's summary was planned with: its own (`replan_video_summary`) or the run's."""
+    settings = summary_settings(samples, summary_field)
+    config = root_dataset(samples).get_run_info(summary_run_key(summary_field)).config
+    own = (getattr(config, "video_budgets", None) or {}).get(sample_id)
+    return settings["budget"] if own is None else own
+
+
+def plan_video_summary(
+    samples: foc.SampleCollection, sample_id: str, budget: float | str, summary_field: str = DEFAULT_SUMMARY_FIELD
+) -> fo.TemporalDetections:
+    """One video's summary re-planned in memory under `budget` with its run's other settings.
+
+    Nothing is written: the CLIP-It panel previews a budget with this. Shots are made as the
+    run made them (`fiftyone_clipit.replan.replan_segments`), so the preview is what
+    `replan_video_summary` writes.
+
+    Raises:
+        ClipItError: no summary run, or the sample is not in the dataset.
+        ValueError: a bad budget, missing scores, or a budget that keeps nothing.
+    """
+    return _planned(samples, sample_id, budget, summary_field)[0]
+
+
+def replan_video_summary(
+    samples: foc.SampleCollection, sample_id: str, budget: float | str, summary_field: str = DEFAULT_SUMMARY_FIELD
+) -> fo.TemporalDetections:
+    """Re-plans one video's summary under `budget` and writes it, with its keyframes.
+
+    The run keeps its own budget for the other videos and records this one's in
+    `video_budgets` (a later `create_summary` replaces both).
+
+    Raises:
+        ClipItError, ValueError: as `plan_video_summary`; nothing is written then.
+    """
+    detections, frame_scores, segments, item, (path, rate) = _planned(samples, sample_id, budget, summary_field)
+    dataset = root_dataset(samples)
+    settings = summary_settings(dataset, summary_field)
+    run_info = dataset.get_run_info(summary_run_key(summary_field)).config.serialize()
+    n_keyframes = settings.get("n_keyframes", 0)
+    seconds = frame_seconds(path, len(frame_scores), rate) if n_keyframes else None
+    chosen = _keyframes(frame_scores, segments, item, seconds, n_keyframes)
+    images = _save_keyframe_images(dataset, sample_id, path, [n for n, _ in chosen],
+                                   _frames_with_images(dataset.select(sample_id)))
+    budgets = dict(run_info.get("video_budgets") or {}, **{sample_id: budget})
+    recorded = {k: v for k, v in run_info.items() if k not in ("cls", "type", "method", "video_budgets")}
+    write_in_chunks(dataset, summary_field, {sample_id: detections})
+    _write_storyboard(dataset, dataset.select(sample_id), summary_field, {sample_id: (chosen, images)})
+    record_run(dataset, summary_run_key(summary_field), **recorded, video_budgets=budgets)
+    return detections
+
+
+def _planned(samples, sample_id: str, budget, summary_field: str):
+    """(detections, frame scores, segments, embeddings item, (path, frame rate)) of one re-planned video."""
+    from fiftyone_clipit.replan import replan_segments
+
+    dataset = root_dataset(samples)
+    settings = summary_settings(dataset, summary_field)
+    view = dataset.select(sample_id)
+    if len(view) == 0:
+        raise ClipItError(f"Sample '{sample_id}' is not in '{dataset.name}'")
+    score_field, shots_field = settings["score_field"], settings.get("shots_field")
+    fields = ["filepath", "metadata", "frames.frame_number", f"frames.{score_field}"] + ([shots_field] if shots_field else [])
+    path, meta, numbers, scores, *given = (values[0] for values in view.values(fields))
+    if meta is None or not meta.total_frame_count:
+        raise ClipItError(f"Video '{path}' has no metadata; add it with add_videos")
+    item = embedding_store(dataset).get(sample_id)
+    n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
+    frame_scores = frame_scores_array(numbers, scores, n_frames, score_field)
+    options = ShotOptions(settings.get("segmentation", "kts"), settings.get("min_segment"),
+                          settings.get("max_segment", 60.0), settings.get("segment_seconds", 2.0), shots_field)
+    rate = meta.frame_rate or 30.0
+    segments = replan_segments(
+        frame_scores, meta.frame_rate or 0.0, budget,
+        lambda capacity: _shots(options, n_frames, rate, item, capacity, given[0] if given else None),
+        settings.get("rounding", "floor"),
+    )
+    label = settings.get("label")
+    detections = fo.TemporalDetections(detections=[
+        fo.TemporalDetection(label=label, support=[first + 1, last + 1], confidence=score)
+        for first, last, score in segments
+    ])
+    return detections, frame_scores, segments, item, (path, rate)
