@@ -15,6 +15,15 @@ up to 20,000 frames (about 3 hours of video at 2 fps), where it is still ~2 ms.
 An IVF index's recall is measured when it is built (`calibrate`): for queries near the data (a
 frame or an image as the query) and, when given, for text queries, which sit farther from
 every frame; the smallest `nprobe` that reaches the target recall is kept for each kind.
+
+Past `COMPRESSED_MIN_FRAMES` (or asked with kind="ivfpq") the index keeps no vectors: IVF-PQ
+codes of dim/8 bytes per frame (64 bytes for 512-d, 1/32 of float32) in about sqrt(n) lists,
+optionally behind an OPQ rotation. A search asks it for `rerank` x k candidates and re-ranks
+them by their exact vectors, read from the per-video embedding store through memory maps
+(`fiftyone_clipit.mapped.MappedStore`), so the scores returned are exact cosines. It is built
+in a stream (`build_compressed`): trained on a sample, then filled a video at a time, never
+holding all vectors; `FrameIndex.load(..., mmap=True)` serves it with its inverted lists
+mapped from the index file instead of read into memory.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol
 
 import faiss
 import numpy as np
@@ -37,6 +46,13 @@ logger = logging.getLogger("fiftyone_clipit")
 
 #: exact (flat) search up to this many frames; IVF past it (see the module docstring)
 EXACT_MAX_FRAMES = 20_000
+#: compressed IVF-PQ past this many frames: an IVF-Flat index holds 2 KB per 512-d frame
+#: (2 GB per million, twice that while building); IVF-PQ holds ~72 bytes per frame
+COMPRESSED_MIN_FRAMES = 1_000_000
+#: index kinds `kind=` accepts
+KINDS = ("auto", "flat", "ivf", "ivfpq")
+#: an IVF-PQ search re-ranks this many times k candidates with their exact vectors
+RERANK_FACTOR = 10
 #: query kinds with their own measured nprobe
 QUERY_KINDS = ("near", "text")
 _FRAME_BITS = 32
@@ -45,6 +61,8 @@ _META_FILE = "frame_index.json"
 _KMEANS_ITERATIONS = 10
 _TRAIN_PER_LIST = 32
 _ADD_CHUNK = 65536
+_PQ_MIN_TRAIN = 10_000  # PQ codebooks of 256 centroids want >= 39 points each
+_OPQ_ITERATIONS = 10
 
 
 class EmptyIndexError(ClipItError):
@@ -67,14 +85,43 @@ class FrameHits:
 
 
 def nlist_for(n_frames: int) -> int:
-    """IVF lists for an index of n frames: ~4 sqrt(n) as a power of two, in [64, 1024].
+    """IVF lists for an index of n frames, as a power of two, at least 64: ~4 sqrt(n) up to
+    1,024 lists, then ~sqrt(n) (2,048 at 4M frames, 4,096 at 10M, 8,192 at 72M), growing
+    with the data.
 
     At 1M frame-like vectors, 1,024 lists answered as well as 2,048 or 4,096 (recall@10 0.99
     for near queries at nprobe 1, 0.96 for text-like ones at nprobe 8, both under 1 ms) and
-    built in a fraction of their time (k-means cost grows with the number of lists squared).
+    built in a fraction of their time (k-means cost grows with the number of lists squared);
+    past that, sqrt(n) lists keep both the assignment of every frame to a list and the
+    frames scanned per list growing as sqrt(n).
     """
-    target = 4.0 * np.sqrt(max(n_frames, 1))
-    return int(min(1024, max(64, 2 ** round(np.log2(target)))))
+    root = np.sqrt(max(n_frames, 1))
+    target = max(min(4.0 * root, 1024.0), root)
+    return int(max(64, 2 ** round(np.log2(target))))
+
+
+def choose_kind(n_frames: int) -> str:
+    """The index kind "auto" picks for n frames: "flat" up to EXACT_MAX_FRAMES, "ivf" up to
+    COMPRESSED_MIN_FRAMES, "ivfpq" past it."""
+    if n_frames <= EXACT_MAX_FRAMES:
+        return "flat"
+    return "ivf" if n_frames <= COMPRESSED_MIN_FRAMES else "ivfpq"
+
+
+def pq_subquantizers(dim: int) -> int:
+    """PQ sub-quantizers for `dim`: the largest divisor of dim up to dim / 8 (one byte each)."""
+    return max(m for m in range(1, max(1, dim // 8) + 1) if dim % m == 0)
+
+
+def describe_kind(kind: str, nlist: int, dim: int, opq: bool = False) -> str:
+    """The FAISS layout of an index kind, in FAISS factory words ("OPQ64,IVF4096,PQ64x8 ...")."""
+    if kind == "flat":
+        return "Flat (inner product)"
+    lists = f"IVF{nlist}"
+    if kind == "ivf":
+        return f"{lists},Flat (inner product)"
+    m = pq_subquantizers(dim)
+    return f"{'OPQ%d,' % m if opq else ''}{lists},PQ{m}x8 (inner product, re-ranked exactly)"
 
 
 def pack_ids(slot: int, frame_numbers: np.ndarray) -> np.ndarray:
@@ -104,20 +151,34 @@ def _threads_for(n_queries: int) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
+class VectorSource(Protocol):
+    """Where a compressed index reads exact vectors (`fiftyone_clipit.mapped.MappedStore`)."""
+
+    def rows(self, key: str, frame_numbers: np.ndarray) -> np.ndarray:
+        """Exact vectors of some frames of one video: float32 (n, d)."""
+
+    def video(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(frame numbers (n,), vectors (n, d)) of one video."""
+
+
 class FrameIndex:
     """Frame embeddings of many videos in one FAISS index, keyed by video.
 
     Args:
         dim: embedding dimension.
         info (None): what made the embeddings (model, fps, ...), kept with the index.
+        source (None): exact vectors by (video, frames); needed by an "ivfpq" index, which
+            keeps none itself.
     """
 
-    def __init__(self, dim: int, info: dict | None = None):
+    def __init__(self, dim: int, info: dict | None = None, source: VectorSource | None = None):
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
         self.dim = int(dim)
         self.info = dict(info or {})
+        self.source = source
         self.kind = "flat"
+        self.opq = False
         self.slots: list[str | None] = []
         self._slot_of: dict[str, int] = {}
         self.nprobe: dict[str, int] = {}
@@ -134,6 +195,8 @@ class FrameIndex:
         frame_numbers: np.ndarray,
         info: dict | None = None,
         kind: str = "auto",
+        source: VectorSource | None = None,
+        opq: bool = False,
     ) -> "FrameIndex":
         """An index whose row i is frame `frame_numbers[i]` of video `keys[owners[i]]`.
 
@@ -143,22 +206,32 @@ class FrameIndex:
             owners: int array (n,) of positions in `keys`.
             frame_numbers: int array (n,), 1-based.
             info (None): what made the embeddings.
-            kind ("auto"): "auto" (flat up to EXACT_MAX_FRAMES, IVF past it), "flat" or "ivf".
+            kind ("auto"): one of KINDS; "auto" follows `choose_kind`.
+            source (None): exact vectors for an "ivfpq" index's re-ranking.
+            opq (False): an "ivfpq" index rotates vectors by a trained OPQ matrix first.
 
         Raises:
-            ClipItError: wrong dimension or non-finite values.
+            ClipItError: wrong dimension, non-finite values, or "ivfpq" without a source.
             ValueError: lengths differ, a key is repeated, or a bad kind.
         """
         if len(set(keys)) != len(keys):
             raise ValueError("Each video key must be given once")
-        index = cls(np.shape(vectors)[1] if np.ndim(vectors) == 2 else 0, info)
+        index = cls(np.shape(vectors)[1] if np.ndim(vectors) == 2 else 0, info, source)
+        index.opq = bool(opq)
         vectors = index._check_vectors(vectors, "The embeddings")
         owners = np.asarray(owners, dtype=np.int64)
         if not len(owners) == len(frame_numbers) == len(vectors):
             raise ValueError(f"{len(vectors)} vectors, {len(owners)} owners, {len(frame_numbers)} frame numbers")
         index.slots = list(keys)
         index._slot_of = {key: slot for slot, key in enumerate(keys)}
-        index._build(vectors, (owners << _FRAME_BITS) | pack_ids(0, frame_numbers), kind)
+        ids = (owners << _FRAME_BITS) | pack_ids(0, frame_numbers)
+        kind = _check_kind(kind, len(vectors))
+        if kind == "ivfpq":
+            sample = np.random.default_rng(0).choice(len(vectors), _train_size(len(vectors)), replace=False)
+            index._train(kind, len(vectors), vectors[np.sort(sample)])
+            index._add_rows(vectors, ids)
+        else:
+            index._build(vectors, ids, kind)
         return index
 
     def _new_flat(self) -> faiss.Index:
@@ -171,6 +244,16 @@ class FrameIndex:
     def keys(self) -> list[str]:
         """The videos in the index."""
         return list(self._slot_of)
+
+    @property
+    def nlist(self) -> int:
+        """Inverted lists of an IVF or IVF-PQ index (0 for a flat one)."""
+        return 0 if self.kind == "flat" else int(faiss.extract_index_ivf(self._index).nlist)
+
+    @property
+    def layout(self) -> str:
+        """The FAISS layout, in factory words ("OPQ64,IVF4096,PQ64x8 (...)")."""
+        return describe_kind(self.kind, self.nlist, self.dim, self.opq)
 
     def __contains__(self, key: str) -> bool:
         return key in self._slot_of
@@ -221,71 +304,147 @@ class FrameIndex:
         selector = faiss.IDSelectorRange(slot << _FRAME_BITS, (slot + 1) << _FRAME_BITS)
         return int(self._index.remove_ids(selector))
 
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every vector and its id: float32 (n, dim) and int64 (n,), in storage order."""
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every vector with its id, a piece at a time: (float32 (m, dim), int64 (m,)).
+
+        Flat: all at once; IVF: one inverted list at a time; IVF-PQ: one video at a time, read
+        from the source (memory-mapped: only what the caller touches is read).
+        """
         if self.kind == "flat":
             n = len(self)
             xb = faiss.rev_swig_ptr(faiss.downcast_index(self._index.index).get_xb(), n * self.dim)
-            return np.array(xb, dtype=np.float32).reshape(n, self.dim), faiss.vector_to_array(self._index.id_map)
-        invlists = self._index.invlists
-        chunks, ids = [], []
-        for lst in range(invlists.nlist):
-            size = invlists.list_size(lst)
-            if size:
-                codes = faiss.rev_swig_ptr(invlists.get_codes(lst), size * invlists.code_size)
-                chunks.append(np.frombuffer(codes, dtype=np.float32).reshape(size, self.dim).copy())
-                ids.append(faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy())
-        if not chunks:
+            yield np.array(xb, dtype=np.float32).reshape(n, self.dim), faiss.vector_to_array(self._index.id_map)
+        elif self.kind == "ivf":
+            invlists = self._index.invlists
+            for lst in range(invlists.nlist):
+                size = invlists.list_size(lst)
+                if size:
+                    codes = faiss.rev_swig_ptr(invlists.get_codes(lst), size * invlists.code_size)
+                    ids = faiss.rev_swig_ptr(invlists.get_ids(lst), size).astype(np.int64)
+                    yield np.frombuffer(codes, dtype=np.float32).reshape(size, self.dim).copy(), ids
+        else:
+            source = self._require_source()
+            for key in self.keys:
+                numbers, vectors = source.video(key)
+                yield vectors, pack_ids(self._slot_of[key], numbers)
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every vector and its id: float32 (n, dim) and int64 (n,), in storage order (all in
+        memory: for an IVF-PQ index prefer `chunks`)."""
+        pieces = list(self.chunks())
+        if not pieces:
             return np.empty((0, self.dim), np.float32), np.empty(0, np.int64)
-        return np.concatenate(chunks), np.concatenate(ids).astype(np.int64)
+        return (
+            np.concatenate([np.asarray(v, np.float32) for v, _ in pieces]),
+            np.concatenate([i for _, i in pieces]).astype(np.int64),
+        )
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """Up to n of the indexed vectors, drawn at random: float32 (min(n, len), dim)."""
+        size = len(self)
+        picks = np.sort(np.random.default_rng(seed).choice(size, min(n, size), replace=False))
+        out, seen = [], 0
+        for vectors, _ in self.chunks():
+            inside = picks[(picks >= seen) & (picks < seen + len(vectors))] - seen
+            if len(inside):
+                out.append(np.asarray(vectors[inside], np.float32))
+            seen += len(vectors)
+        return np.concatenate(out) if out else np.empty((0, self.dim), np.float32)
 
     def needs_rebuild(self) -> bool:
-        """Whether the index kind no longer suits its size (flat past EXACT_MAX_FRAMES, IVF
-        grown or shrunk 4-fold since it was trained, or small enough for exact search again)."""
+        """Whether the index kind no longer suits its size (another kind by `choose_kind`, or
+        an IVF / IVF-PQ index grown or shrunk 4-fold since it was trained)."""
         n = len(self)
         if self.kind == "flat":
             return n > EXACT_MAX_FRAMES
-        return n <= EXACT_MAX_FRAMES // 2 or not self.trained_size / 4 <= n <= 4 * self.trained_size
+        if choose_kind(n) == "flat" and n <= EXACT_MAX_FRAMES // 2:
+            return True
+        return not self.trained_size / 4 <= n <= 4 * self.trained_size
 
     def rebuild(self, kind: str = "auto", seed: int = 0) -> None:
-        """Rebuilds the index from its own vectors: flat or IVF by size ("auto"), or as told.
+        """Rebuilds the index from its own vectors (an IVF-PQ index: from its source, a video
+        at a time): flat, IVF or IVF-PQ by size ("auto"), or as told.
 
         After an IVF rebuild, call `calibrate` to choose nprobe from measured recall.
         """
-        vectors, ids = self.vectors()
-        self._build(vectors, ids, kind, seed)
+        kind = _check_kind(kind, len(self))
+        if kind != "ivfpq":
+            vectors, ids = self.vectors()
+            self._build(vectors, ids, kind, seed)
+            return
+        n = len(self)
+        sample = self.sample(_train_size(n), seed)
+        # an IVF-PQ index reads its vectors from the source; others hold them, so copy first
+        old = self.chunks() if self.kind == "ivfpq" else iter(list(self.chunks()))
+        self._train("ivfpq", n, sample)
+        for vectors, ids in old:
+            self._add_rows(vectors, ids)
+
+    def _train(self, kind: str, n: int, sample: np.ndarray) -> None:
+        """Replaces the FAISS index by an empty one of `kind` ("ivf" or "ivfpq") for about n
+        frames, trained on `sample` (float32 (m, dim))."""
+        nlist = nlist_for(n)
+        if len(sample) < nlist:
+            raise ClipItError(f"An IVF index needs at least {nlist} frames, got {len(sample)}; use kind='flat'")
+        quantizer = faiss.IndexFlatIP(self.dim)
+        if kind == "ivf":
+            index = ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            if kind == "ivfpq" and self.source is None:
+                raise ClipItError(
+                    "An IVF-PQ index keeps no vectors and re-ranks from the embedding store: give "
+                    "it a source (fiftyone_clipit.mapped.MappedStore(store_root))"
+                )
+            m = pq_subquantizers(self.dim)
+            ivf = faiss.IndexIVFPQ(quantizer, self.dim, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+            index = ivf
+            if self.opq:
+                rotation = faiss.OPQMatrix(self.dim, m)
+                rotation.niter = _OPQ_ITERATIONS
+                index = faiss.IndexPreTransform(rotation, ivf)
+        ivf.cp.niter = _KMEANS_ITERATIONS
+        ivf.cp.max_points_per_centroid = _TRAIN_PER_LIST
+        ivf.cp.min_points_per_centroid = 1
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        self._index, self.kind, self.trained_size = index, kind, n
+        self._keep_alive = (quantizer, ivf)
+        self.nprobe, self.recall = {}, {}
+
+    def _add_rows(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        for start in range(0, len(vectors), _ADD_CHUNK):
+            self._index.add_with_ids(
+                np.ascontiguousarray(vectors[start : start + _ADD_CHUNK], dtype=np.float32),
+                ids[start : start + _ADD_CHUNK],
+            )
 
     def _build(self, vectors: np.ndarray, ids: np.ndarray, kind: str, seed: int = 0) -> None:
-        """Replaces the FAISS index by one of `kind` holding `vectors` under `ids`.
+        """Replaces the FAISS index by a flat or IVF one holding `vectors` under `ids`.
 
         IVF lists come from k-means (10 iterations) on a random sample of 32 vectors per list,
         which kept k-means to ~10 s at 1M frames with recall measured afterwards.
         """
-        if kind not in ("auto", "flat", "ivf"):
-            raise ValueError(f"Unknown index kind '{kind}'. Available: ['auto', 'flat', 'ivf']")
         n = len(vectors)
-        if kind == "auto":
-            kind = "ivf" if n > EXACT_MAX_FRAMES else "flat"
         if kind == "ivf":
             nlist = nlist_for(n)
             if n < nlist:
                 raise ClipItError(f"An IVF index needs at least {nlist} frames, got {n}; use kind='flat'")
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            index.cp.niter = _KMEANS_ITERATIONS
-            index.cp.max_points_per_centroid = _TRAIN_PER_LIST
-            index.cp.min_points_per_centroid = 1
             sample = np.random.default_rng(seed).choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False)
-            index.train(vectors[np.sort(sample)])
-            for start in range(0, n, _ADD_CHUNK):
-                index.add_with_ids(vectors[start : start + _ADD_CHUNK], ids[start : start + _ADD_CHUNK])
-            self.trained_size = n
-        else:
-            index = self._new_flat()
-            if n:
-                index.add_with_ids(vectors, ids)
-            self.trained_size = 0
-        self._index, self.kind = index, kind
+            self._train("ivf", n, vectors[np.sort(sample)])
+            self._add_rows(vectors, ids)
+            return
+        index = self._new_flat()
+        if n:
+            index.add_with_ids(vectors, ids)
+        self._index, self.kind, self.trained_size = index, "flat", 0
         self.nprobe, self.recall = {}, {}
+
+    def _require_source(self) -> VectorSource:
+        if self.source is None:
+            raise ClipItError(
+                "This IVF-PQ frame index re-ranks with the exact vectors of the embedding store, and "
+                "none is attached; load it with FrameIndex.load(directory, source=MappedStore(store_root))"
+            )
+        return self.source
 
     def calibrate(
         self,
@@ -303,7 +462,8 @@ class FrameIndex:
             target_recall (0.95): the recall@k to reach.
             k (10): recall@k.
             max_nprobe (1024): stop there (capped at the number of lists) if not reached.
-            reference (None): `vectors()` when the caller has it already (saves a copy).
+            reference (None): `vectors()` when the caller has it already; else the exact
+                search streams through `chunks()`.
 
         Returns:
             kind -> {"nprobe", "recall", "median_ms"} as measured (flat: nprobe 0, recall 1).
@@ -316,10 +476,9 @@ class FrameIndex:
             if self.kind == "flat" or not len(q):
                 report[kind] = {"nprobe": 0, "recall": 1.0, "median_ms": self._median_ms(q, k, None)}
                 continue
-            vectors, ids = reference if reference is not None else self.vectors()
-            _, exact = faiss.knn(q, vectors, min(k, len(vectors)), metric=faiss.METRIC_INNER_PRODUCT)
-            truth = ids[exact]
-            nprobe, limit = 1, min(max_nprobe, self._index.nlist)
+            chunks = [reference] if reference is not None else self.chunks()
+            truth = exact_top_k(chunks, q, min(k, len(self)))[1]
+            nprobe, limit = 1, min(max_nprobe, self.nlist)
             while True:
                 found = self._search(q, k, nprobe)[1]
                 recall = recall_at_k(found, truth)
@@ -338,15 +497,45 @@ class FrameIndex:
             times.append(time.perf_counter() - start)
         return 1000.0 * float(np.median(times)) if times else 0.0
 
-    def _search(self, queries: np.ndarray, k: int, nprobe: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def _search(
+        self, queries: np.ndarray, k: int, nprobe: int | None, rerank: int = RERANK_FACTOR
+    ) -> tuple[np.ndarray, np.ndarray]:
         with _threads_for(len(queries)):
+            if self.kind == "flat":
+                return self._index.search(queries, k)
+            ivf_params = faiss.SearchParametersIVF(nprobe=int(nprobe or 1))
+            params = ivf_params
+            if isinstance(self._index, faiss.IndexPreTransform):
+                params = faiss.SearchParametersPreTransform()
+                params.index_params = ivf_params
             if self.kind == "ivf":
-                params = faiss.SearchParametersIVF(nprobe=int(nprobe or self._index.nprobe))
                 return self._index.search(queries, k, params=params)
-            return self._index.search(queries, k)
+            candidates = min(len(self), max(k, rerank * k))
+            return self._rerank(queries, self._index.search(queries, candidates, params=params)[1], k)
+
+    def _rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k best of each row of candidate ids by exact cosine (vectors from the source)."""
+        source = self._require_source()
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        ids = np.full((len(queries), k), -1, np.int64)
+        for row, (query, found) in enumerate(zip(queries, candidates)):
+            found = found[found >= 0]
+            slots, numbers = unpack_ids(found)
+            exact = np.empty(len(found), np.float32)
+            for slot in np.unique(slots).tolist():
+                at = np.flatnonzero(slots == slot)
+                exact[at] = source.rows(self.slots[slot], numbers[at]) @ query
+            best = np.argsort(-exact, kind="stable")[:k]
+            scores[row, : len(best)], ids[row, : len(best)] = exact[best], found[best]
+        return scores, ids
 
     def search(
-        self, queries: np.ndarray, k: int = 10, query_kind: str = "near", nprobe: int | None = None
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        query_kind: str = "near",
+        nprobe: int | None = None,
+        rerank: int = RERANK_FACTOR,
     ) -> list[FrameHits]:
         """The k best frames of the index for each query.
 
@@ -355,9 +544,10 @@ class FrameIndex:
             k (10): frames per query; more than the index holds returns them all (with a log).
             query_kind ("near"): "near" (a frame or image) or "text": picks the measured nprobe.
             nprobe (None): IVF lists to visit; None takes the calibrated one for query_kind.
+            rerank (RERANK_FACTOR): IVF-PQ: candidates re-ranked exactly, as a multiple of k.
 
         Returns:
-            One FrameHits per query.
+            One FrameHits per query (IVF-PQ too: scores are exact cosines).
 
         Raises:
             EmptyIndexError: the index holds no frames.
@@ -378,7 +568,7 @@ class FrameIndex:
             logger.info("k=%d is more than the %d frames indexed; returning all of them", k, len(self))
             k = len(self)
         chosen = nprobe or self.nprobe.get(query_kind) or self.nprobe.get("near") or 1
-        scores, ids = self._search(queries, k, chosen)
+        scores, ids = self._search(queries, k, chosen, rerank)
         hits = []
         for row_scores, row_ids in zip(scores, ids):
             keep = row_ids >= 0
@@ -402,8 +592,8 @@ class FrameIndex:
             if os.path.exists(tmp):
                 os.remove(tmp)
         meta = {
-            "generation": generation, "file": name, "dim": self.dim, "kind": self.kind,
-            "slots": self.slots, "nprobe": self.nprobe, "recall": self.recall,
+            "generation": generation, "file": name, "dim": self.dim, "kind": self.kind, "opq": self.opq,
+            "layout": self.layout, "slots": self.slots, "nprobe": self.nprobe, "recall": self.recall,
             "trained_size": self.trained_size, "n_frames": len(self), "info": self.info,
         }
         _write_json(meta_path, meta)
@@ -413,30 +603,75 @@ class FrameIndex:
         return os.path.join(directory, name)
 
     @classmethod
-    def load(cls, directory: str) -> "FrameIndex":
+    def load(cls, directory: str, source: VectorSource | None = None, mmap: bool = False) -> "FrameIndex":
         """Reads an index written by `save`.
+
+        Args:
+            directory: where `save` wrote it.
+            source (None): exact vectors for an IVF-PQ index's re-ranking.
+            mmap (False): map the index file instead of reading it (inverted lists stay on disk,
+                paged in as searches touch them); such an index is read-only.
 
         Raises:
             ClipItError: no index in `directory`.
         """
         meta_path = os.path.join(directory, _META_FILE)
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         for attempt in range(3):
             if not os.path.exists(meta_path):
                 raise ClipItError(f"No frame index in '{directory}'; build it with build_frame_index")
             meta = _read_json(meta_path)
             try:
-                index = faiss.read_index(os.path.join(directory, meta["file"]))
+                index = faiss.read_index(os.path.join(directory, meta["file"]), flags)
                 break
             except RuntimeError:
                 if attempt == 2:  # a writer replaced the generation while we read: read again
                     raise
-        self = cls(meta["dim"], meta.get("info"))
-        self._index, self.kind = index, meta["kind"]
+        self = cls(meta["dim"], meta.get("info"), source)
+        self._index, self.kind, self.opq = index, meta["kind"], meta.get("opq", False)
         self.slots = meta["slots"]
         self._slot_of = {key: slot for slot, key in enumerate(self.slots) if key is not None}
         self.nprobe, self.recall = meta.get("nprobe", {}), meta.get("recall", {})
         self.trained_size = meta.get("trained_size", 0)
         return self
+
+
+def _check_kind(kind: str, n_frames: int) -> str:
+    """The concrete kind for `kind` and n frames ("auto" resolved)."""
+    if kind not in KINDS:
+        raise ValueError(f"Unknown index kind '{kind}'. Available: {list(KINDS)}")
+    return choose_kind(n_frames) if kind == "auto" else kind
+
+
+def _train_size(n_frames: int) -> int:
+    """Training sample of an IVF-PQ index: 32 per list, at least 10,000 (PQ codebooks)."""
+    return min(n_frames, max(_TRAIN_PER_LIST * nlist_for(n_frames), _PQ_MIN_TRAIN))
+
+
+def exact_top_k(
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]], queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top k over (vectors (m, d), ids (m,)) chunks, streamed.
+
+    Returns:
+        (scores float32 (q, k), ids int64 (q, k)), best first; ids -1 past the data's size.
+    """
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best_scores = np.full((len(queries), k), -np.inf, np.float32)
+    best_ids = np.full((len(queries), k), -1, np.int64)
+    for vectors, ids in chunks:
+        if not len(vectors):
+            continue
+        scores, rows = faiss.knn(
+            queries, np.ascontiguousarray(vectors, dtype=np.float32), min(k, len(vectors)),
+            metric=faiss.METRIC_INNER_PRODUCT,
+        )
+        merged_scores = np.concatenate([best_scores, scores], axis=1)
+        merged_ids = np.concatenate([best_ids, np.asarray(ids, np.int64)[rows]], axis=1)
+        order = np.argsort(-merged_scores, axis=1, kind="stable")[:, :k]
+        best_scores = np.take_along_axis(merged_scores, order, 1)
+        best_ids = np.take_along_axis(merged_ids, order, 1)
+    return best_scores, best_ids
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
@@ -473,10 +708,16 @@ def merge_moments(moments: list[tuple[int, int, float]]) -> list[tuple[int, int,
 
 
 def build_index(
-    items: Iterable[tuple[str, np.ndarray, np.ndarray]], dim: int, info: dict | None = None, kind: str = "auto"
+    items: Iterable[tuple[str, np.ndarray, np.ndarray]],
+    dim: int,
+    info: dict | None = None,
+    kind: str = "auto",
+    source: VectorSource | None = None,
+    opq: bool = False,
 ) -> FrameIndex:
-    """A FrameIndex of (key, frame numbers (n,), embeddings (n, dim)) items, one per video, flat
-    or IVF by size (or as told). Needs about twice the vectors' size in memory while building."""
+    """A FrameIndex of (key, frame numbers (n,), embeddings (n, dim)) items, one per video, by
+    `choose_kind` (or as told). Needs about twice the vectors' size in memory while building:
+    past COMPRESSED_MIN_FRAMES use `build_compressed`, which streams."""
     keys, owners, numbers, chunks = [], [], [], []
     for key, frame_numbers, embeddings in items:
         if len(frame_numbers) != len(embeddings):
@@ -486,10 +727,67 @@ def build_index(
         numbers.append(np.asarray(frame_numbers, dtype=np.int64))
         chunks.append(np.asarray(embeddings, dtype=np.float32).reshape(len(frame_numbers), -1))
     if not keys:
-        return FrameIndex(dim, info)
+        return FrameIndex(dim, info, source)
     return FrameIndex.from_arrays(
-        np.concatenate(chunks), keys, np.concatenate(owners), np.concatenate(numbers), info, kind
+        np.concatenate(chunks), keys, np.concatenate(owners), np.concatenate(numbers), info, kind, source, opq
     )
+
+
+def build_compressed(
+    source: VectorSource,
+    keys: list[str],
+    dim: int,
+    info: dict | None = None,
+    opq: bool = False,
+    seed: int = 0,
+    on_video: Callable[[int], None] | None = None,
+) -> FrameIndex:
+    """An IVF-PQ FrameIndex of the videos `keys` of `source`, built in a stream.
+
+    Three passes over the source, one video at a time: frame counts (file headers only), a
+    random training sample (32 frames per list, at least 10,000; only the sampled rows are
+    read), then every video's frames added in turn. Memory: the sample plus the codes.
+
+    Args:
+        source: exact vectors by video (`fiftyone_clipit.mapped.MappedStore`).
+        keys: the videos to index, each once.
+        dim: embedding dimension.
+        info (None): what made the embeddings.
+        opq (False): rotate by a trained OPQ matrix before PQ.
+        seed (0): the training sample.
+        on_video (None): called with the number of videos added so far (progress).
+
+    Raises:
+        ClipItError: fewer frames than the index needs to train, or a wrong dimension.
+        ValueError: a key is repeated.
+    """
+    if len(set(keys)) != len(keys):
+        raise ValueError("Each video key must be given once")
+    index = FrameIndex(dim, info, source)
+    index.opq = bool(opq)
+    counts = [len(source.video(key)[0]) for key in keys]
+    n = int(sum(counts))
+    picks = np.sort(np.random.default_rng(seed).choice(n, _train_size(n), replace=False))
+    sample, seen = [], 0
+    for key, count in zip(keys, counts):
+        inside = picks[(picks >= seen) & (picks < seen + count)] - seen
+        if len(inside):
+            sample.append(index._check_vectors(source.video(key)[1][inside], f"Embeddings of video '{key}'"))
+        seen += count
+    index._train("ivfpq", n, np.concatenate(sample) if sample else np.empty((0, dim), np.float32))
+    batch: list[tuple[np.ndarray, np.ndarray]] = []
+    for done, key in enumerate(keys, 1):
+        numbers, vectors = source.video(key)
+        slot = len(index.slots)
+        index.slots.append(key)
+        index._slot_of[key] = slot
+        batch.append((index._check_vectors(vectors, f"Embeddings of video '{key}'"), pack_ids(slot, numbers)))
+        if sum(len(v) for v, _ in batch) >= _ADD_CHUNK or done == len(keys):
+            index._add_rows(np.concatenate([v for v, _ in batch]), np.concatenate([i for _, i in batch]))
+            batch = []
+        if on_video is not None:
+            on_video(done)
+    return index
 
 
 def _read_json(path: str) -> dict:

@@ -34,7 +34,16 @@ from fiftyone_clipit.fo.common import (
     video_collection,
     write_in_chunks,
 )
-from fiftyone_clipit.index import EXACT_MAX_FRAMES, FrameIndex, build_index, far_queries, merge_moments
+from fiftyone_clipit.index import (
+    KINDS,
+    FrameIndex,
+    build_compressed,
+    build_index,
+    choose_kind,
+    far_queries,
+    merge_moments,
+)
+from fiftyone_clipit.mapped import MappedStore
 
 INDEX_RUN = "clipit_frame_index"
 SEARCH_RUN = "clipit_search"
@@ -74,6 +83,7 @@ class IndexReport:
     n_videos: int = 0
     n_frames: int = 0
     kind: str = "flat"
+    layout: str = ""
     rebuilt: bool = False
     calibration: dict | None = None
 
@@ -109,19 +119,17 @@ def load_frame_index(samples: foc.SampleCollection) -> FrameIndex:
     mtime = os.stat(meta).st_mtime_ns
     cached = _cache.get(directory)
     if cached is None or cached[0] != mtime:
-        cached = (mtime, FrameIndex.load(directory))
+        cached = (mtime, FrameIndex.load(directory, source=MappedStore(embedding_store(dataset).root)))
         _cache[directory] = cached
     return cached[1]
 
 
 def _calibrate(index: FrameIndex, target_recall: float) -> dict:
-    """Measures recall for sample frames as queries and for far (text-like) queries."""
-    reference = index.vectors()
-    vectors = reference[0]
-    rng = np.random.default_rng(0)
-    near = vectors[rng.choice(len(vectors), min(_CALIBRATION_QUERIES, len(vectors)), replace=False)]
-    queries = {"near": near, "text": far_queries(vectors, _CALIBRATION_QUERIES)}
-    return index.calibrate(queries, target_recall=target_recall, reference=reference)
+    """Measures recall for sample frames as queries and for far (text-like) queries (exact
+    search streams through the index's vectors, an IVF-PQ index's from the store)."""
+    near = index.sample(_CALIBRATION_QUERIES)
+    queries = {"near": near, "text": far_queries(near, _CALIBRATION_QUERIES)}
+    return index.calibrate(queries, target_recall=target_recall)
 
 
 def build_frame_index(
@@ -135,13 +143,16 @@ def build_frame_index(
     """Builds the dataset's FAISS frame index from its embedding store, or brings it in step.
 
     Exact inner-product search up to `fiftyone_clipit.index.EXACT_MAX_FRAMES` frames, an IVF
-    index past that, with nprobe chosen from recall measured at build time (for frame/image
-    queries and for text-like ones). Ids map to (sample id, frame number). A second call only
-    adds videos embedded since, removes deleted ones and replaces re-embedded ones.
+    index up to `COMPRESSED_MIN_FRAMES`, a compressed IVF-PQ index past that (built in a
+    stream from the store, candidates re-ranked with the exact vectors memory-mapped from
+    it), with nprobe chosen from recall measured at build time (for frame/image queries and
+    for text-like ones). The kind and FAISS layout chosen are in the report and the
+    `clipit_frame_index` run. Ids map to (sample id, frame number). A second call only adds
+    videos embedded since, removes deleted ones and replaces re-embedded ones.
 
     Args:
         samples: a video dataset or a view of it; the index always covers the whole dataset.
-        kind ("auto"): "auto" (by size), "flat" (always exact) or "ivf".
+        kind ("auto"): "auto" (by size), "flat" (always exact), "ivf" or "ivfpq".
         overwrite (False): rebuild from scratch instead of updating.
         target_recall (0.95): recall@10 the IVF nprobe settings must reach.
         brain_key ("clipit_frames"): also register a FiftyOne Brain similarity run under this
@@ -152,8 +163,8 @@ def build_frame_index(
         ClipItError: no embeddings, embeddings of differing dimension, or a bad kind.
     """
     samples = video_collection(samples)
-    if kind not in ("auto", "flat", "ivf"):
-        raise ClipItError(f"Unknown index kind '{kind}'. Available: ['auto', 'flat', 'ivf']")
+    if kind not in KINDS:
+        raise ClipItError(f"Unknown index kind '{kind}'. Available: {list(KINDS)}")
     dataset = root_dataset(samples)
     config = _embeddings_config(dataset)
     directory = index_dir(dataset)
@@ -200,9 +211,15 @@ def _build(dataset, config, directory, kind, target_recall, progress) -> IndexRe
 
     dim = config.dim or (store.get(next(iter(current))).embeddings.shape[1] if current else 1)
     info = {"model": config.model, "pretrained": config.pretrained, "fps": config.fps, "stamps": current}
-    index = build_index(items(), dim, info, kind)
+    source = MappedStore(store.root)
+    if kind == "auto":
+        kind = choose_kind(source.n_frames(current))
+    if kind == "ivfpq":
+        index = build_compressed(source, list(current), dim, info)
+    else:
+        index = build_index(items(), dim, info, kind, source)
     report = IndexReport(n_added=len(current), rebuilt=True)
-    if index.kind == "ivf":
+    if index.kind != "flat":
         report.calibration = _calibrate(index, target_recall)
     _save(dataset, index, directory, report)
     return report
@@ -235,11 +252,11 @@ def sync_frame_index(
         index.add(sample_id, item.frame_numbers, item.embeddings)
         stamps[sample_id] = current[sample_id]
         report.n_added += 1
-    wanted = kind if kind != "auto" else ("ivf" if len(index) > EXACT_MAX_FRAMES else "flat")
+    wanted = kind if kind != "auto" else choose_kind(len(index))
     if index.needs_rebuild() or (kind != "auto" and index.kind != wanted):
         index.rebuild(wanted)
         report.rebuilt = True
-        if index.kind == "ivf":
+        if index.kind != "flat":
             report.calibration = _calibrate(index, target_recall)
     if report.n_added or report.n_removed or report.rebuilt:
         _save(dataset, index, index_dir(dataset), report)
@@ -250,6 +267,7 @@ def sync_frame_index(
 
 def _fill(report: IndexReport, index: FrameIndex) -> None:
     report.n_videos, report.n_frames, report.kind = len(index.keys), len(index), index.kind
+    report.layout = index.layout
 
 
 def _save(dataset: fo.Dataset, index: FrameIndex, directory: str, report: IndexReport) -> None:
@@ -259,6 +277,7 @@ def _save(dataset: fo.Dataset, index: FrameIndex, directory: str, report: IndexR
     config = FrameIndexRunConfig(
         index_dir=directory,
         kind=index.kind,
+        layout=index.layout,
         model=index.info.get("model"),
         dim=index.dim,
         n_videos=report.n_videos,
