@@ -41,25 +41,3 @@ def user_masks(fields: Sequence[fo.TemporalDetections | None], n_frames: int) ->
         for user in sorted(groups, key=str) or [None]:
             masks.append(summary_mask(fo.TemporalDetections(detections=groups.get(user, [])), n_frames))
     return np.array(masks, dtype=bool).reshape(len(masks), n_frames)
-
-
-def user_masks(fields: Sequence[fo.TemporalDetections | None], n_frames: int) -> np.ndarray:
-    """One summary mask per user: each field is a user, or holds several told apart by ``user``.
-
-    Detections carrying a ``user`` attribute (as ``add_video_annotations`` writes them) are grouped
-    by it; a field without it is one user. Missing fields are skipped.
-
-    Returns:
-        ``(n_users, n_frames)`` bool; no rows when there is no ground truth.
-    """
-    masks = []
-    for detections in fields:
-        if detections is None:
-            continue
-        groups: dict[Any, list] = {}
-        for detection in detections.detections:
-            user = detection.get_field("user") if detection.has_field("user") else None
-            groups.setdefault(user, []).append(detection)
-        for user in sorted(groups, key=str) or [None]:
-            masks.append(summary_mask(fo.TemporalDetections(detections=groups.get(user, [])), n_frames))
-    return np.array(masks, dtype=bool).reshape(len(masks), n_frames)
