@@ -124,6 +124,7 @@ def _reference_keyshots(user_scores: np.ndarray, segments: np.ndarray, capacity:
     return summary
 
 
+@pytest.mark.slow
 def test_every_tvsum_users_keyshot_summary_equals_the_reference_algorithm():
     """0 of the 1,000 TVSum users differ; the lightest-subset tie break differs on many."""
     if not (DATA / "tvsum" / "ydata-tvsum50.mat").exists():

@@ -64,6 +64,7 @@ def eccv16_files(tmp_path_factory):
     return [str(p) for p in paths]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset, setting", [
     ("tvsum", "aug"), ("tvsum", "trans"), ("summe", "aug"), ("summe", "trans"), ("tvsum", None),
 ])

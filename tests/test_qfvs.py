@@ -106,6 +106,7 @@ def test_top_shots_and_pooling_into_five_second_shots():
         pool_shots(embeddings, frame_numbers, 10.0, 4)
 
 
+@pytest.mark.slow
 def test_trained_scorer_beats_zero_shot_and_random_on_each_unseen_video(planted, capsys, one_thread):
     annotations, features = planted
     result = run_qfvs(str(features), str(annotations), preset="tiny", options=TrainingOptions(epochs=15))
