@@ -192,20 +192,31 @@ class EvaluateSummary(ClipItOperator):
         text_input(ctx, inputs, "eval_key", "Evaluation key", default="clipit_eval", field_name=True)
         inputs.enum("protocol", ["tvsum", "summe", "qfvs", "qvhighlights"], default="tvsum", label="Protocol")
         inputs.enum("mode", ["avg", "max"], label="Over users: avg (TVSum) or max (SumMe); empty: the protocol's")
+        inputs.bool(
+            "segments", default=True,
+            label="Also as a temporal detection evaluation '<key>_segments' (tvsum / summe), the one the Model "
+                  "Evaluation panel opens, with the frame-overlap F1",
+        )
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.evaluation import evaluate_summary
+        from fiftyone_clipit.fo.segment_evaluation import evaluate_summary_segments
 
-        results = evaluate_summary(
-            self.target(ctx),
-            gt_field=ctx.params["gt_field"],
-            pred_field=ctx.params.get("pred_field") or "clipit_summary",
-            eval_key=ctx.params.get("eval_key") or "clipit_eval",
-            protocol=ctx.params.get("protocol") or "tvsum",
+        protocol = ctx.params.get("protocol") or "tvsum"
+        options = dict(
+            gt_field=ctx.params["gt_field"], pred_field=ctx.params.get("pred_field") or "clipit_summary",
             mode=ctx.params.get("mode") or None,
-            progress=progress,
         )
-        return {"f1": results.f1, "videos": len(results.per_sample), "eval_key": results.key}
+        eval_key = ctx.params.get("eval_key") or "clipit_eval"
+        results = evaluate_summary(self.target(ctx), eval_key=eval_key, protocol=protocol, progress=progress, **options)
+        metrics = results.metrics()
+        output = {name: f"{metrics[name]:.3f}" for name in ("precision", "recall", "f1") if name in metrics}
+        output.update(videos=len(results.per_sample), eval_key=results.key)
+        if ctx.params.get("segments", True) and protocol in ("tvsum", "summe"):
+            options["mode"] = results.mode
+            segments = evaluate_summary_segments(self.target(ctx), eval_key=f"{eval_key}_segments", **options)
+            output["model_evaluation_panel"] = f"{segments.key} (segment mAP {segments.mAP():.3f})"
+        return output
 
 
 class FrameOverlapF1(foo.EvaluationMetric):
