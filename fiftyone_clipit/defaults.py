@@ -21,6 +21,21 @@ DEFAULT_SCORER_PRESET = "paper"
 #: the scorer's temporal attention: whole video, windows, or whole up to a length then windows
 ATTENTION_MODES = ("auto", "full", "windowed")
 
+#: the fields and run keys CLIP-It writes unless told otherwise
+SCORE_FIELD = "clipit_score"
+SUMMARY_FIELD = "clipit_summary"
+CAPTIONS_FIELD = "clipit_captions"
+EVAL_KEY = "clipit_eval"
+BRAIN_KEY = "clipit_frames"
+MATCHES_FIELD = "clipit_matches"
+RELEVANCE_FIELD = "clipit_relevance"
+
+#: frames sampled per second of video for embeddings
+DEFAULT_FPS = 2.0
+#: the share of each video a summary keeps
+DEFAULT_BUDGET = 0.15
+#: the frame rate assumed for a video whose metadata has none
+FALLBACK_FRAME_RATE = 30.0
 #: frames captioned per video for the text of generic summaries
 DEFAULT_CAPTIONS = 7
 DEMO_DATASET = "clipit-demo"
