@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from typing import Callable, Union
 
 from fiftyone_clipit.errors import ClipItError
 
 PRESETS_PACKAGE = "fiftyone_clipit.presets"
+
+#: how long work reports progress: False/None silent, True a tqdm bar, or a callable(fraction, label)
+#: (e.g. an operator's progress)
+Progress = Union[bool, None, Callable[[float, str], None]]
 
 #: the CLIP model used when none is named
 DEFAULT_MODEL = "ViT-B-32"

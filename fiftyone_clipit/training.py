@@ -31,13 +31,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fiftyone_clipit.defaults import Progress
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.metrics import summary_f1
 from fiftyone_clipit.options import TrainingOptions
 from fiftyone_clipit.scorer import ClipItScorer, ScorerConfig, ScorerOutput, pad_batch, predict_scores
 from fiftyone_clipit.summary import generate_summary
 
-Progress = Callable[[float, str], None] | bool | None
 #: (video, its step scores) -> a figure, higher is better
 VideoMetric = Callable[["TrainingVideo", np.ndarray], float]
 

@@ -7,7 +7,7 @@ import math
 import os
 import re
 import time
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar, Union
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import fiftyone as fo
 import fiftyone.core.media as fom
@@ -20,14 +20,13 @@ from fiftyone.core.video import FramesView
 from pymongo.errors import BulkWriteError
 from tqdm.auto import tqdm
 
+from fiftyone_clipit.defaults import Progress
 from fiftyone_clipit.errors import OVERWRITE_HINT, BatchError, ClipItError, ItemFailure
 from fiftyone_clipit.store import EmbeddingStore
 
 T = TypeVar("T")
 logger = logging.getLogger("fiftyone_clipit")
 
-#: False/None: silent; True: a tqdm bar; a callable(fraction, label): e.g. an operator's progress.
-Progress = Union[bool, None, Callable[[float, str], None]]
 
 EMBEDDINGS_RUN = "clipit_embeddings"
 #: Seconds after declaring a field before checking that no other process's schema save dropped it.
