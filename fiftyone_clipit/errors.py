@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 #: How an error says "replace it on purpose"; the CLI shows its own flag instead (`--overwrite`).
 OVERWRITE_HINT = "pass overwrite=True"
+ALLOW_STALE_HINT = "pass allow_stale=True"
 
 
 class ClipItError(Exception):

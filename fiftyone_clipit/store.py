@@ -45,6 +45,17 @@ class FrameEmbeddings:
             return min(n_frames, int(self.info["n_decoded"]))
         return n_frames
 
+    def non_finite_problem(self) -> str | None:
+        """Why these features cannot be used (some are NaN or infinite: a damaged store
+        file), or None when every value is finite."""
+        n_bad = int((~np.isfinite(self.embeddings)).sum())
+        if not n_bad:
+            return None
+        return (
+            f"its stored frame embeddings hold {n_bad} NaN or infinite values; re-embed them "
+            f"(compute_frame_embeddings with overwrite=True, fiftyone-clipit embed --overwrite)"
+        )
+
 
 def write_atomically(path: str, write: Callable[[IO], None], mode: str = "wb") -> None:
     """Writes a file under a temporary name in the same folder, then renames it into place, so a

@@ -7,16 +7,19 @@ library); each run is bounded by a timeout.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
+from pathlib import Path
 
 import fiftyone as fo
 import numpy as np
 import pytest
 
 from conftest import write_video
-from fiftyone_clipit import add_videos, compute_frame_embeddings, score_frames
+from fiftyone_clipit import add_videos, compute_frame_embeddings, create_summary, score_frames
 from fiftyone_clipit.fo.common import embedding_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability("fault")]
@@ -30,6 +33,25 @@ from fiftyone_clipit.fo.common import write_in_chunks
 dataset = fo.load_dataset(sys.argv[1])
 for sample_id in dataset.values("id"):
     write_in_chunks(dataset, f"frames.{sys.argv[2]}", {sample_id: {f: 0.5 for f in range(1, 301)}})
+"""
+
+#: A run that holds its field until told to go on: `score` (query) or `summarize` (budget),
+#: touching argv[2] once it is writing and waiting (at most 120 s) for argv[3] to exist.
+HOLDING_RUN = """
+import pathlib, sys, time
+import fiftyone as fo
+from fiftyone_clipit import create_summary, score_frames
+dataset = fo.load_dataset(sys.argv[1])
+writing, go_on = pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+def progress(fraction, label):
+    writing.touch()
+    deadline = time.time() + 120
+    while not go_on.exists() and time.time() < deadline:
+        time.sleep(0.05)
+if sys.argv[4] == "score":
+    score_frames(dataset, sys.argv[5], model="tiny-random", progress=progress)
+else:
+    create_summary(dataset, segmentation="uniform", budget=float(sys.argv[5]), progress=progress)
 """
 
 
@@ -139,3 +161,61 @@ def test_two_processes_creating_the_same_frame_documents_both_land():
         assert dataset.count("frames") == dataset.count("frames.first") == dataset.count("frames.second") == 20 * 300
     finally:
         dataset.delete()
+
+
+def start_holding(dataset: fo.Dataset, folder: Path, stage: str, argument: str) -> tuple[subprocess.Popen, Path]:
+    """Starts a run that holds its field until `<folder>/go_on` exists; returns once it writes."""
+    writing, go_on = folder / "writing", folder / "go_on"
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_RUN, dataset.name, str(writing), str(go_on), stage, argument],
+        env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while not writing.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert writing.exists(), child.communicate(timeout=30)[1]
+    return child, go_on
+
+
+def test_a_second_process_scoring_the_same_field_is_refused_naming_the_first(dataset, tmp_path):
+    compute_frame_embeddings(dataset, model="tiny-random", fps=15.0)
+    first, go_on = start_holding(dataset, tmp_path, "score", "a red square")
+    second = subprocess.run(
+        [*CLI, "score", dataset.name, "--query", "a blue sky"], env=child_env(), capture_output=True, text=True, timeout=180,
+    )
+    go_on.touch()
+    assert first.wait(timeout=180) == 0, first.communicate()[1]
+    assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
+    assert "'frames.clipit_score' of" in second.stderr and "is being written by another run" in second.stderr
+    assert f"score_frames for 'a red square' (run " in second.stderr and f"process {first.pid} on" in second.stderr
+    dataset.reload()
+    assert dataset.get_run_info("clipit_score_clipit_score").config.query == "a red square"
+    assert dataset.count("frames.clipit_score") == N_VIDEOS * N_FRAMES
+    mine = score_frames(dataset, "a red square", score_field="clipit_score", model="tiny-random")
+    assert mine.n_scored == N_VIDEOS  # the lock went with the first run
+
+
+def test_a_second_process_summarising_into_the_same_field_is_refused(dataset, tmp_path):
+    compute_frame_embeddings(dataset, model="tiny-random", fps=15.0)
+    score_frames(dataset, "a red square", model="tiny-random")
+    first, go_on = start_holding(dataset, tmp_path, "summarize", "0.5")
+    second = subprocess.run(
+        [*CLI, "summarize", dataset.name, "--segmentation", "uniform", "--budget", "0.2"],
+        env=child_env(), capture_output=True, text=True, timeout=180,
+    )
+    go_on.touch()
+    assert first.wait(timeout=180) == 0, first.communicate()[1]
+    assert second.returncode == 1, second.stderr
+    assert "'clipit_summary' of" in second.stderr and "create_summary from 'frames.clipit_score' (budget 0.5)" in second.stderr
+    dataset.reload()
+    assert dataset.get_run_info("clipit_summary_clipit_summary").config.budget == 0.5
+
+
+def test_the_lock_of_a_killed_writer_is_taken_over(dataset, tmp_path):
+    compute_frame_embeddings(dataset, model="tiny-random", fps=15.0)
+    first, _ = start_holding(dataset, tmp_path, "score", "a red square")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    report = score_frames(dataset, "a blue sky", model="tiny-random")
+    assert report.n_scored == N_VIDEOS
+    assert dataset.get_run_info("clipit_score_clipit_score").config.query == "a blue sky"

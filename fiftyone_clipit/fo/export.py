@@ -32,7 +32,8 @@ from fiftyone_clipit.fo.common import (
     root_dataset,
     video_collection,
 )
-from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, keyframe_field, summary_run_key
+from fiftyone_clipit.fo.lineage import GO_AHEAD, recorded_videos
+from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, keyframe_field, stale_summaries, summary_run_key
 from fiftyone_clipit.reels import EncodeOptions, read_frames, write_segments
 from fiftyone_clipit.store import file_fingerprint
 from fiftyone_clipit.storyboard import format_time, render_storyboard
@@ -94,6 +95,7 @@ def export_summary(
     overwrite: bool = False,
     crf: int = 20,
     preset: str = "veryfast",
+    allow_stale: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
 ) -> ExportReport:
@@ -110,7 +112,11 @@ def export_summary(
     are read as embedding reads them (`fiftyone_clipit.cursor`): upright, numbered by timestamp.
     A video's folder records what its files were made from (source file, segments,
     keyframes, encoding) once they are all written, so running the same export again (after a
-    kill, say) skips the videos already done and redoes at most the one in flight.
+    kill, say) skips the videos already done and redoes at most the one in flight. A summary
+    that is stale (its source file replaced since it was summarised, its scores changed since,
+    or kept from an earlier run after summarising it again failed; see `stale_summaries`) is
+    refused for that video with the remedy, unless `allow_stale`; the folder's record keeps
+    what the summary was made from.
 
     Args:
         samples: a video dataset or view with `summary_field`.
@@ -125,6 +131,7 @@ def export_summary(
         overwrite (False): replace existing files (and clips of an earlier export of the video)
             unless they are this very export.
         crf (20), preset ("veryfast"): x264 quality and speed.
+        allow_stale (False): export stale summaries anyway.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
 
@@ -146,6 +153,8 @@ def export_summary(
     names = [name_field] if name_field else []
     rows = list(zip(*samples.values(["id", "filepath", "metadata", summary_field, *names])))
     keyframes = _keyframes(samples, summary_field) if storyboard else {}
+    stale = {} if allow_stale else stale_summaries(samples, summary_field)
+    made_from = recorded_videos(root_dataset(samples), summary_run_key(summary_field)) or {}
     taken: set[str] = set()
     n_exported = 0
     for row in iterate(rows, progress, "Exporting summaries"):
@@ -157,8 +166,10 @@ def export_summary(
             taken.add(stem)
             if summary is None or not summary.detections:
                 raise ClipItError(f"no segments in '{summary_field}'; run create_summary")
+            if sample_id in stale:
+                raise ClipItError(f"{stale[sample_id]}, {GO_AHEAD}")
             plan = _plan(export_dir, stem, summary.detections, clips, reel, storyboard, overwrite)
-            recipe = _recipe(path, plan, keyframes.get(sample_id), options)
+            recipe = _recipe(path, plan, keyframes.get(sample_id), options, made_from.get(sample_id))
             if _already_exported(plan, recipe):
                 _report_files(report, path, plan)
                 report.up_to_date.append(path)
@@ -178,6 +189,7 @@ def export_summary_dataset(
     export_dir: str,
     summary_field: str = DEFAULT_SUMMARY_FIELD,
     overwrite: bool = False,
+    allow_stale: bool = False,
 ) -> str:
     """The FiftyOne route: exports the summary's clips view as a labelled video dataset.
 
@@ -186,16 +198,22 @@ def export_summary_dataset(
     its label (the query) and confidence (the segment score). Load it back with
     `fo.Dataset.from_dir(export_dir, dataset_type=fo.types.FiftyOneVideoLabelsDataset)`. The
     dataset is written to a hidden folder beside `export_dir` and renamed when complete.
+    Nothing is written when a summary is stale (see `stale_summaries`), unless `allow_stale`.
 
     Returns:
         The export directory.
 
     Raises:
         ClipItError: the directory exists and is not empty (without `overwrite`), cannot be
-            written, the summary field is missing, or FiftyOne's export failed.
+            written, the summary field is missing, a summary is stale, or FiftyOne's export failed.
     """
     samples = video_collection(samples)
     _check_summary_field(samples, summary_field)
+    stale = {} if allow_stale else stale_summaries(samples, summary_field)
+    if stale:
+        paths = dict(zip(*samples.select(list(stale)).values(["id", "filepath"])))
+        named = "; ".join(f"'{paths[i]}': {why}" for i, why in stale.items())
+        raise ClipItError(f"{len(stale)} summaries of '{summary_field}' are stale, {GO_AHEAD}: {named}")
     export_dir = _export_path(export_dir)
     if os.path.exists(export_dir) and not overwrite and (not os.path.isdir(export_dir) or os.listdir(export_dir)):
         raise ClipItError(f"Export directory '{export_dir}' exists and is not empty; {OVERWRITE_HINT}")
@@ -313,10 +331,12 @@ def _check_targets(plan: _Plan) -> None:
         os.remove(manifest)
 
 
-def _recipe(path: str, plan: _Plan, keyframes, options: EncodeOptions) -> dict:
-    """What one video's files are made from, as it reads back from JSON."""
+def _recipe(path: str, plan: _Plan, keyframes, options: EncodeOptions, summary: dict | None) -> dict:
+    """What one video's files are made from (with what its summary was made from, see
+    `fiftyone_clipit.fo.lineage`), as it reads back from JSON."""
     recipe = {
         "source": file_fingerprint(path),
+        "summary": summary,
         "segments": plan.segments,
         "files": [os.path.basename(t) for t in _targets(plan)],
         "keyframes": keyframes if plan.storyboard else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
@@ -45,8 +46,17 @@ from fiftyone_clipit.fo.common import (
     video_collection,
     write_in_chunks,
 )
+from fiftyone_clipit.fo.fieldlock import field_lock
+from fiftyone_clipit.fo.lineage import (
+    GO_AHEAD,
+    embeddings_entry,
+    merged_lineage,
+    new_run_id,
+    source_problem,
+)
 from fiftyone_clipit.relevance import zero_shot_scores
 from fiftyone_clipit.scorer import Checkpoint, load_checkpoint, predict_scores
+from fiftyone_clipit.store import EmbeddingStore
 from fiftyone_clipit.summary import upsample_scores
 
 DEFAULT_SCORE_FIELD = "clipit_score"
@@ -136,6 +146,7 @@ def score_frames(
     batch_size: int = 8,
     device: str | None = None,
     overwrite: bool = False,
+    allow_stale: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
 ) -> ScoreReport:
@@ -146,7 +157,13 @@ def score_frames(
     evaluation protocol does), video by video, and the run `clipit_score_<score_field>` records
     the query, the scorer, where the text came from and, once every video is written,
     `complete=True`. Running the same call again after an interrupted one (killed, say) skips
-    the videos it finished, so at most the video in flight is redone.
+    the videos it finished, so at most the video in flight is redone. The run also records,
+    per video, what its scores were made from (the source file's fingerprint and the stamp of
+    the embeddings read, see `fiftyone_clipit.fo.lineage`) and which videos failed; a video
+    whose file changed since it was embedded, whose stored features hold NaN or infinity, or
+    whose scores come out NaN or infinite fails, named, and nothing is written for it. One
+    run at a time writes a field: a second one is refused naming the first
+    (`fiftyone_clipit.fo.fieldlock`).
 
     Args:
         samples: a video dataset or view with frame embeddings.
@@ -168,13 +185,14 @@ def score_frames(
         device (None): torch device for the text encoder and the scorer.
         overwrite (False): write into an existing frame field that CLIP-It did not score
             (users' scores, say); FiftyOne's built-in frame fields are refused regardless.
+        allow_stale (False): score videos whose file changed since they were embedded anyway.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
 
     Raises:
         ClipItError: empty query, a field not free to write (another type, built in, or not
             CLIP-It's without `overwrite`), no embeddings run, a model other than the
-            embeddings' one, or an unknown / mismatched scorer.
+            embeddings' one, an unknown / mismatched scorer, or another run writing the field.
         BatchError: some videos could not be scored (the others were written).
     """
     samples = video_collection(samples)
@@ -221,74 +239,151 @@ def score_frames(
         "score_field": score_field,
         "embedded_at": str(dataset.get_run_info(EMBEDDINGS_RUN).timestamp),
     }
-    finished = _finished_by_interrupted_run(samples, dataset, config)
-    if finished is None:  # a new run: no score of an earlier one may pass for this one's
-        finished = set()
-        if samples.get_field(f"frames.{score_field}") is not None:
-            samples.clear_frame_field(score_field)
-    record_run(dataset, score_run_key(score_field), **config, complete=False)
-    store = embedding_store(dataset)
-    report, batch = ScoreReport(), []
-
-    def score_batch() -> None:
-        step_scores = (
-            predict_scores(
-                checkpoint.model, [b[3].embeddings for b in batch], [b[4] for b in batch], attention=attention
-            )
-            if checkpoint is not None
-            else [None] * len(batch)
+    what = f"score_frames for {config['query']!r}" if sentences is not None else f"score_frames ({source})"
+    with field_lock(dataset, f"frames.{score_field}", what) as beat:
+        writer = _ScoreWriter(
+            samples, config, checkpoint, encoder, query_text, captioner, embedding_store(dataset), beat,
+            _ScoreOptions(attention, smoothing_seconds, n_captions, captions_field, batch_size, allow_stale),
         )
-        for (sample_id, path, n_frames, item, text, sentences_of_video), steps in zip(batch, step_scores):
-            try:
-                if steps is None:
-                    scores = frame_relevance(item.embeddings, item.frame_numbers, text, n_frames, item.info["fps"], smoothing_seconds)
-                else:
-                    scores = upsample_scores(steps, np.asarray(item.frame_numbers) - 1, n_frames)
-            except (ClipItError, ValueError) as e:
-                report.failures.append(ItemFailure(path, str(e)))
-                continue
-            if sentences_of_video:
-                write_in_chunks(samples, captions_field, {sample_id: sentences_of_video})
-            write_in_chunks(samples, f"frames.{score_field}", {sample_id: {i + 1: float(s) for i, s in enumerate(scores)}})
-            report.n_scored += 1
-        batch.clear()
-
-    for sample_id, path, metadata in iterate(samples_info(samples), progress, "Scoring frames"):
-        if sample_id in finished:
-            report.n_resumed += 1
-            continue
-        item = store.get(sample_id)
-        if item is None or item.info.get("model") != embedded_with:
-            report.failures.append(
-                ItemFailure(path, f"no frame embeddings by '{embedded_with}'; run compute_frame_embeddings")
-            )
-            continue
-        if checkpoint is not None and item.embeddings.shape[1] != checkpoint.config.feature_dim:
-            report.failures.append(ItemFailure(
-                path, f"{item.embeddings.shape[1]}-d embeddings; the scorer reads {checkpoint.config.feature_dim}-d"
-            ))
-            continue
-        n_frames = metadata.total_frame_count if metadata else int(item.frame_numbers[-1])
-        lie = _frame_count_mismatch(n_frames, item.info) if metadata else None
-        if lie:
-            report.failures.append(ItemFailure(path, lie))
-            continue
-        try:
-            text, sentences_of_video = _video_text(query_text, captioner, encoder, item, n_captions, store, sample_id, path)
-        except (ClipItError, VideoError, ValueError) as e:
-            report.failures.append(ItemFailure(path, str(e)))
-            continue
-        if sentences_of_video:
-            report.captions[path] = sentences_of_video
-        batch.append((sample_id, path, n_frames, item, text, sentences_of_video))
-        if len(batch) == batch_size:
-            score_batch()
-    if batch:
-        score_batch()
-    record_run(dataset, score_run_key(score_field), **config, complete=True)
+        report = writer.run(dataset, progress)
     finish("Scoring frames", report.failures, report.n_scored + report.n_resumed, skip_failures)
     return report
 
+
+
+@dataclass(frozen=True)
+class _ScoreOptions:
+    """How `score_frames` scores each video (see its arguments)."""
+
+    attention: str
+    smoothing_seconds: float
+    n_captions: int
+    captions_field: str
+    batch_size: int
+    allow_stale: bool
+
+
+@dataclass
+class _ScoreWriter:
+    """One run of `score_frames` once it holds the field: reads, scores and writes video by
+    video, and records what each video's scores were made from."""
+
+    samples: foc.SampleCollection
+    config: dict
+    checkpoint: Checkpoint | None
+    encoder: ClipEncoder | None
+    query_text: np.ndarray | None
+    captioner: Captioner | None
+    store: EmbeddingStore
+    beat: Callable[[], None]
+    options: _ScoreOptions
+    report: ScoreReport = field(default_factory=ScoreReport)
+    entries: dict[str, dict] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    batch: list = field(default_factory=list)
+
+    def run(self, dataset: fo.Dataset, progress: Progress) -> ScoreReport:
+        """Scores every video, then records the run with its per-video lineage."""
+        score_field, key = self.config["score_field"], score_run_key(self.config["score_field"])
+        finished = _finished_by_interrupted_run(self.samples, dataset, self.config)
+        resumed = getattr(dataset.get_run_info(key).config, "run_id", None) if finished is not None else None
+        run_id = resumed or new_run_id()
+        if finished is None:  # a new run: no score of an earlier one may pass for this one's
+            finished = set()
+            if self.samples.get_field(f"frames.{score_field}") is not None:
+                self.samples.clear_frame_field(score_field)
+        ids = self.samples.values("id")
+        record_run(dataset, key, **self.config, complete=False, run_id=run_id,
+                   **merged_lineage(dataset, key, ids, {}, {}))
+        for sample_id, path, metadata in iterate(samples_info(self.samples), progress, "Scoring frames"):
+            self.beat()
+            if sample_id in finished:
+                self.report.n_resumed += 1
+                self.entries[sample_id] = {"run": run_id, **embeddings_entry(self.store, sample_id, self.store.info(sample_id))}
+                continue
+            self.read(sample_id, path, metadata)
+            if len(self.batch) == self.options.batch_size:
+                self.score_batch(run_id)
+        if self.batch:
+            self.score_batch(run_id)
+        record_run(dataset, key, **self.config, complete=True, run_id=run_id,
+                   **merged_lineage(dataset, key, ids, self.entries, self.failed))
+        return self.report
+
+    def fail(self, sample_id: str, path: str, reason: str) -> None:
+        self.report.failures.append(ItemFailure(path, reason))
+        self.failed[sample_id] = reason
+
+    def read(self, sample_id: str, path: str, metadata) -> None:
+        """Reads one video's embeddings and text into the batch, or records why it fails."""
+        embedded_with = self.config["model"]
+        item = self.store.get(sample_id)
+        if item is None or item.info.get("model") != embedded_with:
+            return self.fail(sample_id, path, f"no frame embeddings by '{embedded_with}'; run compute_frame_embeddings")
+        problem = item.non_finite_problem()
+        if problem is None and not self.options.allow_stale:
+            problem = source_problem(path, item.info.get("fingerprint"), "embedded")
+            problem = problem and f"{problem}, {GO_AHEAD}"
+        if problem:
+            return self.fail(sample_id, path, problem)
+        dim = self.checkpoint.config.feature_dim if self.checkpoint is not None else None
+        if dim is not None and item.embeddings.shape[1] != dim:
+            return self.fail(sample_id, path, f"{item.embeddings.shape[1]}-d embeddings; the scorer reads {dim}-d")
+        n_frames = metadata.total_frame_count if metadata else int(item.frame_numbers[-1])
+        lie = _frame_count_mismatch(n_frames, item.info) if metadata else None
+        if lie:
+            return self.fail(sample_id, path, lie)
+        try:
+            text, sentences_of_video = _video_text(
+                self.query_text, self.captioner, self.encoder, item, self.options.n_captions, self.store, sample_id, path
+            )
+        except (ClipItError, VideoError, ValueError) as e:
+            return self.fail(sample_id, path, str(e))
+        if sentences_of_video:
+            self.report.captions[path] = sentences_of_video
+        self.batch.append((sample_id, path, n_frames, item, text, sentences_of_video))
+
+    def score_batch(self, run_id: str) -> None:
+        """Scores the batch and writes each video's scores (and captions) that are finite."""
+        options, score_field = self.options, self.config["score_field"]
+        step_scores = [None] * len(self.batch)
+        if self.checkpoint is not None:
+            def predict(part: list) -> list[np.ndarray]:
+                return predict_scores(
+                    self.checkpoint.model, [b[3].embeddings for b in part], [b[4] for b in part],
+                    attention=options.attention,
+                )
+
+            step_scores = predict(self.batch)
+            if len(self.batch) > 1 and not all(np.isfinite(steps).all() for steps in step_scores):
+                # one video overflowing to NaN spoils its batch: score each on its own
+                step_scores = [predict([b])[0] for b in self.batch]
+        for (sample_id, path, n_frames, item, text, sentences_of_video), steps in zip(self.batch, step_scores):
+            try:
+                if steps is None:
+                    scores = frame_relevance(
+                        item.embeddings, item.frame_numbers, text, n_frames, item.info["fps"], options.smoothing_seconds
+                    )
+                else:
+                    scores = upsample_scores(steps, np.asarray(item.frame_numbers) - 1, n_frames)
+            except (ClipItError, ValueError) as e:
+                self.fail(sample_id, path, str(e))
+                continue
+            n_bad = int((~np.isfinite(scores)).sum())
+            if n_bad:
+                self.fail(sample_id, path, (
+                    f"the scorer gave {n_bad} of {n_frames} frames a NaN or infinite score (are its stored "
+                    f"features sound?); nothing was written for it: re-embed it, or use another scorer"
+                ))
+                continue
+            if sentences_of_video:
+                write_in_chunks(self.samples, options.captions_field, {sample_id: sentences_of_video})
+            write_in_chunks(
+                self.samples, f"frames.{score_field}", {sample_id: {i + 1: float(s) for i, s in enumerate(scores)}}
+            )
+            self.entries[sample_id] = {"run": run_id, **embeddings_entry(self.store, sample_id, item.info)}
+            self.report.n_scored += 1
+        self.batch.clear()
 
 def _finished_by_interrupted_run(
     samples: foc.SampleCollection, dataset: fo.Dataset, config: dict

@@ -31,6 +31,18 @@ from fiftyone_clipit.fo.common import (
     write_declared,
     write_in_chunks,
 )
+from fiftyone_clipit.fo.fieldlock import field_lock
+from fiftyone_clipit.fo.lineage import (
+    GO_AHEAD,
+    current_fingerprint,
+    embeddings_entry,
+    merged_lineage,
+    new_run_id,
+    recorded_failures,
+    recorded_videos,
+    scores_problem,
+    source_problem,
+)
 from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
 from fiftyone_clipit.reels import read_frames
 from fiftyone_clipit.store import FrameEmbeddings
@@ -122,6 +134,7 @@ def create_summary(
     n_keyframes: int = 8,
     label: str | None = None,
     overwrite: bool = False,
+    allow_stale: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
 ) -> SummaryReport:
@@ -155,16 +168,24 @@ def create_summary(
         label (None): the detections' label; None takes the query recorded by score_frames.
         overwrite (False): write into an existing `summary_field` that CLIP-It did not write
             (ground truth, say); FiftyOne's built-in fields are refused regardless.
+        allow_stale (False): summarise videos whose inputs are stale anyway (see below).
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
 
     The run `clipit_summary_<summary_field>` records the settings when summaries are written
     (as in progress until the last one is); a run that writes none, refused or failed for
-    every video, leaves the field and its run as they were.
+    every video, leaves the field and its run as they were. The run records per video what
+    its summary was made from (the score run, the source file's fingerprint, the embeddings'
+    stamp; see `fiftyone_clipit.fo.lineage`) and names the videos that failed: a video that
+    fails keeps its old summary, known to be stale, so `export_summary` refuses it. A video
+    whose file changed since it was embedded, whose scores are older than its embeddings, or
+    whose stored features hold NaN or infinity fails with the remedy, unless `allow_stale`
+    (features never). One run at a time writes a field (`fiftyone_clipit.fo.fieldlock`).
 
     Raises:
-        ClipItError: not videos, no numeric `score_field`, or `summary_field` is not free to
-            write (another type, a built-in field, or not CLIP-It's without `overwrite`).
+        ClipItError: not videos, no numeric `score_field`, `summary_field` is not free to
+            write (another type, a built-in field, or not CLIP-It's without `overwrite`), or
+            another run is writing it.
         ValueError: an option out of range (named with the valid values).
         BatchError: some videos could not be summarised (the others were written).
     """
@@ -185,68 +206,81 @@ def create_summary(
     fields = ["id", "filepath", "metadata", "frames.frame_number", f"frames.{score_field}"]
     if shots.shots_field:
         fields.append(shots.shots_field)
-    rows = list(zip(*samples.values(fields)))
-    store = embedding_store(samples)
-    has_images = _frames_with_images(samples)
-    report, values, keyframes = SummaryReport(), {}, {}
-    for row in iterate(rows, progress, "Summarising"):
-        sample_id, path, meta = row[:3]
-        if meta is None or not meta.total_frame_count:
-            report.failures.append(ItemFailure(path, "no video metadata; add it with add_videos"))
-            continue
-        try:
-            item = store.get(sample_id)
-            n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
-            frame_scores = frame_scores_array(row[3], row[4], n_frames, score_field)
-            capacity = budget_capacity(n_frames, meta.frame_rate or 0.0, budget, rounding)
-            if capacity < 1:
-                raise ValueError(f"the budget {budget!r} gives 0 frames of this video; raise it")
-            given = row[5] if shots.shots_field else None
-            change_points = _shots(shots, n_frames, meta.frame_rate or 30.0, item, capacity, given)
-            fitting = split_long_shots(change_points, capacity)
-            segments = select_segments(frame_scores, fitting, capacity=capacity)
-            if not segments:
-                raise ValueError("no shot has a positive mean score, so the knapsack keeps nothing")
-            seconds = frame_seconds(path, n_frames, meta.frame_rate or 30.0) if n_keyframes else None
-            chosen = _keyframes(frame_scores, segments, item, seconds, n_keyframes)
-            images = _save_keyframe_images(dataset, sample_id, path, [n for n, _ in chosen], has_images)
-        except (ValueError, VideoError) as e:
-            report.failures.append(ItemFailure(path, str(e)))
-            continue
-        values[sample_id] = fo.TemporalDetections(
-            detections=[
-                fo.TemporalDetection(label=label, support=[first + 1, last + 1], confidence=score)
-                for first, last, score in segments
-            ]
-        )
-        keyframes[sample_id] = (chosen, images)
-        report.n_summarized += 1
-        report.n_segments += len(segments)
-        report.n_shots += len(fitting)
-        report.n_split_shots += len(fitting) - len(change_points)
-    if values:
-        kind, amount = parse_budget(budget)
-        settings = dict(
-            score_field=score_field,
-            summary_field=summary_field,
-            budget=amount,
-            budget_unit=kind,
-            rounding=rounding,
-            segmentation=segmentation,
-            min_segment=min_segment,
-            max_segment=max_segment,
-            segment_seconds=segment_seconds,
-            shots_field=shots_field,
-            n_keyframes=n_keyframes,
-            label=label,
-        )
-        record_run(dataset, run_key, **settings, complete=False)
-        write_in_chunks(samples, summary_field, values)
-        dataset.reload()  # another process (the App's server) may hold an older schema
-        report.view_name = f"{summary_field}_clips"
-        dataset.save_view(report.view_name, dataset.to_clips(summary_field), overwrite=True)
-        report.storyboard_view = _write_storyboard(dataset, samples, summary_field, keyframes)
-        record_run(dataset, run_key, **settings, complete=True)
+    what = f"create_summary from 'frames.{score_field}' (budget {budget!r})"
+    with field_lock(dataset, summary_field, what) as beat:
+        rows = list(zip(*samples.values(fields)))
+        store = embedding_store(samples)
+        has_images = _frames_with_images(samples)
+        scores_made = recorded_videos(dataset, score_run_key(score_field)) or {}
+        report, values, keyframes, entries, failed = SummaryReport(), {}, {}, {}, {}
+        for row in iterate(rows, progress, "Summarising"):
+            beat()
+            sample_id, path, meta = row[:3]
+            if meta is None or not meta.total_frame_count:
+                failed[sample_id] = "no video metadata; add it with add_videos"
+                report.failures.append(ItemFailure(path, failed[sample_id]))
+                continue
+            try:
+                item = store.get(sample_id)
+                _check_inputs(item, path, store, sample_id, scores_made.get(sample_id), score_field, allow_stale)
+                n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
+                frame_scores = frame_scores_array(row[3], row[4], n_frames, score_field)
+                capacity = budget_capacity(n_frames, meta.frame_rate or 0.0, budget, rounding)
+                if capacity < 1:
+                    raise ValueError(f"the budget {budget!r} gives 0 frames of this video; raise it")
+                given = row[5] if shots.shots_field else None
+                change_points = _shots(shots, n_frames, meta.frame_rate or 30.0, item, capacity, given)
+                fitting = split_long_shots(change_points, capacity)
+                segments = select_segments(frame_scores, fitting, capacity=capacity)
+                if not segments:
+                    raise ValueError("no shot has a positive mean score, so the knapsack keeps nothing")
+                seconds = frame_seconds(path, n_frames, meta.frame_rate or 30.0) if n_keyframes else None
+                chosen = _keyframes(frame_scores, segments, item, seconds, n_keyframes)
+                images = _save_keyframe_images(dataset, sample_id, path, [n for n, _ in chosen], has_images)
+            except (ValueError, VideoError) as e:
+                failed[sample_id] = str(e)
+                report.failures.append(ItemFailure(path, str(e)))
+                continue
+            scored = scores_made.get(sample_id) or {}
+            made_from = embeddings_entry(store, sample_id, item.info if item else None)
+            made_from["source"] = made_from["source"] or scored.get("source") or current_fingerprint(path)
+            entries[sample_id] = {"score_field": score_field, "scores": scored.get("run"), **made_from}
+            values[sample_id] = fo.TemporalDetections(
+                detections=[
+                    fo.TemporalDetection(label=label, support=[first + 1, last + 1], confidence=score)
+                    for first, last, score in segments
+                ]
+            )
+            keyframes[sample_id] = (chosen, images)
+            report.n_summarized += 1
+            report.n_segments += len(segments)
+            report.n_shots += len(fitting)
+            report.n_split_shots += len(fitting) - len(change_points)
+        if values:
+            kind, amount = parse_budget(budget)
+            settings = dict(
+                score_field=score_field,
+                summary_field=summary_field,
+                budget=amount,
+                budget_unit=kind,
+                rounding=rounding,
+                segmentation=segmentation,
+                min_segment=min_segment,
+                max_segment=max_segment,
+                segment_seconds=segment_seconds,
+                shots_field=shots_field,
+                n_keyframes=n_keyframes,
+                label=label,
+                run_id=new_run_id(),
+                **merged_lineage(dataset, run_key, [row[0] for row in rows], entries, failed),
+            )
+            record_run(dataset, run_key, **settings, complete=False)
+            write_in_chunks(samples, summary_field, values)
+            dataset.reload()  # another process (the App's server) may hold an older schema
+            report.view_name = f"{summary_field}_clips"
+            dataset.save_view(report.view_name, dataset.to_clips(summary_field), overwrite=True)
+            report.storyboard_view = _write_storyboard(dataset, samples, summary_field, keyframes)
+            record_run(dataset, run_key, **settings, complete=True)
     finish("Summarising", report.failures, report.n_summarized, skip_failures)
     return report
 
@@ -265,6 +299,64 @@ def _check_score_field(samples: foc.SampleCollection, score_field: str) -> None:
             f"written by score_frames (or another numeric frame field)"
         )
 
+
+def _check_inputs(item: FrameEmbeddings | None, path: str, store, sample_id: str, scored: dict | None,
+                  score_field: str, allow_stale: bool) -> None:
+    """Refuses one video's inputs when its features are not finite, or (unless `allow_stale`)
+    its file changed since it was embedded or scored, or its scores predate its embeddings.
+
+    Raises:
+        ValueError: naming what is stale and the remedy.
+    """
+    problem = item.non_finite_problem() if item is not None else None
+    if problem is None and not allow_stale:
+        recorded = item.info.get("fingerprint") if item is not None else (scored or {}).get("source")
+        problem = source_problem(path, recorded, "embedded" if item is not None else "scored")
+        problem = problem or scores_problem(scored, store, sample_id, score_field)
+        problem = problem and f"{problem}, {GO_AHEAD}"
+    if problem:
+        raise ValueError(problem)
+
+
+def stale_summaries(samples: foc.SampleCollection, summary_field: str) -> dict[str, str]:
+    """Sample id -> why its summary in `summary_field` may not be shipped as current, for each
+    video of `samples` whose summary is stale.
+
+    Stale: the last summary run failed for the video (its old summary was kept), its source
+    file changed since it was summarised, or its scores changed since (scored again, or
+    scoring it again failed). Summaries without records (made by hand, or by a version of
+    CLIP-It that recorded none) are not checked.
+    """
+    dataset = root_dataset(samples)
+    run_key = summary_run_key(summary_field)
+    made = recorded_videos(dataset, run_key)
+    if made is None:
+        return {}
+    failed = recorded_failures(dataset, run_key)
+    scores_made: dict[str, dict | None] = {}
+    stale = {}
+    for sample_id, path, summary in zip(*samples.values(["id", "filepath", summary_field])):
+        if summary is None:
+            continue
+        entry = made.get(sample_id)
+        if entry is None:
+            why = f"summarising it again failed: {failed[sample_id]}" if sample_id in failed else "no run of create_summary wrote it"
+            stale[sample_id] = f"its '{summary_field}' is left from an earlier run ({why}); summarize it again"
+            continue
+        problem = source_problem(path, entry.get("source"), "summarised")
+        score_field = entry.get("score_field")
+        if problem is None and score_field:
+            if score_field not in scores_made:
+                scores_made[score_field] = recorded_videos(dataset, score_run_key(score_field))
+            scored = scores_made[score_field]
+            if scored is not None and (scored.get(sample_id) or {}).get("run") != entry.get("scores"):
+                problem = (
+                    f"its scores 'frames.{score_field}' changed after it was summarised (scored again, "
+                    f"or scoring it again failed); summarize it again (create_summary, fiftyone-clipit summarize)"
+                )
+        if problem:
+            stale[sample_id] = problem
+    return stale
 
 def _check_options(samples, budget, segmentation, min_segment, max_segment, segment_seconds,
                    shots_field, rounding, n_keyframes) -> ShotOptions:

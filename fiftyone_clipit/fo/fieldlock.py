@@ -1,0 +1,94 @@
+"""One writer per field: a lock in the database that every process of a deployment shares.
+
+`score_frames` and `create_summary` hold the lock of the field they write for as long as they
+write it. A second run into the same field of the same dataset, in any process on any machine
+using the same MongoDB, is refused with a message naming the run that holds it. The lock is a
+document with a unique id in the collection `clipit_field_locks`, so taking it is one atomic
+insert. A lock left by a killed process is taken over: at once on the same machine (its
+process is gone), after `STALE_SECONDS` without a heartbeat from another machine.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import fiftyone as fo
+from fiftyone.core.odm import get_db_conn
+from pymongo.errors import DuplicateKeyError
+
+from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.fo.lineage import new_run_id
+
+LOCKS = "clipit_field_locks"
+#: A lock from another machine whose holder sent no heartbeat for this long is taken over.
+STALE_SECONDS = 300.0
+#: How often a holder refreshes its heartbeat (at most), from `beat()`.
+BEAT_SECONDS = 30.0
+
+
+def _holder_is_gone(holder: dict) -> bool:
+    if holder.get("host") == socket.gethostname():
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, run by another user
+            return False
+        return False
+    return time.time() - float(holder.get("beat", 0.0)) > STALE_SECONDS
+
+
+def _describe(holder: dict) -> str:
+    started = datetime.datetime.fromtimestamp(float(holder["started"])).isoformat(timespec="seconds")
+    return f"{holder['what']} (run {holder['run'][:8]}, process {holder['pid']} on {holder['host']}, started {started})"
+
+
+@contextmanager
+def field_lock(dataset: fo.Dataset, path: str, what: str) -> Iterator[Callable[[], None]]:
+    """Holds the write lock of `path` on `dataset` while the block runs; yields `beat`, to call
+    now and then (per video) so that other machines know the holder is alive.
+
+    Args:
+        dataset: the dataset written.
+        path: the field written (e.g. "frames.clipit_score").
+        what: the run, as the refusal of another writer names it (e.g. "score_frames for 'a dog'").
+
+    Raises:
+        ClipItError: another run holds the lock; the message names it and what to do.
+    """
+    locks = get_db_conn()[LOCKS]
+    now = time.time()
+    mine = {
+        "_id": f"{dataset.name}:{path}", "run": new_run_id(), "what": what, "pid": os.getpid(),
+        "host": socket.gethostname(), "started": now, "beat": now,
+    }
+    while True:
+        try:
+            locks.insert_one(mine)
+            break
+        except DuplicateKeyError:
+            holder = locks.find_one({"_id": mine["_id"]})
+            if holder is None:  # released meanwhile
+                continue
+            if not _holder_is_gone(holder):
+                raise ClipItError(
+                    f"'{path}' of '{dataset.name}' is being written by another run: {_describe(holder)}; "
+                    f"wait for it to finish, or write to another field"
+                ) from None
+            locks.delete_one({"_id": mine["_id"], "run": holder["run"]})
+    last_beat = [now]
+
+    def beat() -> None:
+        if time.time() - last_beat[0] >= BEAT_SECONDS:
+            last_beat[0] = time.time()
+            locks.update_one({"_id": mine["_id"], "run": mine["run"]}, {"$set": {"beat": last_beat[0]}})
+
+    try:
+        yield beat
+    finally:
+        locks.delete_one({"_id": mine["_id"], "run": mine["run"]})
