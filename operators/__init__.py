@@ -109,6 +109,7 @@ class ScoreFrames(ClipItOperator):
             )
 
     def run(self, ctx, progress):
+        from fiftyone_clipit.fo.score_labels import label_scores
         from fiftyone_clipit.fo.scoring import score_frames
 
         report = score_frames(
@@ -122,7 +123,8 @@ class ScoreFrames(ClipItOperator):
             overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,
         )
-        return {"scored": report.n_scored, "resumed": report.n_resumed}
+        labelled = label_scores(self.target(ctx), ctx.params.get("score_field") or "clipit_score")
+        return {"scored": report.n_scored, "resumed": report.n_resumed, "labelled_for_the_app": labelled}
 
 
 class CreateSummary(ClipItOperator):

@@ -1,0 +1,68 @@
+"""Scores the App can show, filter and sort: a frame label beside the float, per-video max and mean.
+
+A frame FloatField is neither drawn on the video nor offered as a sidebar filter of its frames by
+FiftyOne's App; a frame Classification is both (its confidence is the score, its label the query),
+and two sample fields, the best and the mean score of each video, sort the grid.
+"""
+
+from __future__ import annotations
+
+import fiftyone as fo
+import fiftyone.core.collections as foc
+import numpy as np
+
+from fiftyone_clipit.fo.common import (
+    check_output_field,
+    retry_frame_inserts,
+    root_dataset,
+    video_collection,
+    write_declared,
+    write_in_chunks,
+)
+from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
+
+
+def score_label_fields(score_field: str = DEFAULT_SCORE_FIELD) -> tuple[str, str, str]:
+    """The frame label field and the per-video max and mean fields of `score_field`."""
+    return f"{score_field}_label", f"{score_field}_max", f"{score_field}_mean"
+
+
+def label_scores(samples: foc.SampleCollection, score_field: str = DEFAULT_SCORE_FIELD) -> int:
+    """Writes `frames.<score_field>_label` (Classification: label = the query, confidence = the
+    score) and `<score_field>_max` / `<score_field>_mean` per video, from `frames.<score_field>`.
+
+    Args:
+        samples: a scored video dataset or view.
+        score_field ("clipit_score"): the frame field `score_frames` wrote.
+
+    Returns:
+        The number of videos labelled (videos without a score are left as they are).
+
+    Raises:
+        ClipItError: not videos, or one of the fields to write belongs to something else.
+    """
+    samples = video_collection(samples)
+    dataset = root_dataset(samples)
+    run_key = score_run_key(score_field)
+    label_field, max_field, mean_field = score_label_fields(score_field)
+    check_output_field(samples, f"frames.{label_field}", run_key, fo.EmbeddedDocumentField, fo.Classification)
+    for name in (max_field, mean_field):
+        check_output_field(samples, name, run_key, fo.FloatField)
+    query = dataset.get_run_info(run_key).config.query if dataset.has_run(run_key) else None
+    label = "; ".join(query) if isinstance(query, list) else str(query or f"generic ({score_field})")
+    labels, maxima, means = {}, {}, {}
+    for sample_id, numbers, scores in zip(*samples.values(["id", "frames.frame_number", f"frames.{score_field}"])):
+        pairs = [(number, float(score)) for number, score in zip(numbers, scores) if score is not None]
+        if not pairs:
+            continue
+        labels[sample_id] = {number: fo.Classification(label=label, confidence=score) for number, score in pairs}
+        values = np.array([score for _, score in pairs])
+        maxima[sample_id], means[sample_id] = float(values.max()), float(values.mean())
+    if labels:
+        path = f"frames.{label_field}"
+        write_declared(
+            dataset, path, lambda: retry_frame_inserts(lambda: dataset.set_values(path, labels, key_field="id"))
+        )
+        write_in_chunks(samples, max_field, maxima)
+        write_in_chunks(samples, mean_field, means)
+    return len(labels)

@@ -1,0 +1,50 @@
+"""Scores the App can show, filter and sort: the frame label and the per-video max and mean."""
+
+from __future__ import annotations
+
+import uuid
+
+import fiftyone as fo
+import numpy as np
+import pytest
+from fiftyone import ViewField as F
+
+from fiftyone_clipit import add_videos
+from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.fo.common import record_run
+from fiftyone_clipit.fo.score_labels import label_scores
+
+
+@pytest.fixture
+def scored(video_dir):
+    """Two videos with planted scores (video a: frames 31-45 at 0.9, else 0.2) and a score run."""
+    dataset = fo.Dataset(f"clipit-labels-{uuid.uuid4().hex[:6]}")
+    add_videos(dataset, [str(video_dir)])
+    scores = []
+    for n_frames in dataset.values("metadata.total_frame_count"):
+        values = np.full(n_frames, 0.2)
+        values[30:45] = 0.9
+        scores.append({i + 1: float(v) for i, v in enumerate(values)})
+    dataset.set_values("frames.clipit_score", scores)
+    record_run(dataset, "clipit_score_clipit_score", query="a person", complete=True)
+    return dataset
+
+
+def test_label_scores_gives_each_frame_a_filterable_label_and_each_video_sortable_figures(scored):
+    assert label_scores(scored) == 2
+    first = scored.sort_by("filepath").first()
+    assert first.frames[31].clipit_score_label.label == "a person"
+    assert first.frames[31].clipit_score_label.confidence == pytest.approx(0.9)
+    assert first.clipit_score_max == pytest.approx(0.9)
+    assert first.clipit_score_mean == pytest.approx((15 * 0.9 + 75 * 0.2) / 90)
+    high = scored.filter_labels("frames.clipit_score_label", F("confidence") > 0.5)
+    assert high.count("frames.clipit_score_label") == 30  # 15 frames in each video
+    assert scored.count("frames.clipit_score_label") == 90 + 150
+
+
+def test_label_scores_refuses_a_field_it_did_not_write(scored):
+    scored.add_sample_field("clipit_score_max", fo.FloatField)
+    scored.set_values("clipit_score_max", [1.0, 2.0])
+    scored.delete_run("clipit_score_clipit_score")
+    with pytest.raises(ClipItError, match="not written by CLIP-It"):
+        label_scores(scored)
