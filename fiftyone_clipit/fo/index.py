@@ -10,7 +10,9 @@ dataset leave the index, videos embedded since join it, re-embedded videos are r
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -44,8 +46,13 @@ from fiftyone_clipit.index import (
     merge_moments,
 )
 from fiftyone_clipit.mapped import MappedStore
+from fiftyone_clipit.milvus_index import MilvusFrameIndex
 
 INDEX_RUN = "clipit_frame_index"
+#: where the frame index lives: FAISS files beside the store, or a Milvus collection
+BACKENDS = ("faiss", "milvus")
+_RUNS = {"faiss": INDEX_RUN, "milvus": f"{INDEX_RUN}_milvus"}
+_FOLDERS = {"faiss": ".frame-index", "milvus": ".milvus-index"}
 SEARCH_RUN = "clipit_search"
 DEFAULT_MATCHES_FIELD = "clipit_matches"
 DEFAULT_RELEVANCE_FIELD = "clipit_relevance"
@@ -88,11 +95,18 @@ class IndexReport:
     calibration: dict | None = None
 
 
-def index_dir(dataset: fo.Dataset) -> str:
-    """Where the dataset's frame index lives: recorded by its run, else beside the store."""
-    if dataset.has_run(INDEX_RUN):
-        return dataset.get_run_info(INDEX_RUN).config.index_dir
-    return embedding_store(dataset).root.rstrip(os.sep) + ".frame-index"
+def index_dir(dataset: fo.Dataset, backend: str = "faiss") -> str:
+    """Where the dataset's frame index (or, for Milvus, its record) lives: recorded by its run
+    (`clipit_frame_index`, `clipit_frame_index_milvus`), else beside the store."""
+    _check_backend(backend)
+    if dataset.has_run(_RUNS[backend]):
+        return dataset.get_run_info(_RUNS[backend]).config.index_dir
+    return embedding_store(dataset).root.rstrip(os.sep) + _FOLDERS[backend]
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ClipItError(f"Unknown index backend '{backend}'. Available: {list(BACKENDS)}")
 
 
 def _embeddings_config(dataset: fo.Dataset):
@@ -103,14 +117,15 @@ def _embeddings_config(dataset: fo.Dataset):
     return dataset.get_run_info(EMBEDDINGS_RUN).config
 
 
-def load_frame_index(samples: foc.SampleCollection) -> FrameIndex:
+def load_frame_index(samples: foc.SampleCollection, backend: str = "faiss") -> FrameIndex | MilvusFrameIndex:
     """The dataset's frame index as saved (cached per process until it is saved again).
 
     Raises:
-        ClipItError: the dataset has no frame index yet.
+        ClipItError: the dataset has no frame index yet (for Milvus: or the server is
+            unreachable, or the collection is gone).
     """
     dataset = root_dataset(samples)
-    directory = index_dir(dataset)
+    directory = index_dir(dataset, backend)
     meta = os.path.join(directory, "frame_index.json")
     if not os.path.exists(meta):
         raise ClipItError(
@@ -119,7 +134,11 @@ def load_frame_index(samples: foc.SampleCollection) -> FrameIndex:
     mtime = os.stat(meta).st_mtime_ns
     cached = _cache.get(directory)
     if cached is None or cached[0] != mtime:
-        cached = (mtime, FrameIndex.load(directory, source=MappedStore(embedding_store(dataset).root)))
+        if backend == "milvus":
+            opened = MilvusFrameIndex.load(directory)
+        else:
+            opened = FrameIndex.load(directory, source=MappedStore(embedding_store(dataset).root))
+        cached = (mtime, opened)
         _cache[directory] = cached
     return cached[1]
 
@@ -139,8 +158,11 @@ def build_frame_index(
     target_recall: float = 0.95,
     brain_key: str | None = "clipit_frames",
     progress: Progress = None,
+    backend: str = "faiss",
+    uri: str | None = None,
+    collection: str | None = None,
 ) -> IndexReport:
-    """Builds the dataset's FAISS frame index from its embedding store, or brings it in step.
+    """Builds the dataset's frame index from its embedding store, or brings it in step.
 
     Exact inner-product search up to `fiftyone_clipit.index.EXACT_MAX_FRAMES` frames, an IVF
     index up to `COMPRESSED_MIN_FRAMES`, a compressed IVF-PQ index past that (built in a
@@ -150,6 +172,10 @@ def build_frame_index(
     `clipit_frame_index` run. Ids map to (sample id, frame number). A second call only adds
     videos embedded since, removes deleted ones and replaces re-embedded ones.
 
+    With backend="milvus" the frames go to a Milvus collection instead (same ids, same hits;
+    `fiftyone_clipit.milvus_index`), for indexes that many machines share or that outgrow one;
+    the FAISS index, if any, is left as it is. Both can exist; searches name the one they use.
+
     Args:
         samples: a video dataset or a view of it; the index always covers the whole dataset.
         kind ("auto"): "auto" (by size), "flat" (always exact), "ivf" or "ivfpq".
@@ -158,22 +184,38 @@ def build_frame_index(
         brain_key ("clipit_frames"): also register a FiftyOne Brain similarity run under this
             key, so `sort_by_similarity` (text prompts too) uses this index; None: don't.
         progress (None): True for a progress bar, or a callback(fraction, label).
+        backend ("faiss"): "faiss" or "milvus".
+        uri (None): Milvus: the server (`http://host:19530`) or a Milvus Lite file; None: a
+            Milvus Lite file beside the embedding store (one process at a time).
+        collection (None): Milvus: the collection; None: `clipit_frames_<dataset name>`.
 
     Raises:
-        ClipItError: no embeddings, embeddings of differing dimension, or a bad kind.
+        ClipItError: no embeddings, embeddings of differing dimension, a bad kind or backend,
+            or a Milvus server that cannot be reached or fails (naming its URI).
     """
     samples = video_collection(samples)
     if kind not in KINDS:
         raise ClipItError(f"Unknown index kind '{kind}'. Available: {list(KINDS)}")
+    _check_backend(backend)
     dataset = root_dataset(samples)
     config = _embeddings_config(dataset)
-    directory = index_dir(dataset)
+    directory = index_dir(dataset, backend)
     exists = os.path.exists(os.path.join(directory, "frame_index.json"))
+    if backend == "milvus" and exists and not overwrite:
+        with open(os.path.join(directory, "frame_index.json")) as f:
+            recorded = json.load(f)
+        exists = (uri or recorded["uri"], collection or recorded["collection"]) == (
+            recorded["uri"], recorded["collection"]
+        )  # another server or collection named: build there
+    if backend == "milvus" and (overwrite or not exists):
+        uri = uri or os.path.join(directory, "frames.db")
+        collection = collection or "clipit_frames_" + re.sub(r"\W", "_", dataset.name)
+        return _build_milvus(dataset, config, directory, uri, collection, overwrite, progress)
     if overwrite or not exists:
         report = _build(dataset, config, directory, kind, target_recall, progress)
     else:
-        report = sync_frame_index(dataset, kind=kind, target_recall=target_recall, progress=progress)
-    if brain_key is not None:
+        report = sync_frame_index(dataset, kind=kind, target_recall=target_recall, progress=progress, backend=backend)
+    if brain_key is not None and backend == "faiss":
         from fiftyone_clipit.fo.brain import register_similarity_run
 
         register_similarity_run(dataset, brain_key)
@@ -225,8 +267,28 @@ def _build(dataset, config, directory, kind, target_recall, progress) -> IndexRe
     return report
 
 
+def _build_milvus(dataset, config, directory, uri, collection, overwrite, progress) -> IndexReport:
+    """A new Milvus collection of every embedded video; its record is written only at the end,
+    so a build that fails part-way leaves no record (and any FAISS index as it was)."""
+    store = embedding_store(dataset)
+    current = _current(dataset, config)
+    dim = config.dim or (store.get(next(iter(current))).embeddings.shape[1] if current else 1)
+    info = {"model": config.model, "pretrained": config.pretrained, "fps": config.fps, "stamps": current}
+    index = MilvusFrameIndex.create(uri, collection, dim, info, overwrite=overwrite)
+    for sample_id in iterate(list(current), progress, "Indexing frames in Milvus"):
+        item = store.get(sample_id)
+        index.add(sample_id, item.frame_numbers, item.embeddings)
+    report = IndexReport(n_added=len(current), rebuilt=True)
+    _save(dataset, index, directory, report, "milvus")
+    return report
+
+
 def sync_frame_index(
-    samples: foc.SampleCollection, kind: str = "auto", target_recall: float = 0.95, progress: Progress = None
+    samples: foc.SampleCollection,
+    kind: str = "auto",
+    target_recall: float = 0.95,
+    progress: Progress = None,
+    backend: str = "faiss",
 ) -> IndexReport:
     """Brings the saved frame index in step with the dataset and its store (see the module).
 
@@ -235,9 +297,12 @@ def sync_frame_index(
     """
     dataset = root_dataset(samples)
     config = _embeddings_config(dataset)
-    index = load_frame_index(dataset)
+    index = load_frame_index(dataset, backend)
+    directory = index_dir(dataset, backend)
     if index.info.get("model") != config.model or index.info.get("fps") != config.fps:
-        return _build(dataset, config, index_dir(dataset), kind, target_recall, progress)
+        if backend == "milvus":
+            return _build_milvus(dataset, config, directory, index.uri, index.collection, True, progress)
+        return _build(dataset, config, directory, kind, target_recall, progress)
     stamps = index.info.setdefault("stamps", {})
     current = _current(dataset, config, stamps)
     report = IndexReport()
@@ -253,13 +318,13 @@ def sync_frame_index(
         stamps[sample_id] = current[sample_id]
         report.n_added += 1
     wanted = kind if kind != "auto" else choose_kind(len(index))
-    if index.needs_rebuild() or (kind != "auto" and index.kind != wanted):
+    if index.needs_rebuild() or (backend == "faiss" and kind != "auto" and index.kind != wanted):
         index.rebuild(wanted)
         report.rebuilt = True
         if index.kind != "flat":
             report.calibration = _calibrate(index, target_recall)
     if report.n_added or report.n_removed or report.rebuilt:
-        _save(dataset, index, index_dir(dataset), report)
+        _save(dataset, index, directory, report, backend)
     else:
         _fill(report, index)
     return report
@@ -270,7 +335,7 @@ def _fill(report: IndexReport, index: FrameIndex) -> None:
     report.layout = index.layout
 
 
-def _save(dataset: fo.Dataset, index: FrameIndex, directory: str, report: IndexReport) -> None:
+def _save(dataset: fo.Dataset, index, directory: str, report: IndexReport, backend: str = "faiss") -> None:
     index.save(directory)
     _cache[directory] = (os.stat(os.path.join(directory, "frame_index.json")).st_mtime_ns, index)
     _fill(report, index)
@@ -284,10 +349,14 @@ def _save(dataset: fo.Dataset, index: FrameIndex, directory: str, report: IndexR
         n_frames=report.n_frames,
         nprobe=index.nprobe,
         recall=index.recall,
+        backend=backend,
+        uri=getattr(index, "uri", None),
+        collection=getattr(index, "collection", None),
     )
-    if dataset.has_run(INDEX_RUN) and not isinstance(dataset.get_run_info(INDEX_RUN).config, FrameIndexRunConfig):
-        dataset.delete_run(INDEX_RUN)
-    dataset.register_run(INDEX_RUN, config, overwrite=True, cleanup=False)
+    run = _RUNS[backend]
+    if dataset.has_run(run) and not isinstance(dataset.get_run_info(run).config, FrameIndexRunConfig):
+        dataset.delete_run(run)
+    dataset.register_run(run, config, overwrite=True, cleanup=False)
 
 
 def query_encoder(index: FrameIndex, model: str | ClipEncoder | None, device: str | None = None) -> ClipEncoder:
@@ -408,6 +477,7 @@ def search_frames(
     matches_field: str = DEFAULT_MATCHES_FIELD,
     relevance_field: str = DEFAULT_RELEVANCE_FIELD,
     sync: bool = True,
+    backend: str = "faiss",
 ) -> fo.DatasetView:
     """The top `k` frames across the collection for a text (or an image), as a browsable view.
 
@@ -428,6 +498,7 @@ def search_frames(
         relevance_field ("clipit_relevance"): the float field to write.
         sync (True): build the index, or bring it in step with the dataset, first (see
             build_frame_index); False searches the index as saved.
+        backend ("faiss"): search the FAISS index or the Milvus collection (build_frame_index).
 
     Returns:
         a DatasetView of the matched videos, best first.
@@ -448,9 +519,9 @@ def search_frames(
     check_field_type(samples, matches_field, fo.EmbeddedDocumentField, fo.TemporalDetections)
     check_field_type(samples, relevance_field, fo.FloatField)
     dataset = root_dataset(samples)
-    if sync:
-        build_frame_index(dataset)  # builds it on first use, else brings it in step
-    index = load_frame_index(dataset)
+    if sync:  # builds it on first use, else brings it in step
+        build_frame_index(dataset, backend=backend, brain_key="clipit_frames" if backend == "faiss" else None)
+    index = load_frame_index(dataset, backend)
     vector, query_kind, label = embed_query(index, query, model)
     allowed = None if isinstance(samples, fo.Dataset) else set(samples.values("id"))
     per_video: dict[str, list[tuple[int, float]]] = {}
