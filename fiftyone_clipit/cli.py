@@ -52,10 +52,11 @@ def cmd_index(args: argparse.Namespace) -> None:
 
     report = build_frame_index(
         _dataset(args.dataset), kind=args.kind, overwrite=args.overwrite, target_recall=args.target_recall,
-        brain_key=args.brain_key or None, progress=True,
+        brain_key=args.brain_key or None, progress=True, backend=args.backend, uri=args.uri,
+        collection=args.collection,
     )
     print(
-        f"Frame index ({report.kind}): {report.n_videos} videos, {report.n_frames} frames; "
+        f"Frame index ({report.kind}: {report.layout}): {report.n_videos} videos, {report.n_frames} frames; "
         f"{report.n_added} added, {report.n_removed} removed"
         + (f"; measured {report.calibration}" if report.calibration else "")
     )
@@ -66,7 +67,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     view = search_frames(
         _dataset(args.dataset), args.query, k=args.k, clip_seconds=args.clip_seconds,
-        matches_field=args.matches_field, relevance_field=args.relevance_field,
+        matches_field=args.matches_field, relevance_field=args.relevance_field, backend=args.backend,
     )
     for sample in view.select_fields(["filepath", args.matches_field, args.relevance_field]):
         moments = sorted(sample[args.matches_field].detections, key=lambda d: -d.confidence)
@@ -238,7 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-broken", choices=["fail", "keep"], default="fail", help="a video that breaks off mid-stream")
     p = add("index", cmd_index, "build or update the FAISS frame index (and its Brain similarity run)")
     _common(p)
-    p.add_argument("--kind", choices=["auto", "flat", "ivf"], default="auto")
+    p.add_argument("--kind", choices=["auto", "flat", "ivf", "ivfpq"], default="auto",
+                   help="auto: flat to 20,000 frames, IVF to 1M, compressed IVF-PQ past that")
+    p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss")
+    p.add_argument("--uri", help="Milvus server (http://host:19530) or Milvus Lite file; default: a Lite file beside the store")
+    p.add_argument("--collection", help="Milvus collection (default: clipit_frames_<dataset>)")
     p.add_argument("--overwrite", action="store_true", help="rebuild from scratch")
     p.add_argument("--target-recall", type=float, default=0.95)
     p.add_argument("--brain-key", default="clipit_frames", help="Brain similarity run key ('' for none)")
@@ -249,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-seconds", type=float, default=2.0)
     p.add_argument("--matches-field", default="clipit_matches")
     p.add_argument("--relevance-field", default="clipit_relevance")
+    p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss", help="the index to search")
     p = add("score", cmd_score, "score frames for a text query (zero-shot or a trained scorer)")
     _common(p)
     p.add_argument("--query", help="the text; leave out for a generic summary (captions, or caption-free text)")
