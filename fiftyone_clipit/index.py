@@ -41,6 +41,7 @@ import faiss
 import numpy as np
 
 from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.knn import check_vectors, exact_top_k, recall_at_k
 
 logger = logging.getLogger("fiftyone_clipit")
 
@@ -259,18 +260,7 @@ class FrameIndex:
         return key in self._slot_of
 
     def _check_vectors(self, vectors: np.ndarray, what: str) -> np.ndarray:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            model = self.info.get("model")
-            made_by = f" (made by '{model}')" if model else ""
-            raise ClipItError(
-                f"{what} has shape {vectors.shape}, but the index holds {self.dim}-d vectors"
-                f"{made_by}; embed with the index's model, or rebuild the index after "
-                f"re-embedding every video with one model"
-            )
-        if not np.isfinite(vectors).all():
-            raise ClipItError(f"{what} contains NaN or infinite values; re-embed it")
-        return vectors
+        return check_vectors(vectors, self.dim, what, self.info.get("model"))
 
     def add(self, key: str, frame_numbers: np.ndarray, embeddings: np.ndarray) -> None:
         """Adds (or replaces) one video's frames.
@@ -646,53 +636,6 @@ def _check_kind(kind: str, n_frames: int) -> str:
 def _train_size(n_frames: int) -> int:
     """Training sample of an IVF-PQ index: 32 per list, at least 10,000 (PQ codebooks)."""
     return min(n_frames, max(_TRAIN_PER_LIST * nlist_for(n_frames), _PQ_MIN_TRAIN))
-
-
-def exact_top_k(
-    chunks: Iterable[tuple[np.ndarray, np.ndarray]], queries: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top k over (vectors (m, d), ids (m,)) chunks, streamed.
-
-    Returns:
-        (scores float32 (q, k), ids int64 (q, k)), best first; ids -1 past the data's size.
-    """
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    best_scores = np.full((len(queries), k), -np.inf, np.float32)
-    best_ids = np.full((len(queries), k), -1, np.int64)
-    for vectors, ids in chunks:
-        if not len(vectors):
-            continue
-        scores, rows = faiss.knn(
-            queries, np.ascontiguousarray(vectors, dtype=np.float32), min(k, len(vectors)),
-            metric=faiss.METRIC_INNER_PRODUCT,
-        )
-        merged_scores = np.concatenate([best_scores, scores], axis=1)
-        merged_ids = np.concatenate([best_ids, np.asarray(ids, np.int64)[rows]], axis=1)
-        order = np.argsort(-merged_scores, axis=1, kind="stable")[:, :k]
-        best_scores = np.take_along_axis(merged_scores, order, 1)
-        best_ids = np.take_along_axis(merged_ids, order, 1)
-    return best_scores, best_ids
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean fraction of each row of `truth` (ids, (m, k)) that appears in the same row of `found`."""
-    hits = [len(set(f.tolist()) & set(t.tolist())) / max(len(t), 1) for f, t in zip(found, truth)]
-    return float(np.mean(hits)) if hits else 1.0
-
-
-def far_queries(vectors: np.ndarray, n: int, cosine: float = 0.3, seed: int = 0) -> np.ndarray:
-    """Queries as far from the data as CLIP text is from images: cosine `cosine` to one random
-    frame each, the rest a random direction. Used to measure recall for text queries.
-
-    Returns:
-        float32 array (min(n, len(vectors)), d), unit rows.
-    """
-    rng = np.random.default_rng(seed)
-    picks = vectors[rng.choice(len(vectors), min(n, len(vectors)), replace=False)]
-    noise = rng.standard_normal(picks.shape).astype(np.float32)
-    noise -= (noise * picks).sum(1, keepdims=True) * picks
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    return (cosine * picks + np.sqrt(1 - cosine**2) * noise).astype(np.float32)
 
 
 def merge_moments(moments: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.index import QUERY_KINDS, EmptyIndexError, FrameHits
+from fiftyone_clipit.knn import check_vectors
 from fiftyone_clipit.store import write_atomically
 
 _META_FILE = "frame_index.json"
@@ -135,6 +136,12 @@ class MilvusFrameIndex:
     def __contains__(self, key: str) -> bool:
         return key in self.frames
 
+    def _check(self, vectors: np.ndarray, what: str) -> np.ndarray:
+        return check_vectors(
+            vectors, self.dim, what, self.info.get("model"), f"the Milvus collection '{self.collection}'",
+            "rebuild it with build_frame_index(..., backend='milvus', overwrite=True)",
+        )
+
     def needs_rebuild(self) -> bool:
         """Never: the server keeps its own index fit for its size."""
         return False
@@ -146,15 +153,7 @@ class MilvusFrameIndex:
             ClipItError: wrong dimension, non-finite values, or the server went away.
             ValueError: lengths differ.
         """
-        vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise ClipItError(
-                f"Embeddings of video '{key}' have shape {vectors.shape}, but the Milvus collection "
-                f"'{self.collection}' holds {self.dim}-d vectors (made by '{self.info.get('model')}'); "
-                f"rebuild it with build_frame_index(..., backend='milvus', overwrite=True)"
-            )
-        if not np.isfinite(vectors).all():
-            raise ClipItError(f"Embeddings of video '{key}' contain NaN or infinite values; re-embed it")
+        vectors = self._check(embeddings, f"Embeddings of video '{key}'")
         if len(frame_numbers) != len(vectors):
             raise ValueError(f"{len(frame_numbers)} frame numbers for {len(vectors)} embeddings of '{key}'")
         self.frames.pop(key, None)
@@ -197,12 +196,7 @@ class MilvusFrameIndex:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if not len(self):
             raise EmptyIndexError("The frame index holds no frames; embed videos and build the index first")
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        if queries.shape[1] != self.dim:
-            raise ClipItError(
-                f"The query has shape {queries.shape}, but the Milvus collection '{self.collection}' "
-                f"holds {self.dim}-d vectors made by '{self.info.get('model')}'"
-            )
+        queries = self._check(np.atleast_2d(queries), "The query")
         with self._calls("search"):
             results = self._client.search(
                 self.collection, data=[q.tolist() for q in queries], limit=int(min(k, len(self), MAX_K)),

@@ -12,13 +12,12 @@ from fiftyone_clipit.index import (
     EmptyIndexError,
     FrameIndex,
     build_index,
-    far_queries,
     merge_moments,
     nlist_for,
     pack_ids,
-    recall_at_k,
     unpack_ids,
 )
+from fiftyone_clipit.knn import far_queries, recall_at_k
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -17,11 +17,10 @@ from fiftyone_clipit.index import (
     build_compressed,
     build_index,
     choose_kind,
-    exact_top_k,
     nlist_for,
     pack_ids,
-    recall_at_k,
 )
+from fiftyone_clipit.knn import exact_top_k, recall_at_k
 from fiftyone_clipit.mapped import MappedStore, map_member
 from fiftyone_clipit.store import EmbeddingStore, FrameEmbeddings
 

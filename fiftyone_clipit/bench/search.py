@@ -80,7 +80,7 @@ def sweep(index, queries: dict, truth: dict, k: int, target: float) -> list[dict
     reaches `target` or 1,024 lists (or all) are probed."""
     import numpy as np
 
-    from fiftyone_clipit.index import recall_at_k
+    from fiftyone_clipit.knn import recall_at_k
 
     results, nprobe = [], 1
     while True:
@@ -131,7 +131,8 @@ def _large(args, root: str) -> dict:
     index the library would, and measures it. Runs in its own process."""
     import numpy as np
 
-    from fiftyone_clipit.index import build_compressed, build_index, choose_kind, exact_top_k
+    from fiftyone_clipit.index import build_compressed, build_index, choose_kind
+    from fiftyone_clipit.knn import exact_top_k
     from fiftyone_clipit.mapped import MappedStore
     from fiftyone_clipit.store import EmbeddingStore, FrameEmbeddings
 
@@ -176,7 +177,8 @@ def _baseline(args, root: str, kind: str, opq: bool) -> dict:
     IVF-Flat holds every vector in memory (built as `build_index` does), IVF-PQ streams."""
     import numpy as np
 
-    from fiftyone_clipit.index import build_compressed, build_index, exact_top_k
+    from fiftyone_clipit.index import build_compressed, build_index
+    from fiftyone_clipit.knn import exact_top_k
     from fiftyone_clipit.mapped import MappedStore
 
     _, queries = _queries(args)

@@ -42,9 +42,9 @@ from fiftyone_clipit.index import (
     build_compressed,
     build_index,
     choose_kind,
-    far_queries,
     merge_moments,
 )
+from fiftyone_clipit.knn import far_queries
 from fiftyone_clipit.mapped import MappedStore
 from fiftyone_clipit.milvus_index import MilvusFrameIndex
 
