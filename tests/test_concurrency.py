@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import write_video
-from fiftyone_clipit import add_videos, compute_frame_embeddings, create_summary, score_frames
+from fiftyone_clipit import add_videos, compute_frame_embeddings, score_frames
 from fiftyone_clipit.fo.common import embedding_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability("fault")]
@@ -187,7 +187,7 @@ def test_a_second_process_scoring_the_same_field_is_refused_naming_the_first(dat
     assert first.wait(timeout=180) == 0, first.communicate()[1]
     assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
     assert "'frames.clipit_score' of" in second.stderr and "is being written by another run" in second.stderr
-    assert f"score_frames for 'a red square' (run " in second.stderr and f"process {first.pid} on" in second.stderr
+    assert "score_frames for 'a red square' (run " in second.stderr and f"process {first.pid} on" in second.stderr
     dataset.reload()
     assert dataset.get_run_info("clipit_score_clipit_score").config.query == "a red square"
     assert dataset.count("frames.clipit_score") == N_VIDEOS * N_FRAMES

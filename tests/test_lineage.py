@@ -9,7 +9,6 @@ tiny random CLIP model and an untrained tiny scorer checkpoint.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import uuid
