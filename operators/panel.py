@@ -188,7 +188,7 @@ class ClipItPanel(foo.Panel):
                 config={"displayModeBar": False},
             )
             panel.float(
-                "budget", label="Budget (preview; apply to save)", default=0.15,
+                "budget", label="Budget (preview; apply to save)", default=state.budget or DEFAULTS["budget"],
                 view=types.SliderView(min=0.01, max=0.5, step=0.01), on_change=self.on_budget,
             )
             buttons = panel.h_stack("apply", align_x="left")

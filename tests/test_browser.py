@@ -8,6 +8,7 @@ view. Screenshots are kept under $CLIPIT_TEST_ARTIFACTS (default: tests/artifact
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -32,15 +33,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def app(video_dir, tiny_encoder):
-    """The App serving a scored two-video dataset; yields (dataset, url)."""
+def scored_dataset(prefix: str, video_dir, tiny_encoder) -> fo.Dataset:
+    """The two test videos, embedded and scored for "a person" by the tiny random model."""
     if CHROMIUM is None:
         pytest.fail("Chromium is not installed; scripts/setup.sh installs Debian's chromium")
-    dataset = fo.Dataset(f"clipit-browser-{uuid.uuid4().hex[:6]}")
+    dataset = fo.Dataset(f"{prefix}-{uuid.uuid4().hex[:6]}")
     add_videos(dataset, [str(video_dir)])
     compute_frame_embeddings(dataset, model=tiny_encoder)
     score_frames(dataset, "a person", model=tiny_encoder)
+    return dataset
+
+
+@pytest.fixture
+def app(video_dir, tiny_encoder):
+    """The App serving a scored two-video dataset; yields (dataset, url)."""
+    dataset = scored_dataset("clipit-browser", video_dir, tiny_encoder)
     app_port = free_port()
     session = fo.launch_app(dataset, port=app_port, remote=True, auto=False)
     yield dataset, f"http://127.0.0.1:{app_port}/datasets/{dataset.name}"
@@ -89,3 +96,124 @@ def test_search_from_the_browser_shows_the_matching_moments(app):
     dataset.reload()
     assert dataset.count("clipit_matches.detections") >= 1
     assert dataset.get_run_info("clipit_summary_clipit_summary").config.budget == pytest.approx(0.3)
+
+
+IMAGES = REPO / "docs" / "images"
+RUN_BUDGET = re.compile(r"^0\.(19\d*|2(0\d*)?)$")  # the slider snaps the run's 0.2 to its steps
+
+
+@pytest.fixture(scope="module")
+def summarised_app(video_dir, tiny_encoder):
+    """The App on a scored, summarised (budget 0.2, half-second shots) and evaluated two-video
+    dataset; yields (dataset, session, url)."""
+    import fiftyone.operators as foo
+
+    from fiftyone_clipit import create_summary
+
+    dataset = scored_dataset("clipit-panel-app", video_dir, tiny_encoder)
+    create_summary(dataset, budget=0.2, segmentation="uniform", segment_seconds=0.5)
+    truth = fo.TemporalDetections(detections=[fo.TemporalDetection(label="a person", support=[31, 60])])
+    dataset.set_values("gt", [truth.copy() for _ in range(len(dataset))])
+    foo.get_operator("@clipit/video-summarization/evaluate_summary")(dataset, gt_field="gt")
+    app_port = free_port()
+    session = fo.launch_app(dataset, port=app_port, remote=True, auto=False)
+    yield dataset, session, f"http://127.0.0.1:{app_port}/datasets/{dataset.name}"
+    session.close()
+
+
+def open_page(browser, url: str, errors: list[str]):
+    """A page on the App, its console errors collected in `errors` (offline font loads aside)."""
+    page = browser.new_page(viewport={"width": 1500, "height": 900})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    expect(page.get_by_text("filepath", exact=True).first).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(2000)
+    if page.locator("#modal.modalon").count():  # the session remembers an open modal
+        close_modal(page)
+    dismiss = page.get_by_text("Dismiss")
+    if dismiss.count():
+        dismiss.first.click()
+    return page
+
+
+def close_modal(page) -> None:
+    """Closes the sample modal by clicking beside it."""
+    page.mouse.click(8, 450)
+    expect(page.locator("#modal.modalon")).to_have_count(0, timeout=30_000)
+
+
+def open_panel(page, option: str, label: str, modal: bool = False) -> None:
+    """Opens a panel: its tab in the modal, or by name from the grid's "New panel"."""
+    if modal:
+        page.locator("#modal").get_by_text(label, exact=True).first.click()
+        return
+    page.locator("[data-cy=new-panel-btn]").first.click()
+    page.locator(f"[data-cy=new-panel-option-{option}]").click()
+
+
+def summaries(dataset) -> tuple[list, dict]:
+    """Every video's summary and the summary run's recorded settings, to compare."""
+    dataset.reload()
+    config = dataset.get_run_info("clipit_summary_clipit_summary").config.serialize()
+    return [s.to_dict() for s in dataset.values("clipit_summary")], config
+
+
+def test_panel_budget_writes_nothing_until_apply(summarised_app):
+    from playwright.sync_api import sync_playwright
+
+    dataset, _, url = summarised_app
+    before, errors = summaries(dataset), []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        page.locator("[data-cy=looker]").first.click()
+        open_panel(page, "clipit_panel", "CLIP-It", modal=True)
+        expect(page.locator(".js-plotly-plot .scatterlayer path.js-line").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("slider")).to_have_attribute("aria-valuenow", RUN_BUDGET, timeout=30_000)
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(IMAGES / "clipit_panel.png"))
+        page.get_by_role("slider").focus()
+        page.keyboard.press("End")
+        expect(page.get_by_text("Preview at 50%")).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "panel_preview.png"))
+        assert summaries(dataset) == before
+        close_modal(page)
+        page.locator("[data-cy=looker]").first.click()
+        open_panel(page, "clipit_panel", "CLIP-It", modal=True)
+        expect(page.get_by_role("slider")).to_have_attribute("aria-valuenow", RUN_BUDGET, timeout=60_000)
+        page.wait_for_timeout(3000)  # what a re-planning panel would have done on opening
+        assert summaries(dataset) == before
+        page.get_by_role("slider").focus()
+        page.keyboard.press("End")
+        expect(page.get_by_text("Preview at 50%")).to_be_visible(timeout=60_000)
+        page.get_by_role("button", name="Apply to this video").click()
+        expect(page.get_by_text("re-planned with a budget of 50%")).to_be_visible(timeout=60_000)
+        close_modal(page)
+        browser.close()
+    (after, config), (old, old_config) = summaries(dataset), before
+    assert after[0] != old[0] and after[1:] == old[1:]
+    assert config["budget"] == pytest.approx(0.2) and config["video_budgets"] == {dataset.first().id: 0.5}
+    assert not errors, errors
+
+
+def test_panel_draws_the_curve_in_the_clips_view(summarised_app):
+    from playwright.sync_api import sync_playwright
+
+    dataset, session, url = summarised_app
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        session.view = dataset.to_clips("clipit_summary")
+        expect(page.get_by_text("support", exact=True).first).to_be_visible(timeout=60_000)
+        page.locator("[data-cy=looker]").first.click()
+        open_panel(page, "clipit_panel", "CLIP-It", modal=True)
+        expect(page.locator(".js-plotly-plot .scatterlayer path.js-line").first).to_be_visible(timeout=60_000)
+        expect(page.locator(".js-plotly-plot .shapelayer path").first).to_be_attached()
+        assert page.get_by_text("is not in").count() == 0
+        page.screenshot(path=str(IMAGES / "clipit_panel_clips.png"))
+        browser.close()
+    session.view = None
+    assert not errors, errors
+
