@@ -146,8 +146,9 @@ def test_operators_are_callable_from_python(dataset_copy):
     dataset = dataset_copy
     operator = foo.get_operator(uri("score_frames"))
     result = operator(dataset.limit(1), query="a red car", score_field="python_score")
-    assert result == {"scored": 1, "resumed": 0}
+    assert result == {"scored": 1, "resumed": 0, "labelled_for_the_app": 1}
     assert dataset.limit(1).count("frames.python_score") == dataset.first().metadata.total_frame_count
+    assert dataset.limit(1).count("frames.python_score_label") == dataset.first().metadata.total_frame_count
     assert dataset.skip(1).count("frames.python_score") == 0
 
 
@@ -156,7 +157,7 @@ def test_operators_execute_against_the_database(dataset_copy, tmp_path):
     dataset = dataset_copy
     ctx = {"dataset": dataset, "params": {"query": "a person", "smoothing_seconds": 1.0}}
     result = foo.execute_operator(uri("score_frames"), ctx=ctx)
-    assert result.result == {"scored": 2, "resumed": 0}
+    assert result.result == {"scored": 2, "resumed": 0, "labelled_for_the_app": 2}
     assert dataset.count("frames.clipit_score") == sum(dataset.values("metadata.total_frame_count"))
     result = foo.execute_operator(uri("create_summary"), ctx={"dataset": dataset, "params": {"budget": 0.15}})
     assert result.result["summarized"] == 2
@@ -176,7 +177,8 @@ def test_generic_scores_from_the_app_read_a_captioners_captions(dataset_copy, ti
     assert "query" in invalid(form("score_frames", dataset, {"generic": False, "score_field": "generic"}))
     ctx = {"dataset": dataset, "params": {"generic": True, "captioner": tiny_captioner_dir,
                                                    "score_field": "generic", "smoothing_seconds": 1.0}}
-    assert foo.execute_operator(uri("score_frames"), ctx=ctx).result == {"scored": len(dataset), "resumed": 0}
+    result = foo.execute_operator(uri("score_frames"), ctx=ctx).result
+    assert result == {"scored": len(dataset), "resumed": 0, "labelled_for_the_app": len(dataset)}
     run = dataset.get_run_info("clipit_score_generic").config
     assert run.text == f"captions by {tiny_captioner_dir}" and run.query is None
     assert dataset.first()["clipit_captions"]
