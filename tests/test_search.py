@@ -249,7 +249,7 @@ def test_operator_and_cli_search(indexed):
     finally:
         indexed.persistent = False
     assert index.returncode == 0, index.stderr
-    assert "Frame index (flat)" in index.stdout and "0 added, 0 removed" in index.stdout
+    assert "Frame index (flat: Flat (inner product))" in index.stdout and "0 added, 0 removed" in index.stdout
     assert search.returncode == 0, search.stderr
     assert "frames " in search.stdout and "videos; in the App" in search.stdout
 
