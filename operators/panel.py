@@ -5,9 +5,9 @@ upper half) and the ground truth (orange, lower half). In a clips or frames view
 video the clip or frame comes from and outlines the clip's span in red. The budget slider starts
 at the budget the video's summary was planned with; moving it re-plans in memory and shades the
 preview in green (the stored summary is then outlined); nothing is written until "Apply to this
-video" or "Apply to all". The query box searches the whole dataset and shows the matching
-videos. Clicking the curve reports the time and frame number (FiftyOne's panel API has no call
-that seeks the modal's video).
+video" or "Apply to all". The query box sorts the dataset's videos by their best-matching frame
+(the frame index's Brain run, `sort_by_similarity`), writing nothing. Clicking the curve reports
+the time and frame number (FiftyOne's panel API has no call that seeks the modal's video).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import fiftyone.operators.types as types
 from fiftyone_clipit.errors import ClipItError
 
 
+SEARCH_BRAIN_KEY = "clipit_frames"  # the similarity run build_frame_index registers
 DEFAULTS = {"score_field": "clipit_score", "summary_field": "clipit_summary", "budget": 0.15}
 
 
@@ -108,18 +109,23 @@ class ClipItPanel(foo.Panel):
         self._draw(ctx)
 
     def on_search(self, ctx) -> None:
-        from fiftyone_clipit.fo.index import search_frames
-
+        """Sorts the dataset's videos by their best frame for the query (FiftyOne's
+        `sort_by_similarity` on the frame index's Brain run); writes nothing to the dataset."""
         query = (ctx.panel.state.query or "").strip()
         if not query:
             ctx.panel.set_state("message", "Type a query to search")
             return
+        if SEARCH_BRAIN_KEY not in ctx.dataset.list_brain_runs():
+            ctx.panel.set_state(
+                "message", "No frame index to search: run 'CLIP-It: build frame index' first"
+            )
+            return
         try:
-            view = search_frames(ctx.dataset, query, k=int(ctx.panel.state.k or 20))
+            view = ctx.dataset.sort_by_similarity(query, k=int(ctx.panel.state.k or 20), brain_key=SEARCH_BRAIN_KEY)
         except (ClipItError, ValueError) as e:
             ctx.panel.set_state("message", str(e))
             return
-        ctx.panel.set_state("message", f"{len(view)} video(s) match '{query}'")
+        ctx.panel.set_state("message", f"{len(view)} video(s), best match for '{query}' first")
         ctx.ops.set_view(view)
 
     def on_click_curve(self, ctx) -> None:

@@ -120,3 +120,33 @@ def test_panel_in_the_clips_view_draws_the_source_video_and_outlines_the_clip(pl
     assert len(sent(requests, "patch_panel_data", "curve")[0][0]["y"]) == 90
     outline = [s for s in sent(requests, "patch_panel_state", "layout")[-1]["shapes"] if s.get("name") == "current clip"]
     assert outline[0]["x0"] == pytest.approx((frame.frame_number - 1) / 30)
+
+
+@pytest.fixture
+def indexed(video_dir, tiny_encoder):
+    """The two test videos embedded by the tiny model, with the frame index and its Brain run."""
+    from fiftyone_clipit import build_frame_index, compute_frame_embeddings
+
+    dataset = fo.Dataset(f"clipit-panel-search-{uuid.uuid4().hex[:6]}")
+    add_videos(dataset, [str(video_dir)])
+    compute_frame_embeddings(dataset, model=tiny_encoder)
+    build_frame_index(dataset)
+    return dataset
+
+
+def test_panel_search_sorts_by_the_frame_index_and_writes_nothing(indexed):
+    fields = set(indexed.get_field_schema()) | set(indexed.get_frame_field_schema())
+    requests = run_panel(indexed, "on_search", {"query": "a red square", "k": 2})
+    views = [r["params"]["view"] for r in requests if r["operator_uri"] == "set_view"]
+    assert len(views) == 1 and [stage["_cls"] for stage in views[0]] == ["fiftyone.core.stages.SortBySimilarity"]
+    kwargs = dict(views[0][0]["kwargs"])
+    assert (kwargs["query"], kwargs["k"], kwargs["brain_key"]) == ("a red square", 2, "clipit_frames")
+    assert any("best match for 'a red square'" in (m or "") for m in sent(requests, "patch_panel_state", "message"))
+    indexed.reload()
+    assert set(indexed.get_field_schema()) | set(indexed.get_frame_field_schema()) == fields
+
+
+def test_panel_search_without_a_frame_index_says_how_to_build_one(planted):
+    requests = run_panel(planted, "on_search", {"query": "a red square"})
+    assert not [r for r in requests if r["operator_uri"] == "set_view"]
+    assert any("build frame index" in (m or "") for m in sent(requests, "patch_panel_state", "message"))
