@@ -19,7 +19,7 @@ class ListRuns(ClipItOperator):
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.runs import list_clipit_runs
 
-        return {run.key: f"{run.kind}, {run.timestamp[:19]}" for run in list_clipit_runs(ctx.dataset)}
+        return {run.key: run.describe() for run in list_clipit_runs(ctx.dataset)}
 
 
 class DeleteRun(ClipItOperator):

@@ -21,6 +21,11 @@ _KINDS = {
 }
 
 
+# The settings that tell one run from another, in the order they are shown.
+_SHOWN = ("query", "text", "model", "clip_model", "scorer", "score_field", "budget", "segmentation",
+          "protocol", "mode", "pred_field", "gt_fields", "gt_field", "kind")
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """One run: its key, kind (run, evaluation, brain), when it was made, and what made it."""
@@ -29,6 +34,11 @@ class RunSummary:
     kind: str
     timestamp: str
     config: dict
+
+    def describe(self) -> str:
+        """One line for the App: the kind, what made the run (query, model, budget, ...) and when."""
+        settings = [f"{name} {self.config[name]!r}" for name in _SHOWN if self.config.get(name) not in (None, "", [])]
+        return ", ".join([self.kind, *settings, self.timestamp[:19]])
 
 
 def _is_ours(kind: str, key: str, info) -> bool:
