@@ -109,12 +109,14 @@ def summarised_app(video_dir, tiny_encoder):
     import fiftyone.operators as foo
 
     from fiftyone_clipit import create_summary
+    from fiftyone_clipit.fo.score_labels import label_scores
 
     dataset = scored_dataset("clipit-panel-app", video_dir, tiny_encoder)
     create_summary(dataset, budget=0.2, segmentation="uniform", segment_seconds=0.5)
     truth = fo.TemporalDetections(detections=[fo.TemporalDetection(label="a person", support=[31, 60])])
     dataset.set_values("gt", [truth.copy() for _ in range(len(dataset))])
     foo.get_operator("@clipit/video-summarization/evaluate_summary")(dataset, gt_field="gt")
+    label_scores(dataset)
     app_port = free_port()
     session = fo.launch_app(dataset, port=app_port, remote=True, auto=False)
     yield dataset, session, f"http://127.0.0.1:{app_port}/datasets/{dataset.name}"
@@ -217,3 +219,27 @@ def test_panel_draws_the_curve_in_the_clips_view(summarised_app):
     session.view = None
     assert not errors, errors
 
+
+def test_scores_show_in_the_modal(summarised_app):
+    """The video's best score and its frames' score label (the query) show in the modal's sidebar."""
+    from playwright.sync_api import sync_playwright
+
+    dataset, _, url = summarised_app
+    best = dataset.first().clipit_score_max
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        page.locator("[data-cy=looker]").first.click()
+        modal = page.locator("#modal")
+        try:
+            shown = modal.locator("[data-cy='sidebar-entry-clipit_score_max']")
+            expect(shown).to_be_visible(timeout=60_000)
+            assert float(shown.inner_text()) == pytest.approx(best, abs=1e-3)
+            expect(modal.get_by_text("frames.clipit_score_label").first).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "scores_in_modal.png"))
+        finally:
+            (ARTIFACTS / "scores_in_modal.txt").write_text(page.inner_text("body"))
+        close_modal(page)
+        browser.close()
+    assert not errors, errors
