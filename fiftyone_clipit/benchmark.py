@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from fiftyone_clipit.captions import caption_free_text
+from fiftyone_clipit.defaults import DEFAULT_BUDGET
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.readers import (
     VideoAnnotation,
@@ -131,7 +132,7 @@ def load_features(
 
 def benchmark_videos(
     dataset: str, features_dir: str, annotations_path: str | None = None, max_segment: float = 60.0,
-    proportion: float = 0.15, captions: bool = False,
+    proportion: float = DEFAULT_BUDGET, captions: bool = False,
 ) -> dict[str, TrainingVideo]:
     """Every annotated video of the benchmark as a TrainingVideo, keyed by split key (video_N).
 

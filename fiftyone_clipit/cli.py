@@ -10,18 +10,18 @@ from typing import Callable, Sequence
 
 from fiftyone_clipit.defaults import (
     ATTENTION_MODES,
-    BRAIN_KEY,
+    DEFAULT_BRAIN_KEY,
     DEFAULT_BUDGET,
     DEFAULT_FPS,
     DEFAULT_MODEL,
     DEMO_DATASET,
     DEMO_QUERY,
-    EVAL_KEY,
+    DEFAULT_EVAL_KEY,
     FALLBACK_FRAME_RATE,
-    MATCHES_FIELD,
-    RELEVANCE_FIELD,
-    SCORE_FIELD,
-    SUMMARY_FIELD,
+    DEFAULT_MATCHES_FIELD,
+    DEFAULT_RELEVANCE_FIELD,
+    DEFAULT_SCORE_FIELD,
+    DEFAULT_SUMMARY_FIELD,
 )
 from fiftyone_clipit.errors import ALLOW_STALE_HINT, OVERWRITE_HINT, ClipItError
 
@@ -180,11 +180,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
     failures = {failure.item: failure.reason for failure in report.failures()}
     print(f"\nCLIP-It demo: model '{encoder.name}', query '{args.query}', budget {args.budget:.0%}")
-    for sample in dataset.select_fields(["metadata", SUMMARY_FIELD]):
+    for sample in dataset.select_fields(["metadata", DEFAULT_SUMMARY_FIELD]):
         if sample.filepath in failures:
             print(f"  {os.path.basename(sample.filepath)}: FAILED (see below)")
             continue
-        segments = sample[SUMMARY_FIELD].detections if sample[SUMMARY_FIELD] else []
+        segments = sample[DEFAULT_SUMMARY_FIELD].detections if sample[DEFAULT_SUMMARY_FIELD] else []
         rate = sample.metadata.frame_rate or FALLBACK_FRAME_RATE
         seconds = sum(d.support[1] - d.support[0] + 1 for d in segments) / rate
         print(
@@ -260,14 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", help="Milvus collection (default: clipit_frames_<dataset>)")
     p.add_argument("--overwrite", action="store_true", help="rebuild from scratch")
     p.add_argument("--target-recall", type=float, default=0.95)
-    p.add_argument("--brain-key", default=BRAIN_KEY, help="Brain similarity run key ('' for none)")
+    p.add_argument("--brain-key", default=DEFAULT_BRAIN_KEY, help="Brain similarity run key ('' for none)")
     p = add("search", cmd_search, "top frames across the dataset for a text (or an image file)")
     _common(p)
     p.add_argument("--query", required=True, help="text, or the path of an image file")
     p.add_argument("-k", type=int, default=10, help="frames to return")
     p.add_argument("--clip-seconds", type=float, default=2.0)
-    p.add_argument("--matches-field", default=MATCHES_FIELD)
-    p.add_argument("--relevance-field", default=RELEVANCE_FIELD)
+    p.add_argument("--matches-field", default=DEFAULT_MATCHES_FIELD)
+    p.add_argument("--relevance-field", default=DEFAULT_RELEVANCE_FIELD)
     p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss", help="the index to search")
     p = add("score", cmd_score, "score frames for a text query (zero-shot or a trained scorer)")
     _common(p)
@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scorer", default="zero-shot", help="'zero-shot' or a checkpoint folder from `train`")
     p.add_argument("--attention", default="auto", choices=list(ATTENTION_MODES),
                    help="a trained scorer's temporal attention (auto: whole video up to 2,048 steps)")
-    p.add_argument("--score-field", default=SCORE_FIELD)
+    p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD)
     p.add_argument("--pretrained", help="weights of the embeddings' model")
     p.add_argument("--device")
     p.add_argument("--smoothing-seconds", type=float, default=1.0)
@@ -284,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-stale", action="store_true", help="score videos whose file changed since they were embedded")
     p = add("summarize", cmd_summarize, "pick the best segments under a budget")
     _common(p)
-    p.add_argument("--score-field", default=SCORE_FIELD)
-    p.add_argument("--summary-field", default=SUMMARY_FIELD)
+    p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD)
+    p.add_argument("--summary-field", default=DEFAULT_SUMMARY_FIELD)
     p.add_argument("--budget", default=str(DEFAULT_BUDGET), help=f"fraction of each video (default {DEFAULT_BUDGET}), or seconds: 45s")
     p.add_argument("--segmentation", choices=["kts", "uniform", "shots"], default="kts")
     p.add_argument("--min-segment", type=float, help="kts: shortest shot in seconds (default: one step)")
@@ -298,8 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("evaluate", cmd_evaluate, "F1 of a summary against ground-truth summaries")
     _common(p)
     p.add_argument("--gt-field", action="append", required=True, help="a user's summary field (repeatable)")
-    p.add_argument("--pred-field", default=SUMMARY_FIELD)
-    p.add_argument("--eval-key", default=EVAL_KEY)
+    p.add_argument("--pred-field", default=DEFAULT_SUMMARY_FIELD)
+    p.add_argument("--eval-key", default=DEFAULT_EVAL_KEY)
     p.add_argument("--protocol", choices=["tvsum", "summe", "qfvs", "qvhighlights"], default="tvsum")
     p.add_argument("--mode", choices=["avg", "max"], help="over users (default: the protocol's)")
     p.add_argument("--score-field", help="frame field of predicted scores (rank correlation, highlights)")
@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export, "write summaries as mp4 clips, a reel and a storyboard per video")
     _common(p)
     p.add_argument("--output", required=True, help="export directory")
-    p.add_argument("--summary-field", default=SUMMARY_FIELD)
+    p.add_argument("--summary-field", default=DEFAULT_SUMMARY_FIELD)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no-clips", action="store_true", help="no per-segment mp4s")
     p.add_argument("--no-reel", action="store_true", help="no summary reel")

@@ -27,13 +27,13 @@ DEFAULT_SCORER_PRESET = "paper"
 ATTENTION_MODES = ("auto", "full", "windowed")
 
 #: the fields and run keys CLIP-It writes unless told otherwise
-SCORE_FIELD = "clipit_score"
-SUMMARY_FIELD = "clipit_summary"
-CAPTIONS_FIELD = "clipit_captions"
-EVAL_KEY = "clipit_eval"
-BRAIN_KEY = "clipit_frames"
-MATCHES_FIELD = "clipit_matches"
-RELEVANCE_FIELD = "clipit_relevance"
+DEFAULT_SCORE_FIELD = "clipit_score"
+DEFAULT_SUMMARY_FIELD = "clipit_summary"
+DEFAULT_CAPTIONS_FIELD = "clipit_captions"
+DEFAULT_EVAL_KEY = "clipit_eval"
+DEFAULT_BRAIN_KEY = "clipit_frames"
+DEFAULT_MATCHES_FIELD = "clipit_matches"
+DEFAULT_RELEVANCE_FIELD = "clipit_relevance"
 
 #: frames sampled per second of video for embeddings
 DEFAULT_FPS = 2.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fiftyone_clipit.defaults import check_attention
+from fiftyone_clipit.defaults import DEFAULT_BUDGET, check_attention
 from fiftyone_clipit.errors import ClipItError
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class TrainingOptions:
     validation_fraction: float = 0.2
     patience: int | None = 20
     seed: int = 0
-    proportion: float = 0.15
+    proportion: float = DEFAULT_BUDGET
     f1_mode: str = "avg"
     attention: str = "auto"
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fiftyone_clipit.defaults import DEFAULT_BUDGET
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.summary import keyshot_summary, summary_capacity
 
@@ -286,7 +287,7 @@ def tvsum_segments(user_scores: np.ndarray) -> np.ndarray:
 
 
 def user_keyshot_summaries(
-    user_scores: np.ndarray, segments: np.ndarray, proportion: float = 0.15
+    user_scores: np.ndarray, segments: np.ndarray, proportion: float = DEFAULT_BUDGET
 ) -> np.ndarray:
     """Each user's keyshot summary from their scores, by the protocol (shot means, knapsack).
 

@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 
+from fiftyone_clipit.defaults import DEFAULT_BUDGET
+
 ROUNDING_MODES = ("floor", "round", "last_change_point")
 #: how optimal knapsack ties are broken: as the reference evaluation code, or lightest subset
 TIE_BREAKS = ("reference", "least_weight")
@@ -173,7 +175,7 @@ def shot_scores(frame_scores: np.ndarray, change_points: np.ndarray, dtype: type
 
 def summary_capacity(
     n_frames: int,
-    proportion: float = 0.15,
+    proportion: float = DEFAULT_BUDGET,
     rounding: str = "floor",
     change_points: np.ndarray | None = None,
 ) -> int:
@@ -216,7 +218,7 @@ def generate_summary(
     n_frames: int,
     n_frame_per_seg: np.ndarray,
     picks: np.ndarray,
-    proportion: float = 0.15,
+    proportion: float = DEFAULT_BUDGET,
     rounding: str = "floor",
     tie_break: str = "reference",
 ) -> np.ndarray:
@@ -361,7 +363,7 @@ def _check_change_points(change_points: np.ndarray, n_frames: int) -> np.ndarray
 def select_segments(
     frame_scores: np.ndarray,
     change_points: np.ndarray,
-    proportion: float = 0.15,
+    proportion: float = DEFAULT_BUDGET,
     rounding: str = "floor",
     capacity: int | None = None,
 ) -> list[tuple[int, int, float]]:

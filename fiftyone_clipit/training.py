@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fiftyone_clipit.defaults import Progress
+from fiftyone_clipit.defaults import DEFAULT_BUDGET, Progress
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.metrics import summary_f1
 from fiftyone_clipit.options import TrainingOptions
@@ -163,13 +163,13 @@ def scorer_losses(
     return weighted
 
 
-def summary_of_scores(video: TrainingVideo, step_scores: np.ndarray, proportion: float = 0.15) -> np.ndarray:
+def summary_of_scores(video: TrainingVideo, step_scores: np.ndarray, proportion: float = DEFAULT_BUDGET) -> np.ndarray:
     """The protocol's keyshot summary of a video's step scores: bool (n_frames,)."""
     lengths = video.change_points[:, 1] - video.change_points[:, 0] + 1
     return generate_summary(step_scores, video.change_points, video.n_frames, lengths, video.picks, proportion)
 
 
-def video_f1(video: TrainingVideo, step_scores: np.ndarray, proportion: float = 0.15, mode: str = "avg") -> float:
+def video_f1(video: TrainingVideo, step_scores: np.ndarray, proportion: float = DEFAULT_BUDGET, mode: str = "avg") -> float:
     """Summary F1 of step scores against a video's users (the TVSum / SumMe protocol)."""
     if video.user_summaries is None:
         raise ClipItError(f"Video '{video.name}' has no ground truth to compute an F1 against")
@@ -188,7 +188,7 @@ def score_videos(
 
 
 def evaluate_f1(
-    model: ClipItScorer, videos: Sequence[TrainingVideo], proportion: float = 0.15, mode: str = "avg",
+    model: ClipItScorer, videos: Sequence[TrainingVideo], proportion: float = DEFAULT_BUDGET, mode: str = "avg",
     attention: str = "auto",
 ) -> list[float]:
     """Summary F1 of the scorer on each video (with ground truth)."""

@@ -20,6 +20,7 @@ import fiftyone as fo
 import fiftyone.core.collections as foc
 from fiftyone import ViewField as F
 
+from fiftyone_clipit.defaults import FALLBACK_FRAME_RATE
 from fiftyone_clipit.cursor import frame_seconds
 from fiftyone_clipit.errors import OVERWRITE_HINT, ClipItError, ItemFailure
 from fiftyone_clipit.fo.common import (
@@ -431,7 +432,7 @@ def _storyboard(path: str, meta, plan: _Plan, keyframes) -> str:
         frames = [((a + b) // 2, score) for a, b, score in plan.segments[:12]]
     numbers = [number for number, _ in frames]
     images = read_frames(path, numbers, width=320)
-    seconds = frame_seconds(path, max(numbers), (meta.frame_rate if meta else None) or 30.0)
+    seconds = frame_seconds(path, max(numbers), (meta.frame_rate if meta else None) or FALLBACK_FRAME_RATE)
     captions = [
         format_time(seconds[number - 1]) + ("" if score is None else f"  score {score:.2f}")
         for number, score in frames

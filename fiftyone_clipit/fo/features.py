@@ -17,6 +17,7 @@ from pathlib import Path
 import fiftyone.core.collections as foc
 import numpy as np
 
+from fiftyone_clipit.defaults import FALLBACK_FRAME_RATE
 from fiftyone_clipit.captions import DEFAULT_CAPTIONS, Captioner, cached_captions, load_captioner, text_source
 from fiftyone_clipit.encoders import load_clip
 from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
@@ -98,7 +99,7 @@ def export_features(
             continue
         arrays = {
             "embeddings": item.embeddings, "frame_numbers": item.frame_numbers,
-            "fps": np.float64((metadata.frame_rate if metadata else None) or item.info.get("frame_rate") or 30.0),
+            "fps": np.float64((metadata.frame_rate if metadata else None) or item.info.get("frame_rate") or FALLBACK_FRAME_RATE),
         }
         if captioner is not None:
             try:

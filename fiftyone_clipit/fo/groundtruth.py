@@ -27,6 +27,7 @@ import fiftyone as fo
 import fiftyone.core.collections as foc
 import numpy as np
 
+from fiftyone_clipit.defaults import FALLBACK_FRAME_RATE
 from fiftyone_clipit.errors import ItemFailure
 from fiftyone_clipit.fo.common import (
     Progress,
@@ -197,7 +198,7 @@ def add_highlight_annotations(
         if query is None:
             continue
         matched.add(query.vid)
-        rate = (meta.frame_rate if meta is not None else None) or 30.0
+        rate = (meta.frame_rate if meta is not None else None) or FALLBACK_FRAME_RATE
         n_frames = (meta.total_frame_count if meta is not None else None) or round(query.duration * rate)
         texts[sample_id] = query.query
         saliency[sample_id] = query.saliency.tolist()
@@ -259,7 +260,7 @@ def add_qfvs_annotations(
         if video is None:
             continue
         matched.add(video.name)
-        rate = (meta.frame_rate if meta is not None else None) or 30.0
+        rate = (meta.frame_rate if meta is not None else None) or FALLBACK_FRAME_RATE
         n_frames = (meta.total_frame_count if meta is not None else None) or 0
         n_shots = min(video.shot_concepts.shape[0], int(np.ceil(n_frames / (QFVS_SHOT_SECONDS * rate))))
         if query_text:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import fiftyone.core.collections as foc
 
+from fiftyone_clipit.defaults import DEFAULT_BUDGET
 from fiftyone_clipit.encoders import ClipEncoder
 from fiftyone_clipit.errors import ItemFailure
 from fiftyone_clipit.fo.common import Progress
@@ -45,7 +46,7 @@ def run_pipeline(
     query: str,
     encoder: ClipEncoder,
     fps: float = 2.0,
-    budget: float = 0.15,
+    budget: float = DEFAULT_BUDGET,
     export_dir: str | None = None,
     gt_field: str | None = None,
     overwrite: bool = False,

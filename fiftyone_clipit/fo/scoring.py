@@ -26,7 +26,7 @@ from fiftyone_clipit.captions import (
     load_captioner,
     text_source,
 )
-from fiftyone_clipit.defaults import check_attention
+from fiftyone_clipit.defaults import DEFAULT_CAPTIONS_FIELD, DEFAULT_SCORE_FIELD, check_attention
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
 from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
 from fiftyone_clipit.fo.common import (
@@ -59,7 +59,6 @@ from fiftyone_clipit.scorer import Checkpoint, load_checkpoint, predict_scores
 from fiftyone_clipit.store import EmbeddingStore
 from fiftyone_clipit.summary import upsample_scores
 
-DEFAULT_SCORE_FIELD = "clipit_score"
 ZERO_SHOT = "zero-shot"
 
 
@@ -142,7 +141,7 @@ def score_frames(
     attention: str = "auto",
     captioner: Captioner | str | None = None,
     n_captions: int = DEFAULT_CAPTIONS,
-    captions_field: str = "clipit_captions",
+    captions_field: str = DEFAULT_CAPTIONS_FIELD,
     batch_size: int = 8,
     device: str | None = None,
     overwrite: bool = False,

@@ -11,6 +11,7 @@ import numpy as np
 from fiftyone import ViewField as F
 from PIL import Image
 
+from fiftyone_clipit.defaults import DEFAULT_BUDGET, DEFAULT_SUMMARY_FIELD, FALLBACK_FRAME_RATE
 from fiftyone_clipit.cursor import frame_seconds
 from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
 from fiftyone_clipit.fo.common import (
@@ -57,7 +58,6 @@ from fiftyone_clipit.summary import (
     uniform_change_points,
 )
 
-DEFAULT_SUMMARY_FIELD = "clipit_summary"
 SEGMENTATIONS = ("kts", "uniform", "shots")
 
 
@@ -124,7 +124,7 @@ def create_summary(
     samples: foc.SampleCollection,
     score_field: str = DEFAULT_SCORE_FIELD,
     summary_field: str = DEFAULT_SUMMARY_FIELD,
-    budget: float | str = 0.15,
+    budget: float | str = DEFAULT_BUDGET,
     segmentation: str = "kts",
     min_segment: float | None = None,
     max_segment: float = 60.0,
@@ -229,12 +229,12 @@ def create_summary(
                 if capacity < 1:
                     raise ValueError(f"the budget {budget!r} gives 0 frames of this video; raise it")
                 given = row[5] if shots.shots_field else None
-                change_points = _shots(shots, n_frames, meta.frame_rate or 30.0, item, capacity, given)
+                change_points = _shots(shots, n_frames, meta.frame_rate or FALLBACK_FRAME_RATE, item, capacity, given)
                 fitting = split_long_shots(change_points, capacity)
                 segments = select_segments(frame_scores, fitting, capacity=capacity)
                 if not segments:
                     raise ValueError("no shot has a positive mean score, so the knapsack keeps nothing")
-                seconds = frame_seconds(path, n_frames, meta.frame_rate or 30.0) if n_keyframes else None
+                seconds = frame_seconds(path, n_frames, meta.frame_rate or FALLBACK_FRAME_RATE) if n_keyframes else None
                 chosen = _keyframes(frame_scores, segments, item, seconds, n_keyframes)
                 images = _save_keyframe_images(dataset, sample_id, path, [n for n, _ in chosen], has_images)
             except (ValueError, VideoError) as e:
@@ -582,7 +582,7 @@ def _planned(samples, sample_id: str, budget, summary_field: str):
     frame_scores = frame_scores_array(numbers, scores, n_frames, score_field)
     options = ShotOptions(settings.get("segmentation", "kts"), settings.get("min_segment"),
                           settings.get("max_segment", 60.0), settings.get("segment_seconds", 2.0), shots_field)
-    rate = meta.frame_rate or 30.0
+    rate = meta.frame_rate or FALLBACK_FRAME_RATE
     segments = replan_segments(
         frame_scores, meta.frame_rate or 0.0, budget,
         lambda capacity: _shots(options, n_frames, rate, item, capacity, given[0] if given else None),

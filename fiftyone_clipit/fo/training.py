@@ -17,6 +17,7 @@ import fiftyone as fo
 import fiftyone.core.collections as foc
 import numpy as np
 
+from fiftyone_clipit.defaults import FALLBACK_FRAME_RATE
 from fiftyone_clipit.captions import (
     CAPTION_FREE,
     DEFAULT_CAPTIONS,
@@ -275,7 +276,7 @@ def _training_videos(
             step_rate = float(item.info.get("fps") or run.fps)
             capacity = max(1, summary_capacity(n_frames, options.proportion))
             shots = split_long_shots(kts_summary_shots(
-                features, picks, n_frames, step_rate, meta.frame_rate or 30.0, capacity, max_segment=max_segment
+                features, picks, n_frames, step_rate, meta.frame_rate or FALLBACK_FRAME_RATE, capacity, max_segment=max_segment
             ), capacity)
             users = None
             if gt_kind == "summaries":
@@ -285,7 +286,7 @@ def _training_videos(
             elif gt_kind == "importance":
                 users = _importance_summary(
                     row["frames.frame_number"], row[f"frames.{gt_fields[0]}"], n_frames,
-                    meta.frame_rate or 30.0, gt_fields[0], options.proportion,
+                    meta.frame_rate or FALLBACK_FRAME_RATE, gt_fields[0], options.proportion,
                 )
             if query_field:
                 sentences = tuple(ensure_iterable(row[query_field] or []))
