@@ -99,10 +99,12 @@ def _first_reaching(results: list[dict], kind: str, target: float) -> dict:
     return next((r for r in results if r[kind] >= target), results[-1])
 
 
-def _queries(args):
+def _queries(args, frames: int):
+    """The frames' generator and held-out queries drawn from their own videos (the first
+    `frames` frames are the same videos whatever the total)."""
     from fiftyone_clipit.bench.vectors import FrameLikeVectors
 
-    data = FrameLikeVectors(args.frames, dim=args.dim, frames_per_video=_VIDEO_FRAMES, seed=args.seed)
+    data = FrameLikeVectors(frames, dim=args.dim, frames_per_video=_VIDEO_FRAMES, seed=args.seed)
     return data, {"near": data.near_queries(args.queries), "text": data.text_queries(args.queries)}
 
 
@@ -136,7 +138,7 @@ def _large(args, root: str) -> dict:
     from fiftyone_clipit.mapped import MappedStore
     from fiftyone_clipit.store import EmbeddingStore, FrameEmbeddings
 
-    data, queries = _queries(args)
+    data, queries = _queries(args, args.frames)
     store = EmbeddingStore(root)
     keys = [f"v{v}" for v in range(data.n_videos)]
 
@@ -181,8 +183,8 @@ def _baseline(args, root: str, kind: str, opq: bool) -> dict:
     from fiftyone_clipit.knn import exact_top_k
     from fiftyone_clipit.mapped import MappedStore
 
-    _, queries = _queries(args)
     keys = [f"v{v}" for v in range(max(1, args.baseline_frames // _VIDEO_FRAMES))]
+    _, queries = _queries(args, len(keys) * _VIDEO_FRAMES)
     source = MappedStore(root)
 
     def chunks():
