@@ -10,7 +10,15 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_clipit.defaults import ATTENTION_MODES, DEFAULT_MODEL, clip_model_presets
+from fiftyone_clipit.defaults import (
+    ATTENTION_MODES,
+    DEFAULT_BUDGET,
+    DEFAULT_EVAL_KEY,
+    DEFAULT_MODEL,
+    DEFAULT_SCORE_FIELD,
+    DEFAULT_SUMMARY_FIELD,
+    clip_model_presets,
+)
 
 from .base import (
     ClipItOperator,
@@ -98,7 +106,7 @@ class ScoreFrames(ClipItOperator):
         else:
             text_input(ctx, inputs, "query", "Query", required=True)
         output_field_input(
-            ctx, inputs, "score_field", "Frame field to write", "clipit_score", score_run_key, fo.FloatField, frames=True
+            ctx, inputs, "score_field", "Frame field to write", DEFAULT_SCORE_FIELD, score_run_key, fo.FloatField, frames=True
         )
         float_input(ctx, inputs, "smoothing_seconds", "Smoothing (seconds)", 1.0, 0.0, 60.0)
         text_input(ctx, inputs, "scorer", "Scorer: zero-shot or a checkpoint folder", default="zero-shot")
@@ -116,14 +124,14 @@ class ScoreFrames(ClipItOperator):
             self.target(ctx),
             None if ctx.params.get("generic") else ctx.params["query"],
             captioner=(ctx.params.get("captioner") or None) if ctx.params.get("generic") else None,
-            score_field=ctx.params.get("score_field") or "clipit_score",
+            score_field=ctx.params.get("score_field") or DEFAULT_SCORE_FIELD,
             smoothing_seconds=ctx.params.get("smoothing_seconds", 1.0),
             scorer=ctx.params.get("scorer") or "zero-shot",
             attention=ctx.params.get("attention") or "auto",
             overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,
         )
-        labelled = label_scores(self.target(ctx), ctx.params.get("score_field") or "clipit_score")
+        labelled = label_scores(self.target(ctx), ctx.params.get("score_field") or DEFAULT_SCORE_FIELD)
         return {"scored": report.n_scored, "resumed": report.n_resumed, "labelled_for_the_app": labelled}
 
 
@@ -136,20 +144,20 @@ class CreateSummary(ClipItOperator):
     def build_inputs(self, ctx, inputs):
         field_choice(
             ctx, inputs, "score_field", "Frame score field",
-            fields_of_type(ctx, fo.FloatField, frames=True), "clipit_score",
+            fields_of_type(ctx, fo.FloatField, frames=True), DEFAULT_SCORE_FIELD,
             "run 'CLIP-It: score frames for a query' first",
         )
         from fiftyone_clipit.fo.summaries import summary_run_key
 
         output_field_input(
-            ctx, inputs, "summary_field", "Summary field", "clipit_summary", summary_run_key,
+            ctx, inputs, "summary_field", "Summary field", DEFAULT_SUMMARY_FIELD, summary_run_key,
             fo.EmbeddedDocumentField, fo.TemporalDetections,
         )
         inputs.enum("budget_unit", ["fraction", "seconds"], default="fraction", label="Budget unit")
         if ctx.params.get("budget_unit") == "seconds":
             float_input(ctx, inputs, "budget", "Budget (seconds of each video)", 30.0, 0.1, 86400.0)
         else:
-            float_input(ctx, inputs, "budget", "Budget (fraction of each video)", 0.15, 0.01, 1.0)
+            float_input(ctx, inputs, "budget", "Budget (fraction of each video)", DEFAULT_BUDGET, 0.01, 1.0)
         inputs.enum("segmentation", ["kts", "uniform", "shots"], default="kts", label="Shots: KTS, uniform or a field")
         segmentation = ctx.params.get("segmentation") or "kts"
         if segmentation == "kts":
@@ -163,11 +171,11 @@ class CreateSummary(ClipItOperator):
         from fiftyone_clipit.fo.summaries import create_summary
 
         segmentation = ctx.params.get("segmentation") or "kts"
-        budget = ctx.params.get("budget", 0.15)
+        budget = ctx.params.get("budget", DEFAULT_BUDGET)
         report = create_summary(
             self.target(ctx),
-            score_field=ctx.params.get("score_field") or "clipit_score",
-            summary_field=ctx.params.get("summary_field") or "clipit_summary",
+            score_field=ctx.params.get("score_field") or DEFAULT_SCORE_FIELD,
+            summary_field=ctx.params.get("summary_field") or DEFAULT_SUMMARY_FIELD,
             budget=f"{budget}s" if ctx.params.get("budget_unit") == "seconds" else budget,
             segmentation=segmentation,
             min_segment=ctx.params.get("min_segment") if segmentation == "kts" else None,
@@ -190,8 +198,8 @@ class EvaluateSummary(ClipItOperator):
 
     def build_inputs(self, ctx, inputs):
         text_input(ctx, inputs, "gt_field", "Ground-truth summary field", required=True, field_name=True)
-        text_input(ctx, inputs, "pred_field", "Predicted summary field", default="clipit_summary", field_name=True)
-        text_input(ctx, inputs, "eval_key", "Evaluation key", default="clipit_eval", field_name=True)
+        text_input(ctx, inputs, "pred_field", "Predicted summary field", default=DEFAULT_SUMMARY_FIELD, field_name=True)
+        text_input(ctx, inputs, "eval_key", "Evaluation key", default=DEFAULT_EVAL_KEY, field_name=True)
         inputs.enum("protocol", ["tvsum", "summe", "qfvs", "qvhighlights"], default="tvsum", label="Protocol")
         inputs.enum("mode", ["avg", "max"], label="Over users: avg (TVSum) or max (SumMe); empty: the protocol's")
         inputs.bool(
@@ -206,10 +214,10 @@ class EvaluateSummary(ClipItOperator):
 
         protocol = ctx.params.get("protocol") or "tvsum"
         options = dict(
-            gt_field=ctx.params["gt_field"], pred_field=ctx.params.get("pred_field") or "clipit_summary",
+            gt_field=ctx.params["gt_field"], pred_field=ctx.params.get("pred_field") or DEFAULT_SUMMARY_FIELD,
             mode=ctx.params.get("mode") or None,
         )
-        eval_key = ctx.params.get("eval_key") or "clipit_eval"
+        eval_key = ctx.params.get("eval_key") or DEFAULT_EVAL_KEY
         results = evaluate_summary(self.target(ctx), eval_key=eval_key, protocol=protocol, progress=progress, **options)
         metrics = results.metrics()
         output = {name: f"{metrics[name]:.3f}" for name in ("precision", "recall", "f1") if name in metrics}
@@ -262,7 +270,7 @@ class ExportSummary(ClipItOperator):
         text_input(ctx, inputs, "export_dir", "Export directory (absolute)", required=True, folder=True)
         field_choice(
             ctx, inputs, "summary_field", "Summary field",
-            fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections), "clipit_summary",
+            fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections), DEFAULT_SUMMARY_FIELD,
             "run 'CLIP-It: create summary' first",
         )
         inputs.bool("as_dataset", default=False, label="As a FiftyOne video dataset (clips + label JSON)")
@@ -275,7 +283,7 @@ class ExportSummary(ClipItOperator):
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.export import export_summary, export_summary_dataset
 
-        summary_field = ctx.params.get("summary_field") or "clipit_summary"
+        summary_field = ctx.params.get("summary_field") or DEFAULT_SUMMARY_FIELD
         overwrite = bool(ctx.params.get("overwrite"))
         export_dir = absolute_folder(ctx.params["export_dir"])
         if ctx.params.get("as_dataset"):

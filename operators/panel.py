@@ -15,11 +15,17 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_clipit.defaults import (
+    DEFAULT_BRAIN_KEY,
+    DEFAULT_BUDGET,
+    DEFAULT_SCORE_FIELD,
+    DEFAULT_SUMMARY_FIELD,
+    FALLBACK_FRAME_RATE,
+)
 from fiftyone_clipit.errors import ClipItError
 
 
-SEARCH_BRAIN_KEY = "clipit_frames"  # the similarity run build_frame_index registers
-DEFAULTS = {"score_field": "clipit_score", "summary_field": "clipit_summary", "budget": 0.15}
+DEFAULTS = {"score_field": DEFAULT_SCORE_FIELD, "summary_field": DEFAULT_SUMMARY_FIELD, "budget": DEFAULT_BUDGET}
 
 
 def setting(ctx, key: str):
@@ -115,13 +121,13 @@ class ClipItPanel(foo.Panel):
         if not query:
             ctx.panel.set_state("message", "Type a query to search")
             return
-        if SEARCH_BRAIN_KEY not in ctx.dataset.list_brain_runs():
+        if DEFAULT_BRAIN_KEY not in ctx.dataset.list_brain_runs():
             ctx.panel.set_state(
                 "message", "No frame index to search: run 'CLIP-It: build frame index' first"
             )
             return
         try:
-            view = ctx.dataset.sort_by_similarity(query, k=int(ctx.panel.state.k or 20), brain_key=SEARCH_BRAIN_KEY)
+            view = ctx.dataset.sort_by_similarity(query, k=int(ctx.panel.state.k or 20), brain_key=DEFAULT_BRAIN_KEY)
         except (ClipItError, ValueError) as e:
             ctx.panel.set_state("message", str(e))
             return
@@ -130,7 +136,7 @@ class ClipItPanel(foo.Panel):
 
     def on_click_curve(self, ctx) -> None:
         seconds = float(ctx.params.get("x") or 0.0)
-        rate = ctx.panel.state.frame_rate or 30.0
+        rate = ctx.panel.state.frame_rate or FALLBACK_FRAME_RATE
         ctx.panel.set_state("message", f"{seconds:.2f} s = frame {int(seconds * rate) + 1}")
 
     def _video(self, ctx) -> str | None:
@@ -200,7 +206,7 @@ class ClipItPanel(foo.Panel):
             buttons = panel.h_stack("apply", align_x="left")
             buttons.btn("apply_video", label="Apply to this video", on_click=self.on_apply_video)
             buttons.btn("apply_all", label="Apply to all", on_click=self.on_apply_all)
-            panel.str("score_field", label="Score field", default="clipit_score", on_change=self.on_change_fields)
+            panel.str("score_field", label="Score field", default=DEFAULT_SCORE_FIELD, on_change=self.on_change_fields)
             panel.str("gt_field", label="Ground-truth field (optional)", on_change=self.on_change_fields)
         else:
             panel.md("Open a video to see how relevant each moment is to your query.", name="intro")

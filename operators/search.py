@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import fiftyone.operators.types as types
+from fiftyone_clipit.defaults import DEFAULT_BRAIN_KEY
 
 from .base import ClipItOperator, float_input, text_input
 
@@ -16,7 +16,7 @@ class BuildFrameIndex(ClipItOperator):
     def build_inputs(self, ctx, inputs):
         inputs.enum("kind", ["auto", "flat", "ivf"], default="auto", label="Index (auto: exact while small)")
         inputs.bool("overwrite", default=False, label="Rebuild from scratch")
-        text_input(ctx, inputs, "brain_key", "Brain similarity key", default="clipit_frames", field_name=True)
+        text_input(ctx, inputs, "brain_key", "Brain similarity key", default=DEFAULT_BRAIN_KEY, field_name=True)
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.index import build_frame_index

@@ -9,6 +9,7 @@ import fiftyone.core.collections as foc
 import fiftyone.core.video as fov
 import numpy as np
 
+from fiftyone_clipit.defaults import DEFAULT_SCORE_FIELD, DEFAULT_SUMMARY_FIELD, FALLBACK_FRAME_RATE
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.common import dataset_name
 from fiftyone_clipit.fo.evaluation_plots import VideoCurves, mask_segments
@@ -39,8 +40,8 @@ def source_video(view: foc.SampleCollection, sample_id: str) -> tuple[str, tuple
 def sample_curves(
     samples: foc.SampleCollection,
     sample_id: str,
-    score_field: str = "clipit_score",
-    summary_field: str = "clipit_summary",
+    score_field: str = DEFAULT_SCORE_FIELD,
+    summary_field: str = DEFAULT_SUMMARY_FIELD,
     gt_field: str | None = None,
 ) -> VideoCurves:
     """The frame scores of one video over time, its summary segments and its ground truth.
@@ -59,7 +60,7 @@ def sample_curves(
     filepath, meta, numbers = filepath[0], meta[0], numbers[0]
     if meta is None or not meta.total_frame_count:
         raise ClipItError(f"Video '{filepath}' has no metadata; add it with add_videos")
-    n_frames, rate = meta.total_frame_count, meta.frame_rate or 30.0
+    n_frames, rate = meta.total_frame_count, meta.frame_rate or FALLBACK_FRAME_RATE
     scores = np.full(n_frames, np.nan)
     if view.get_field(f"frames.{score_field}") is not None:
         for number, score in zip(numbers, view.values(f"frames.{score_field}")[0]):

@@ -37,6 +37,7 @@ from fiftyone.utils.eval.base import (
 from tabulate import tabulate
 
 from fiftyone_clipit import protocols
+from fiftyone_clipit.defaults import DEFAULT_EVAL_KEY, FALLBACK_FRAME_RATE
 from fiftyone_clipit.errors import ClipItError, ItemFailure
 from fiftyone_clipit.fo.protocols import summary_mask, user_masks
 from fiftyone_clipit.fo.common import (
@@ -169,7 +170,7 @@ class SummaryEvaluation(BaseEvaluationMethod):
         meta = row["metadata"]
         if meta is None or not meta.total_frame_count:
             raise ValueError("no video metadata; add it with add_videos")
-        n_frames, rate = meta.total_frame_count, meta.frame_rate or 30.0
+        n_frames, rate = meta.total_frame_count, meta.frame_rate or FALLBACK_FRAME_RATE
         pred_scores = self._frame_values(row, config.score_field, n_frames)
         if config.protocol == "qvhighlights":
             saliency = row[config.gt_fields[0]]
@@ -361,7 +362,7 @@ def evaluate_summary(
     samples: foc.SampleCollection,
     gt_field: str | list[str],
     pred_field: str | None = DEFAULT_SUMMARY_FIELD,
-    eval_key: str = "clipit_eval",
+    eval_key: str = DEFAULT_EVAL_KEY,
     protocol: str = "tvsum",
     mode: str | None = None,
     score_field: str | None = None,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fiftyone_clipit.defaults import FALLBACK_FRAME_RATE
 from fiftyone_clipit.fo.protocols import summary_mask, user_masks
 from fiftyone_clipit.fo.summaries import frame_scores_array
 
@@ -38,7 +39,7 @@ def video_curves(results, sample_id: str) -> VideoCurves:
     config = results.config
     view = results.samples.select(sample_id)
     sample = view.first()
-    n_frames, rate = sample.metadata.total_frame_count, sample.metadata.frame_rate or 30.0
+    n_frames, rate = sample.metadata.total_frame_count, sample.metadata.frame_rate or FALLBACK_FRAME_RATE
     numbers = view.values("frames.frame_number")[0]
 
     def frame_field(name: str | None) -> np.ndarray | None:
