@@ -26,6 +26,7 @@ import fiftyone.core.models as fom
 import numpy as np
 from fiftyone.brain.similarity import Similarity, SimilarityConfig, SimilarityIndex
 
+from fiftyone_clipit.defaults import DEFAULT_BRAIN_KEY
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.common import embedding_store, root_dataset
 from fiftyone_clipit.fo.index import best_videos, load_frame_index, query_encoder, sync_frame_index
@@ -223,7 +224,7 @@ class ClipItSimilarityIndex(SimilarityIndex):
         return cls(samples, config, brain_key)
 
 
-def register_similarity_run(samples: foc.SampleCollection, brain_key: str = "clipit_frames") -> None:
+def register_similarity_run(samples: foc.SampleCollection, brain_key: str = DEFAULT_BRAIN_KEY) -> None:
     """Registers (or refreshes) a Brain similarity run `brain_key` backed by the frame index."""
     dataset = root_dataset(samples)
     model = load_frame_index(dataset).info.get("model")

@@ -22,6 +22,7 @@ import fiftyone.core.runs as fors
 import numpy as np
 from PIL import Image
 
+from fiftyone_clipit.defaults import DEFAULT_BRAIN_KEY, DEFAULT_MATCHES_FIELD, DEFAULT_RELEVANCE_FIELD, FALLBACK_FRAME_RATE
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.common import (
@@ -54,8 +55,6 @@ BACKENDS = ("faiss", "milvus")
 _RUNS = {"faiss": INDEX_RUN, "milvus": f"{INDEX_RUN}_milvus"}
 _FOLDERS = {"faiss": ".frame-index", "milvus": ".milvus-index"}
 SEARCH_RUN = "clipit_search"
-DEFAULT_MATCHES_FIELD = "clipit_matches"
-DEFAULT_RELEVANCE_FIELD = "clipit_relevance"
 _CALIBRATION_QUERIES = 200
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 _cache: dict[str, tuple[float, FrameIndex]] = {}
@@ -156,7 +155,7 @@ def build_frame_index(
     kind: str = "auto",
     overwrite: bool = False,
     target_recall: float = 0.95,
-    brain_key: str | None = "clipit_frames",
+    brain_key: str | None = DEFAULT_BRAIN_KEY,
     progress: Progress = None,
     backend: str = "faiss",
     uri: str | None = None,
@@ -520,7 +519,7 @@ def search_frames(
     check_field_type(samples, relevance_field, fo.FloatField)
     dataset = root_dataset(samples)
     if sync:  # builds it on first use, else brings it in step
-        build_frame_index(dataset, backend=backend, brain_key="clipit_frames" if backend == "faiss" else None)
+        build_frame_index(dataset, backend=backend, brain_key=DEFAULT_BRAIN_KEY if backend == "faiss" else None)
     index = load_frame_index(dataset, backend)
     vector, query_kind, label = embed_query(index, query, model)
     allowed = None if isinstance(samples, fo.Dataset) else set(samples.values("id"))
@@ -555,7 +554,7 @@ def _write_matches(dataset, per_video, label, clip_seconds, matches_field, relev
     rates, counts = view.values("metadata.frame_rate"), view.values("metadata.total_frame_count")
     matches, relevance = {}, {}
     for (sample_id, frames), rate, count in zip(per_video.items(), rates, counts):
-        half = max(1, round((rate or 30.0) * clip_seconds / 2))
+        half = max(1, round((rate or FALLBACK_FRAME_RATE) * clip_seconds / 2))
         last_frame = count or max(n for n, _ in frames) + half
         moments = merge_moments([(max(1, n - half), min(last_frame, n + half), s) for n, s in frames])
         matches[sample_id] = fo.TemporalDetections(
