@@ -220,7 +220,7 @@ class EvaluateSummary(ClipItOperator):
         eval_key = ctx.params.get("eval_key") or DEFAULT_EVAL_KEY
         results = evaluate_summary(self.target(ctx), eval_key=eval_key, protocol=protocol, progress=progress, **options)
         metrics = results.metrics()
-        output = {name: f"{metrics[name]:.3f}" for name in ("precision", "recall", "f1") if name in metrics}
+        output = {name: round(float(metrics[name]), 3) for name in ("precision", "recall", "f1") if name in metrics}
         output.update(videos=len(results.per_sample), eval_key=results.key)
         if ctx.params.get("segments", True) and protocol in ("tvsum", "summe"):
             options["mode"] = results.mode
