@@ -42,6 +42,7 @@ import numpy as np
 
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.knn import check_vectors, exact_top_k, recall_at_k
+from fiftyone_clipit.store import write_atomically
 
 logger = logging.getLogger("fiftyone_clipit")
 
@@ -739,14 +740,4 @@ def _read_json(path: str) -> dict:
 
 
 def _write_json(path: str, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".meta-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomically(path, lambda f: json.dump(data, f), mode="w")
