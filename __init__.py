@@ -8,4 +8,5 @@ if _HERE not in sys.path:
     # the plugin folder holds the library too, so the plugin works without `pip install`
     sys.path.insert(0, _HERE)
 
-from .operators import register  # noqa: E402,F401
+if __package__:  # FiftyOne loads this folder as a package; pytest may import the file alone
+    from .operators import register  # noqa: E402,F401
