@@ -10,8 +10,9 @@ the top `top_percent` of its shots (2%, as the public QFVS code of the papers th
 Sharghi et al. does); precision, recall and F1 are the concept-IoU matching of `metrics.qfvs_f1`
 against the oracle, averaged over the video's queries, then over videos.
 
-The same run scores two baselines the trained scorer must beat: zero-shot (the mean cosine of a
-shot's features with the two concepts) and random shots.
+The same run scores the baselines the trained scorer must beat: the same scorer trained and tested
+with one text for every query (query-blind: what the shots alone teach), zero-shot (the mean
+cosine of a shot's features with the two concepts) and random shots.
 
 Features: one `.npz` per video under DIR named after it (`P01.npz`), holding either `features`
 (n_shots, d), one row per 5-second shot, or `embeddings` (n, d) + `frame_numbers` (n,) 1-based +
@@ -23,7 +24,7 @@ text encoder (the CLI loads the CLIP model named by `--model`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -39,7 +40,7 @@ from fiftyone_clipit.training import Progress, TrainingVideo, score_videos, trai
 SHOT_SECONDS = 5.0
 DEFAULT_TOP_PERCENT = 0.02
 CONCEPTS_FILE = "concepts.npz"
-METHODS = ("clipit", "zero-shot", "random")
+METHODS = ("clipit", "query-blind", "zero-shot", "random")
 
 #: sentences -> L2-normalised (n, d) text embeddings
 TextEncoder = Callable[[Sequence[str]], np.ndarray]
@@ -264,14 +265,20 @@ def run_qfvs(
 
     result = QFVSResult(preset=preset, top_percent=top_percent, table={m: [] for m in METHODS})
     rng = np.random.default_rng(options.seed)
+    same_text = np.mean(list(concepts.values()), axis=0, keepdims=True)
+    blind = {name: [replace(e, text=same_text) for e in group] for name, group in examples.items()}
     for train_names, validation_name, test_name in qfvs_rounds(list(videos)):
-        trained = train(
-            [e for n in train_names for e in examples[n]], load_preset(preset), options,
-            validation=examples[validation_name], device=device, progress=progress, validation_metric=semantic_f1,
+        trained, blind_model = (
+            train(
+                [e for n in train_names for e in source[n]], load_preset(preset), options,
+                validation=source[validation_name], device=device, progress=progress, validation_metric=semantic_f1,
+            )
+            for source in (examples, blind)
         )
         test = examples[test_name]
         scores = {
             "clipit": score_videos(trained.model, test, attention=options.attention),
+            "query-blind": score_videos(blind_model.model, blind[test_name], attention=options.attention),
             "zero-shot": [zero_shot_scores(e) for e in test],
             "random": [rng.random(len(e.features)) for e in test],
         }

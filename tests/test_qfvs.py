@@ -4,7 +4,9 @@ The planted test keeps the real QFVS tags, queries and oracle summaries (the fir
 video, so that it runs in seconds) and plants features: each shot shows its tagged concepts, and
 the shots of a query's oracle summary also carry that query's two concepts through a hidden
 rotation, which only training can learn to read. The trained scorer must beat zero-shot and random
-shots on each round's unseen test video.
+shots on the unseen test videos. A scorer trained with one text for every query comes as close:
+oracle shots stand out here without their query, so this checks the QFVS protocol and training,
+not language guidance (that is `fiftyone-clipit bench learning`'s job).
 """
 
 from __future__ import annotations
@@ -110,12 +112,15 @@ def test_top_shots_and_pooling_into_five_second_shots():
 def test_trained_scorer_beats_zero_shot_and_random_on_each_unseen_video(planted, capsys, one_thread):
     annotations, features = planted
     result = run_qfvs(str(features), str(annotations), preset="tiny", options=TrainingOptions(epochs=15))
-    trained, zero_shot, random = (result.means[m]["f1"] for m in ("clipit", "zero-shot", "random"))
+    trained, blind, zero_shot, random = (result.means[m]["f1"] for m in ("clipit", "query-blind", "zero-shot", "random"))
     assert trained > zero_shot + 0.05 and trained > random + 0.05, format_qfvs_table(result)
+    # the planted oracle shots stand out without the query too: the query-blind scorer comes as
+    # close, so this world checks the protocol and the training, not language guidance
+    assert blind > zero_shot, format_qfvs_table(result)
     assert [r["test"] for r in result.rounds] == ["P01", "P02", "P03", "P04"]
     assert all(1 <= r["best_epoch"] <= 15 for r in result.rounds)
     table = format_qfvs_table(result)
-    assert "clipit" in table and "zero-shot" in table and "mean" in table
+    assert all(method in table for method in ("clipit", "query-blind", "zero-shot", "random", "mean"))
 
 
 def test_benchmark_qfvs_command_prints_the_table(planted, capsys, one_thread):
