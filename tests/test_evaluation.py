@@ -133,8 +133,8 @@ def test_evaluate_list_reload_plot_and_delete(labelled, tmp_path, capsys):
     results = evaluate_summary(
         dataset, gt_field="gt_user_summaries", eval_key="tvsum_eval", protocol="tvsum", gt_score_field="gt_user_scores"
     )
-    assert "tvsum_eval" in dataset.list_evaluations()
-    config = dataset.get_evaluation_info("tvsum_eval").config
+    assert "tvsum_eval" in dataset.list_runs() and "tvsum_eval" not in dataset.list_evaluations()  # not for the Model Evaluation panel
+    config = dataset.get_run_info("tvsum_eval").config
     assert (config.protocol, config.mode, config.gt_fields, config.pred_field) == (
         "tvsum", "avg", ["gt_user_summaries"], "clipit_summary",
     )
@@ -153,7 +153,9 @@ def test_evaluate_list_reload_plot_and_delete(labelled, tmp_path, capsys):
     assert 0 < results.f1 == pytest.approx(np.mean(f1s))
     assert dataset.sort_by("tvsum_eval_f1", reverse=True).first().tvsum_eval_f1 == max(f1s)
 
-    reloaded = dataset.load_evaluation_results("tvsum_eval", cache=False)
+    groups = {group.name: group.paths for group in dataset.app_config.sidebar_groups}
+    assert groups["tvsum_eval"] == [f"tvsum_eval_{name}" for name in ("precision", "recall", "f1", "kendall", "spearman")]
+    reloaded = dataset.load_run_results("tvsum_eval", cache=False)
     assert isinstance(reloaded, SummaryEvaluationResults) and reloaded is not results
     assert reloaded.per_sample == results.per_sample and reloaded.metrics() == results.metrics()
     reloaded.print_report()
@@ -170,11 +172,13 @@ def test_evaluate_list_reload_plot_and_delete(labelled, tmp_path, capsys):
     for png in pngs:
         assert matplotlib.image.imread(png).shape[:2] == (350, 1000)
 
-    dataset.rename_evaluation("tvsum_eval", "tvsum_renamed")
+    dataset.rename_run("tvsum_eval", "tvsum_renamed")
     assert dataset.has_sample_field("tvsum_renamed_f1") and not dataset.has_sample_field("tvsum_eval_f1")
-    dataset.delete_evaluation("tvsum_renamed")
-    assert "tvsum_renamed" not in dataset.list_evaluations()
+    assert "tvsum_renamed_f1" in {group.name: group.paths for group in dataset.app_config.sidebar_groups}["tvsum_renamed"]
+    dataset.delete_run("tvsum_renamed")
+    assert "tvsum_renamed" not in dataset.list_runs()
     assert not [name for name in dataset.get_field_schema() if name.startswith("tvsum_")]
+    assert not [group for group in dataset.app_config.sidebar_groups if group.name.startswith("tvsum_")]
 
 
 def test_summe_protocol_keeps_the_best_user(labelled):
@@ -205,7 +209,7 @@ def test_a_video_without_ground_truth_fails_alone(labelled):
         evaluate_summary(dataset, gt_field="partial_gt", eval_key="partial_eval")
     assert error.value.n_ok == 1 and dataset[second].filepath in str(error.value)
     assert dataset[first].partial_eval_f1 is not None and dataset[second].partial_eval_f1 is None
-    results = dataset.load_evaluation_results("partial_eval")
+    results = dataset.load_run_results("partial_eval")
     assert [path for path, _ in results.failures] == [dataset[second].filepath]
     quiet = evaluate_summary(dataset, gt_field="partial_gt", eval_key="partial_eval", skip_failures=True)
     assert len(quiet.per_sample) == 1
@@ -295,7 +299,7 @@ def test_operator_evaluates_with_a_protocol(labelled):
     params = {"gt_field": "gt_user_summaries", "eval_key": "op_eval", "protocol": "summe"}
     result = foo.execute_operator("@clipit/video-summarization/evaluate_summary", ctx={"dataset": dataset, "params": params})
     assert result.result["videos"] == len(dataset) and 0 <= result.result["f1"] <= 1
-    assert dataset.get_evaluation_info("op_eval").config.mode == "max"
+    assert dataset.get_run_info("op_eval").config.mode == "max"
 
 
 @pytest.mark.parametrize(
@@ -317,7 +321,20 @@ def test_bad_arguments_are_named(labelled, kwargs, error):
         dataset.set_values("query_f1", ["x"] * len(dataset))
     with pytest.raises(ClipItError, match=error):
         evaluate_summary(dataset, **kwargs)
-    assert kwargs["eval_key"] not in dataset.list_evaluations()
+    assert kwargs["eval_key"] not in dataset.list_runs()
+
+
+def test_eval_key_of_another_run_or_evaluation_is_refused(labelled):
+    dataset, _ = labelled
+    embeddings = dataset.get_run_info("clipit_embeddings").config.serialize()
+    with pytest.raises(ClipItError, match="'clipit_embeddings' is the key of a FrameEmbeddingsRunConfig run"):
+        evaluate_summary(dataset, gt_field="gt_user_summaries", eval_key="clipit_embeddings")
+    assert dataset.get_run_info("clipit_embeddings").config.serialize() == embeddings
+    evaluate_summary_segments(dataset, gt_field="gt_user_summaries", eval_key="segments")
+    with pytest.raises(ClipItError, match="'segments' is the key of an evaluation"):
+        evaluate_summary(dataset, gt_field="gt_user_summaries", eval_key="segments")
+    assert dataset.get_evaluation_info("segments").config.method == "activitynet"
+    assert "segments" not in dataset.list_runs()
 
 
 def test_cli_evaluate_prints_the_report_and_writes_figures(labelled, tmp_path, capsys):
@@ -330,4 +347,4 @@ def test_cli_evaluate_prints_the_report_and_writes_figures(labelled, tmp_path, c
     out = capsys.readouterr().out
     assert "Evaluation 'cli_eval': protocol summe, mode max" in out and "kendall" in out
     assert len(list(tmp_path.glob("*.png"))) == len(dataset)
-    assert dataset.get_evaluation_info("cli_eval").config.gt_score_field == "gt_user_scores"
+    assert dataset.get_run_info("cli_eval").config.gt_score_field == "gt_user_scores"

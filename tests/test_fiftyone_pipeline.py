@@ -169,7 +169,7 @@ def test_f1_against_a_ground_truth_field(scored_copy):
     assert scored.bounds("demo_eval_f1")[1] <= 1.0
     assert report.f1 == pytest.approx(np.mean(scored.values("demo_eval_f1")))
     assert 0.0 < report.f1 < 1.0
-    assert "demo_eval" in scored.list_evaluations()
+    assert "demo_eval" in scored.list_runs()
 
 
 def test_export_writes_playable_clips_of_the_right_length(scored_copy, tmp_path):

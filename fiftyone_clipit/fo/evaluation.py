@@ -1,11 +1,15 @@
-"""Summary evaluation as a FiftyOne evaluation run, with the published protocols' exact numbers.
+"""Summary evaluation as a FiftyOne custom run, with the published protocols' exact numbers.
 
 ``evaluate_summary`` follows the pattern of FiftyOne's own ``fiftyone/utils/eval/regression.py``:
-a Config / Method / Results trio. The run shows in ``dataset.list_evaluations()``, its settings
-in ``get_evaluation_info(key)``, its results reload with ``load_evaluation_results(key)`` (with
-``print_report()``, ``metrics()`` and a figure per video) and ``delete_evaluation(key)`` removes
-it and its fields. Per-video figures are sample fields ``<eval_key>_<metric>`` to sort and filter
-on in the App.
+a Config / Method / Results trio. The run is a custom run (``fiftyone.core.runs``), not an
+evaluation: FiftyOne 1.22's Model Evaluation panel lists every evaluation and fails on any type
+but classification / detection / segmentation, so the summary protocols stay out of its way and
+``evaluate_summary_segments`` gives the panel the evaluation it can open. The run shows in
+``dataset.list_runs()``, its settings in ``get_run_info(key)``, its results reload with
+``load_run_results(key)`` (with ``print_report()``, ``metrics()`` and a figure per video),
+``rename_run`` renames its fields and ``delete_run(key)`` removes it and its fields. Per-video
+figures are sample fields ``<eval_key>_<metric>``, grouped under ``<eval_key>`` in the App's
+sidebar, to sort and filter on.
 
 Protocols (DESIGN.md, "Evaluation protocols"):
 
@@ -28,12 +32,8 @@ from typing import Any
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
+import fiftyone.core.runs as fors
 import numpy as np
-from fiftyone.utils.eval.base import (
-    BaseEvaluationMethod,
-    BaseEvaluationMethodConfig,
-    BaseEvaluationResults,
-)
 from tabulate import tabulate
 
 from fiftyone_clipit import protocols
@@ -59,7 +59,7 @@ from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, frame_scores_arr
 from fiftyone_clipit.metrics import F1_MODES
 
 
-class SummaryEvaluationConfig(BaseEvaluationMethodConfig):
+class SummaryEvaluationConfig(fors.RunConfig):
     """What an ``evaluate_summary`` run compared, and how (stored with the run).
 
     Args:
@@ -73,7 +73,6 @@ class SummaryEvaluationConfig(BaseEvaluationMethodConfig):
         concepts_field: sample field listing each shot's concepts (qfvs).
         shot_seconds: QFVS shot length.
         clip_seconds: QVHighlights clip length.
-        custom_metrics (None): FiftyOne custom metrics (operator URIs), as every evaluation has.
     """
 
     def __init__(
@@ -87,7 +86,6 @@ class SummaryEvaluationConfig(BaseEvaluationMethodConfig):
         concepts_field: str | None = None,
         shot_seconds: float = 5.0,
         clip_seconds: float = 2.0,
-        custom_metrics=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -100,7 +98,6 @@ class SummaryEvaluationConfig(BaseEvaluationMethodConfig):
         self.concepts_field = concepts_field
         self.shot_seconds = shot_seconds
         self.clip_seconds = clip_seconds
-        self.custom_metrics = custom_metrics
 
     @property
     def type(self) -> str:
@@ -110,25 +107,30 @@ class SummaryEvaluationConfig(BaseEvaluationMethodConfig):
     def method(self) -> str:
         return self.protocol
 
+    @classmethod
+    def _virtual_attributes(cls) -> list[str]:
+        return ["cls", "type", "method"]
+
     @property
     def metric_names(self) -> tuple[str, ...]:
         """The per-video figures this run writes."""
         return protocols.protocol_metrics(self.protocol, self.gt_score_field is not None)
 
 
-class SummaryEvaluation(BaseEvaluationMethod):
+class SummaryEvaluation(fors.Run):
     """Evaluates summaries video by video; owns the run's sample fields (rename / cleanup)."""
 
     def register_samples(self, samples: foc.SampleCollection, eval_key: str) -> None:
-        """Declares the per-video float fields of the run."""
+        """Declares the per-video float fields of the run and groups them in the App's sidebar."""
         dataset = root_dataset(samples)
-        names = self.get_fields(samples, eval_key, include_custom_metrics=False)
+        names = self.get_fields(samples, eval_key)
 
         def declare() -> None:
             for name in names:
                 dataset.add_sample_field(name, fo.FloatField)
 
         write_declared(dataset, names, declare)
+        _set_sidebar_group(dataset, eval_key, names)
 
     def evaluate_samples(
         self, samples: foc.SampleCollection, eval_key: str, progress: Progress = None
@@ -208,29 +210,26 @@ class SummaryEvaluation(BaseEvaluationMethod):
             return np.stack(columns, axis=1)
         return frame_scores_array(numbers, values, n_frames, name)
 
-    def get_fields(self, samples, eval_key: str, include_custom_metrics: bool = True) -> list[str]:
-        fields = [f"{eval_key}_{name}" for name in self.config.metric_names]
-        if include_custom_metrics:
-            fields.extend(self.get_custom_metric_fields(samples, eval_key))
-        return fields
+    def get_fields(self, samples, eval_key: str) -> list[str]:
+        return [f"{eval_key}_{name}" for name in self.config.metric_names]
 
     def rename(self, samples, eval_key: str, new_eval_key: str) -> None:
         dataset = root_dataset(samples)
-        old = self.get_fields(dataset, eval_key, include_custom_metrics=False)
-        new = self.get_fields(dataset, new_eval_key, include_custom_metrics=False)
-        dataset.rename_sample_fields(dict(zip(old, new)))
-        self.rename_custom_metrics(samples, eval_key, new_eval_key)
+        old, new = self.get_fields(dataset, eval_key), self.get_fields(dataset, new_eval_key)
+        dataset.rename_sample_fields({a: b for a, b in zip(old, new) if dataset.has_sample_field(a)})
+        _set_sidebar_group(dataset, eval_key, [])
+        _set_sidebar_group(dataset, new_eval_key, new)
 
     def cleanup(self, samples, eval_key: str) -> None:
         dataset = root_dataset(samples)
-        dataset.delete_sample_fields(self.get_fields(dataset, eval_key, include_custom_metrics=False), error_level=1)
-        self.cleanup_custom_metrics(samples, eval_key)
+        dataset.delete_sample_fields(self.get_fields(dataset, eval_key), error_level=1)
+        _set_sidebar_group(dataset, eval_key, [])
 
     def _validate_run(self, samples, eval_key, existing_info) -> None:
         self._validate_fields_match(eval_key, "protocol", existing_info)
 
 
-class SummaryEvaluationResults(BaseEvaluationResults):
+class SummaryEvaluationResults(fors.RunResults):
     """The figures of an ``evaluate_summary`` run: per video, their means, a report and plots.
 
     Attributes:
@@ -247,10 +246,9 @@ class SummaryEvaluationResults(BaseEvaluationResults):
         per_sample: dict[str, dict[str, float]],
         filepaths: dict[str, str],
         failures: list[list[str]] | None = None,
-        custom_metrics=None,
         backend=None,
     ):
-        super().__init__(samples, config, eval_key, custom_metrics=custom_metrics, backend=backend)
+        super().__init__(samples, config, eval_key, backend=backend)
         self.per_sample = per_sample
         self.filepaths = filepaths
         self.failures = failures or []
@@ -284,7 +282,6 @@ class SummaryEvaluationResults(BaseEvaluationResults):
         if self.config.protocol == "qvhighlights":
             means = {name.replace("ap_", "map_", 1): value for name, value in means.items()}
         means["support"] = len(self.per_sample)
-        means.update(self._get_custom_metrics())
         return means
 
     def report_rows(self) -> list[list[Any]]:
@@ -351,11 +348,8 @@ class SummaryEvaluationResults(BaseEvaluationResults):
         )
 
     @classmethod
-    def _from_dict(cls, d, samples, config, eval_key, **kwargs):
-        return cls(
-            samples, config, eval_key, d["per_sample"], d["filepaths"],
-            failures=d.get("failures"), custom_metrics=d.get("custom_metrics"), **kwargs,
-        )
+    def _from_dict(cls, d, samples, config, eval_key):
+        return cls(samples, config, eval_key, d["per_sample"], d["filepaths"], failures=d.get("failures"))
 
 
 def evaluate_summary(
@@ -373,7 +367,7 @@ def evaluate_summary(
     skip_failures: bool = False,
     progress: Progress = None,
 ) -> SummaryEvaluationResults:
-    """Evaluates summaries by a published protocol, as a FiftyOne evaluation run ``eval_key``.
+    """Evaluates summaries by a published protocol, as the FiftyOne custom run ``eval_key``.
 
     Args:
         samples: a video dataset or view.
@@ -395,10 +389,11 @@ def evaluate_summary(
         progress (None): True for a progress bar, or a callback(fraction, label).
 
     Returns:
-        The SummaryEvaluationResults (also ``dataset.load_evaluation_results(eval_key)``).
+        The SummaryEvaluationResults (also ``dataset.load_run_results(eval_key)``).
 
     Raises:
-        ClipItError: an unknown protocol or mode, a missing field or one of the wrong type.
+        ClipItError: an unknown protocol or mode, a missing field or one of the wrong type, or
+            ``eval_key`` is the key of another kind of run.
         BatchError: some videos could not be evaluated (the others were saved with the run).
     """
     samples = video_collection(samples)
@@ -422,15 +417,57 @@ def evaluate_summary(
     _check_fields(samples, config)
     for name in config.metric_names:
         check_field_type(samples, f"{eval_key}_{name}", fo.FloatField)
+    _free_run_key(samples, eval_key)
     method = config.build()
     method.register_run(samples, eval_key, overwrite=True)
     method.register_samples(samples, eval_key)
     results = method.evaluate_samples(samples, eval_key, progress=progress)
     method.save_run_results(samples, eval_key, results)
-    method.add_fields_to_sidebar_group(samples, eval_key)
     failures = [ItemFailure(path, reason) for path, reason in results.failures]
     finish("Evaluating", failures, len(results.per_sample), skip_failures)
     return results
+
+
+def _free_run_key(samples: foc.SampleCollection, eval_key: str) -> None:
+    """Makes ``eval_key`` free for a summary evaluation run.
+
+    A summary evaluation that an earlier version stored as a FiftyOne evaluation (where the Model
+    Evaluation panel fails on it) is removed; its fields are written again.
+
+    Raises:
+        ClipItError: ``eval_key`` is the key of another kind of run.
+    """
+    dataset = root_dataset(samples)
+    if eval_key in dataset.list_runs():
+        existing = dataset.get_run_info(eval_key).config
+        if not isinstance(existing, SummaryEvaluationConfig):
+            raise ClipItError(
+                f"'{eval_key}' is the key of a {type(existing).__name__} run on '{dataset.name}'; "
+                f"choose another eval_key. Its runs are {dataset.list_runs()}"
+            )
+    if eval_key in dataset.list_evaluations():
+        if dataset.get_evaluation_info(eval_key).config.cls != SummaryEvaluationConfig.__module__ + ".SummaryEvaluationConfig":
+            raise ClipItError(
+                f"'{eval_key}' is the key of an evaluation on '{dataset.name}'; choose another eval_key. "
+                f"Its evaluations are {dataset.list_evaluations()}"
+            )
+        dataset.delete_evaluation(eval_key)
+
+
+def _set_sidebar_group(dataset: fo.Dataset, name: str, paths: list[str]) -> None:
+    """Shows ``paths`` as the App sidebar group ``name``; no paths: removes the group."""
+    groups = dataset.app_config.sidebar_groups
+    if groups is None:
+        if not paths:
+            return
+        groups = fo.DatasetAppConfig.default_sidebar_groups(dataset)
+    groups = [g for g in groups if g.name != name]
+    for group in groups:  # a path shows in one group only
+        group.paths = [p for p in group.paths if p not in paths]
+    if paths:
+        groups.append(fo.SidebarGroupDocument(name=name, paths=list(paths)))
+    dataset.app_config.sidebar_groups = groups
+    dataset.save()
 
 
 def _check_fields(samples: foc.SampleCollection, config: SummaryEvaluationConfig) -> None:
