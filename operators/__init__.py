@@ -27,6 +27,7 @@ from .base import (
     fields_of_type,
     float_input,
     output_field_input,
+    shard_input,
     text_input,
 )
 from .panel import ClipItPanel
@@ -57,6 +58,7 @@ class ComputeFrameEmbeddings(ClipItOperator):
     name = "compute_frame_embeddings"
     label = "CLIP-It: compute frame embeddings"
     description = "Decode frames at a chosen rate and embed them with CLIP"
+    sharded_run = "clipit_embeddings"
 
     def build_inputs(self, ctx, inputs):
         inputs.enum(
@@ -72,12 +74,13 @@ class ComputeFrameEmbeddings(ClipItOperator):
                     label="Precision (auto: fp16 on a GPU, fp32 on CPU; int8: faster CPU path)")
         inputs.enum("on_broken", ["fail", "keep"], default="fail",
                     label="A video that breaks off mid-stream: fail it, or keep what decodes")
+        shard_input(ctx, inputs, len(self.target(ctx)))
 
-    def run(self, ctx, progress):
+    def run_on(self, ctx, samples, progress):
         from fiftyone_clipit.fo.embeddings import compute_frame_embeddings
 
         report = compute_frame_embeddings(
-            self.target(ctx),
+            samples,
             model=ctx.params.get("model") or DEFAULT_MODEL,
             pretrained=ctx.params.get("pretrained") or None,
             fps=ctx.params.get("fps", 2.0),
@@ -85,8 +88,11 @@ class ComputeFrameEmbeddings(ClipItOperator):
             on_broken=ctx.params.get("on_broken") or "fail",
             progress=progress,
         )
-        return {"embedded": report.n_embedded, "up_to_date": report.n_up_to_date, "frames": report.n_frames,
-                "partly_embedded": len(report.partial), "pruned": report.n_pruned}
+        output = {"embedded": report.n_embedded, "up_to_date": report.n_up_to_date, "frames": report.n_frames,
+                  "partly_embedded": len(report.partial), "pruned": report.n_pruned}
+        if ctx.params.get("shard"):
+            output["embedded_ids"] = report.embedded  # which videos each shard's operation embedded
+        return output
 
 
 class ScoreFrames(ClipItOperator):

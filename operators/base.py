@@ -20,6 +20,9 @@ class ClipItOperator(foo.Operator):
 
     Subclasses set `name`, `label`, `description`; `heavy` operators offer delegated execution
     and choose it by default; `needs_embeddings` ones refuse datasets without frame embeddings.
+    A `sharded_run` operator (the key of the run it makes) implements `run_on` instead of `run`:
+    scheduled on a target of more than 'videos per shard' videos, it queues one delegated
+    operation per shard (`fiftyone_clipit.fo.shards`), which any number of workers share.
     """
 
     name = ""
@@ -28,6 +31,7 @@ class ClipItOperator(foo.Operator):
     heavy = True
     needs_target = True
     needs_embeddings = False
+    sharded_run: str | None = None
 
     @property
     def config(self) -> foo.OperatorConfig:
@@ -45,6 +49,10 @@ class ClipItOperator(foo.Operator):
         raise NotImplementedError
 
     def run(self, ctx, progress: Callable[[float, str], None]) -> dict[str, Any]:
+        return self.run_on(ctx, self.target(ctx), progress)
+
+    def run_on(self, ctx, samples, progress: Callable[[float, str], None]) -> dict[str, Any]:
+        """The work of a `sharded_run` operator on some videos: the target, or one shard of it."""
         raise NotImplementedError
 
     def __call__(self, samples, delegate: bool = False, **params: Any) -> dict[str, Any]:
@@ -60,8 +68,21 @@ class ClipItOperator(foo.Operator):
         return result.result
 
     def target(self, ctx):
-        """The dataset, current view or selected samples, as chosen in the form."""
+        """The dataset, current view or selected samples, as chosen in the form (a shard's
+        operation: the shard's videos)."""
+        if ctx.params.get("shard_ids"):
+            return ctx.dataset.select(ctx.params["shard_ids"], ordered=True)
         return ctx.target_view()
+
+    def videos_per_shard(self, ctx) -> int:
+        """The shard size asked for when scheduled (0: one operation): the form's, else the
+        default; always 0 for an operator that is not sharded."""
+        from fiftyone_clipit.shards import DEFAULT_VIDEOS_PER_SHARD
+
+        if not self.sharded_run:
+            return 0
+        value = ctx.params.get("videos_per_shard")
+        return DEFAULT_VIDEOS_PER_SHARD if value is None else int(value)
 
     def precondition(self, ctx) -> str | None:
         """Why this operator cannot run on the current dataset, or None when it can."""
@@ -94,7 +115,24 @@ class ClipItOperator(foo.Operator):
         def progress(fraction: float, label: str) -> None:
             ctx.set_progress(progress=fraction, label=label)
 
-        result = self.run(ctx, progress)
+        shard = ctx.params.get("shard")
+        per_shard = self.videos_per_shard(ctx) if ctx.delegated and not shard else 0
+        if shard:
+            from fiftyone_clipit.fo.shards import run_shard
+
+            work = lambda samples, report: self.run_on(ctx, samples, report)  # noqa: E731
+            result = run_shard(ctx.dataset, shard["plan"], int(shard["index"]), work, progress)
+        elif per_shard and len(self.target(ctx)) > per_shard:
+            from fiftyone_clipit.fo.shards import queue_shards
+
+            params = {k: v for k, v in ctx.params.items() if k not in ("videos_per_shard", "view_target")}
+            status = queue_shards(
+                self.target(ctx), self.uri, params, self.sharded_run, per_shard,
+                delegation_target=ctx.delegation_target, label=self.label,
+            )
+            result = {"shards_queued": status.n_shards, "shard_plan": status.plan, "run": status.run_key}
+        else:
+            result = self.run(ctx, progress)
         if not ctx.delegated:
             ctx.ops.reload_dataset()
         return result
@@ -221,3 +259,21 @@ def float_input(
     if not ok:
         prop.invalid = True
         prop.error_message = f"{label} must be between {low} and {high}"
+
+
+def shard_input(ctx, inputs: types.Object, target_size: int) -> None:
+    """'Videos per shard' for a target of more than SHARD_FORM_MIN videos: when scheduled, one
+    delegated operation per shard, which several workers run at once (0: one operation)."""
+    from fiftyone_clipit.shards import DEFAULT_VIDEOS_PER_SHARD, SHARD_FORM_MIN
+
+    if target_size <= SHARD_FORM_MIN:
+        return
+    prop = inputs.int(
+        "videos_per_shard", default=DEFAULT_VIDEOS_PER_SHARD, min=0,
+        label="Videos per shard when scheduled (0: one operation)",
+        description="Each shard is its own delegated operation, so several workers share the target",
+    )
+    value = ctx.params.get("videos_per_shard", DEFAULT_VIDEOS_PER_SHARD)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        prop.invalid = True
+        prop.error_message = f"Videos per shard must be a whole number >= 0, got {value!r}"

@@ -28,6 +28,7 @@ from fiftyone_clipit.fo.common import (
     samples_info,
     video_collection,
 )
+from fiftyone_clipit.fo.shards import run_fields, run_record_lock
 from fiftyone_clipit.ingest import embed_videos, up_to_date
 from fiftyone_clipit.store import EmbeddingStore, file_fingerprint
 
@@ -49,6 +50,7 @@ class EmbeddingReport:
         partial: videos that broke off mid-stream and were kept with the frames that decoded
             (on_broken="keep"), with how much decoded.
         failures: videos that could not be embedded, and why.
+        embedded: the sample ids of the videos embedded by this call.
     """
 
     n_embedded: int = 0
@@ -57,10 +59,13 @@ class EmbeddingReport:
     n_pruned: int = 0
     partial: list[ItemFailure] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
+    embedded: list[str] = field(default_factory=list)
 
 
 class FrameEmbeddingsRunConfig(fors.RunConfig):
-    """The `clipit_embeddings` run: model, precision, fps, dimension, the store, what is in it.
+    """The `clipit_embeddings` run: model, precision, fps, dimension, the store, what is in it;
+    for a run scheduled in shards (`fiftyone_clipit.fo.shards`), `shards`, `shards_done` and
+    `complete` (True once every shard is done, and for a run made in one call).
 
     Deleting the run (`dataset.delete_run("clipit_embeddings")`) deletes the stored embeddings.
     """
@@ -159,6 +164,7 @@ def compute_frame_embeddings(
             report.failures.append(ItemFailure(outcome.path, reason))
             continue
         store.put(outcome.key, outcome.item)
+        report.embedded.append(outcome.key)
         report.n_embedded += 1
         report.n_frames += len(outcome.item.frame_numbers)
         if outcome.status.broken:
@@ -175,7 +181,16 @@ def compute_frame_embeddings(
 def _record_run(
     dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder, pretrained: str | None, fps: float
 ) -> None:
-    """Records the run, with what the store holds for this dataset's videos (frames per video)."""
+    """Records the run, with what the store holds for this dataset's videos (frames per video),
+    under the run's record lock: shards of one scheduled run record it from several workers."""
+    with run_record_lock(dataset, EMBEDDINGS_RUN):
+        dataset.reload()
+        _write_record(dataset, store, encoder, pretrained, fps)
+
+
+def _write_record(
+    dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder, pretrained: str | None, fps: float
+) -> None:
     embedded, partial = {}, {}
     for sample_id in dataset.values("id"):
         info = store.info(sample_id)
@@ -193,6 +208,7 @@ def _record_run(
         store_dir=store.root,
         n_videos=len(embedded),
         n_frames=int(sum(embedded.values())),
+        **run_fields(dataset, EMBEDDINGS_RUN),
     )
     if dataset.has_run(EMBEDDINGS_RUN):
         if not isinstance(dataset.get_run_info(EMBEDDINGS_RUN).config, FrameEmbeddingsRunConfig):

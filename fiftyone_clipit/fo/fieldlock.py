@@ -31,7 +31,9 @@ STALE_SECONDS = 300.0
 BEAT_SECONDS = 30.0
 
 
-def _holder_is_gone(holder: dict) -> bool:
+def holder_is_gone(holder: dict) -> bool:
+    """Whether a lock's holder (pid, host, beat) is gone: its process has exited on this
+    machine, or it sent no heartbeat for `STALE_SECONDS` from another."""
     if holder.get("host") == socket.gethostname():
         try:
             os.kill(int(holder["pid"]), 0)
@@ -75,7 +77,7 @@ def field_lock(dataset: fo.Dataset, path: str, what: str) -> Iterator[Callable[[
             holder = locks.find_one({"_id": mine["_id"]})
             if holder is None:  # released meanwhile
                 continue
-            if not _holder_is_gone(holder):
+            if not holder_is_gone(holder):
                 raise ClipItError(
                     f"'{path}' of '{dataset.name}' is being written by another run: {_describe(holder)}; "
                     f"wait for it to finish, or write to another field"
