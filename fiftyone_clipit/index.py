@@ -16,11 +16,18 @@ An IVF index's recall is measured when it is built (`calibrate`): for queries ne
 frame or an image as the query) and, when given, for text queries, which sit farther from
 every frame; the smallest `nprobe` that reaches the target recall is kept for each kind.
 
-Past `COMPRESSED_MIN_FRAMES` (or asked with kind="ivfpq") the index keeps no vectors: IVF-PQ
-codes of dim/8 bytes per frame (64 bytes for 512-d, 1/32 of float32) in about sqrt(n) lists,
-optionally behind an OPQ rotation. A search asks it for `rerank` x k candidates and re-ranks
-them by their exact vectors, read from the per-video embedding store through memory maps
-(`fiftyone_clipit.mapped.MappedStore`), so the scores returned are exact cosines. It is built
+Past `COMPRESSED_MIN_FRAMES` (or asked with kind="ivfpq") the index keeps no vectors: 4-bit
+fast-scan IVF-PQ codes of dim/8 bytes per frame (dim/4 sub-quantizers of 4 bits: 64 bytes for
+512-d, 1/32 of float32) in about sqrt(n) lists, optionally behind an OPQ rotation. A search
+asks it for `rerank` x k candidates and re-ranks them by their exact vectors, read from the
+per-video embedding store through memory maps (`fiftyone_clipit.mapped.MappedStore`), so the
+scores returned are exact cosines. `calibrate` chooses nprobe and the re-rank pool per query
+kind: text queries sit far from every frame, their best frames within thousandths of each
+other, and need a pool of hundreds where frame queries need tens. 4-bit fast-scan codes were
+measured against 8-bit PQ of the same size (`bench search`): at 1M frame-like vectors,
+PQ128x4fs with 1,000 candidates found 0.94 of the text-like top 10 in 0.4 ms, where PQ64x8
+levelled off at 0.8 (twice as many sub-quantizers, each coarser, rank close scores better,
+and the SIMD scan is ~5 times faster per code). It is built
 in a stream (`build_compressed`): trained on a sample, then filled a video at a time, never
 holding all vectors; `FrameIndex.load(..., mmap=True)` serves it with its inverted lists
 mapped from the index file instead of read into memory.
@@ -53,10 +60,14 @@ EXACT_MAX_FRAMES = 20_000
 COMPRESSED_MIN_FRAMES = 1_000_000
 #: index kinds `kind=` accepts
 KINDS = ("auto", "flat", "ivf", "ivfpq")
-#: an IVF-PQ search re-ranks this many times k candidates with their exact vectors
+#: an IVF-PQ search re-ranks this many times k candidates with their exact vectors, unless
+#: `calibrate` chose another pool for the query kind
 RERANK_FACTOR = 10
+#: re-rank pools (multiples of k) `calibrate` tries for an IVF-PQ index, smallest first
+RERANK_FACTORS = (10, 30, 100, 300)
 #: query kinds with their own measured nprobe
 QUERY_KINDS = ("near", "text")
+_POOL_MIN_K = 10  # a search for fewer than 10 frames re-ranks as many candidates as one for 10
 _FRAME_BITS = 32
 _FRAME_MASK = (1 << _FRAME_BITS) - 1
 _META_FILE = "frame_index.json"
@@ -111,19 +122,33 @@ def choose_kind(n_frames: int) -> str:
 
 
 def pq_subquantizers(dim: int) -> int:
-    """PQ sub-quantizers for `dim`: the largest divisor of dim up to dim / 8 (one byte each)."""
-    return max(m for m in range(1, max(1, dim // 8) + 1) if dim % m == 0)
+    """4-bit fast-scan PQ sub-quantizers for `dim`: the largest even divisor of dim up to dim / 4
+    (half a byte each: dim / 8 bytes per frame).
+
+    Raises:
+        ClipItError: an odd dimension (no even divisor).
+    """
+    even = [m for m in range(2, max(2, dim // 4) + 1, 2) if dim % m == 0]
+    if not even:
+        raise ClipItError(f"An IVF-PQ index needs an even embedding dimension, got {dim}; use kind='ivf'")
+    return max(even)
 
 
-def describe_kind(kind: str, nlist: int, dim: int, opq: bool = False) -> str:
-    """The FAISS layout of an index kind, in FAISS factory words ("OPQ64,IVF4096,PQ64x8 ...")."""
+def describe_kind(kind: str, nlist: int, dim: int, opq: bool = False, m: int = 0, nbits: int = 4) -> str:
+    """The FAISS layout of an index kind, in FAISS factory words ("IVF4096,PQ128x4fs ...").
+
+    Args:
+        m (0): PQ sub-quantizers; 0 takes `pq_subquantizers(dim)`.
+        nbits (4): bits per sub-quantizer (4: fast-scan, "x4fs"; 8: indexes built before it).
+    """
     if kind == "flat":
         return "Flat (inner product)"
     lists = f"IVF{nlist}"
     if kind == "ivf":
         return f"{lists},Flat (inner product)"
-    m = pq_subquantizers(dim)
-    return f"{'OPQ%d,' % m if opq else ''}{lists},PQ{m}x8 (inner product, re-ranked exactly)"
+    m = m or pq_subquantizers(dim)
+    codes = f"PQ{m}x4fs" if nbits == 4 else f"PQ{m}x{nbits}"
+    return f"{'OPQ%d,' % m if opq else ''}{lists},{codes} (inner product, re-ranked exactly)"
 
 
 def pack_ids(slot: int, frame_numbers: np.ndarray) -> np.ndarray:
@@ -184,6 +209,7 @@ class FrameIndex:
         self.slots: list[str | None] = []
         self._slot_of: dict[str, int] = {}
         self.nprobe: dict[str, int] = {}
+        self.rerank: dict[str, int] = {}
         self.recall: dict[str, float] = {}
         self.trained_size = 0
         self._index = self._new_flat()
@@ -254,8 +280,11 @@ class FrameIndex:
 
     @property
     def layout(self) -> str:
-        """The FAISS layout, in factory words ("OPQ64,IVF4096,PQ64x8 (...)")."""
-        return describe_kind(self.kind, self.nlist, self.dim, self.opq)
+        """The FAISS layout, in factory words ("IVF4096,PQ128x4fs (...)")."""
+        if self.kind != "ivfpq":
+            return describe_kind(self.kind, self.nlist, self.dim, self.opq)
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(self._index))
+        return describe_kind(self.kind, self.nlist, self.dim, self.opq, ivf.pq.M, ivf.pq.nbits)
 
     def __contains__(self, key: str) -> bool:
         return key in self._slot_of
@@ -387,7 +416,7 @@ class FrameIndex:
                     "it a source (fiftyone_clipit.mapped.MappedStore(store_root))"
                 )
             m = pq_subquantizers(self.dim)
-            ivf = faiss.IndexIVFPQ(quantizer, self.dim, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+            ivf = faiss.IndexIVFPQFastScan(quantizer, self.dim, nlist, m, 4, faiss.METRIC_INNER_PRODUCT)
             index = ivf
             if self.opq:
                 rotation = faiss.OPQMatrix(self.dim, m)
@@ -399,7 +428,7 @@ class FrameIndex:
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
         self._index, self.kind, self.trained_size = index, kind, n
         self._keep_alive = (quantizer, ivf)
-        self.nprobe, self.recall = {}, {}
+        self.nprobe, self.rerank, self.recall = {}, {}, {}
 
     def _add_rows(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         for start in range(0, len(vectors), _ADD_CHUNK):
@@ -427,7 +456,7 @@ class FrameIndex:
         if n:
             index.add_with_ids(vectors, ids)
         self._index, self.kind, self.trained_size = index, "flat", 0
-        self.nprobe, self.recall = {}, {}
+        self.nprobe, self.rerank, self.recall = {}, {}, {}
 
     def _require_source(self) -> VectorSource:
         if self.source is None:
@@ -446,7 +475,13 @@ class FrameIndex:
         reference: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> dict[str, dict]:
         """Measures recall@k against exact search and keeps, per query kind, the smallest nprobe
-        (a power of two) that reaches `target_recall`.
+        (a power of two) that reaches `target_recall`, and for an IVF-PQ index the smallest
+        re-rank pool (RERANK_FACTORS, as multiples of k) with which some nprobe reaches it.
+
+        An IVF-PQ pool too small for a kind levels off below the target however many lists are
+        probed (text queries: their best frames are within thousandths of each other), so each
+        pool's nprobe doubling stops once recall stops rising; the next pool is tried. When no
+        pool reaches the target, the setting with the best recall is kept.
 
         Args:
             queries: query kind ("near", "text") -> float array (m, dim) of sample queries.
@@ -457,34 +492,67 @@ class FrameIndex:
                 search streams through `chunks()`.
 
         Returns:
-            kind -> {"nprobe", "recall", "median_ms"} as measured (flat: nprobe 0, recall 1).
+            kind -> {"nprobe", "rerank", "recall", "median_ms"} as measured (flat: nprobe 0,
+            recall 1; rerank is 0 but for IVF-PQ).
         """
-        report = {}
-        for kind, q in queries.items():
+        for kind in queries:
             if kind not in QUERY_KINDS:
                 raise ValueError(f"Unknown query kind '{kind}'. Available: {list(QUERY_KINDS)}")
-            q = self._check_vectors(q, f"Calibration queries '{kind}'")
-            if self.kind == "flat" or not len(q):
-                report[kind] = {"nprobe": 0, "recall": 1.0, "median_ms": self._median_ms(q, k, None)}
-                continue
+        queries = {kind: self._check_vectors(q, f"Calibration queries '{kind}'") for kind, q in queries.items()}
+        truths: dict[str, np.ndarray] = {}
+        if self.kind != "flat" and sum(len(q) for q in queries.values()):
+            # one exact pass over every vector (an IVF-PQ index's stream from the store) for all kinds
             chunks = [reference] if reference is not None else self.chunks()
-            truth = exact_top_k(chunks, q, min(k, len(self)))[1]
-            nprobe, limit = 1, min(max_nprobe, self.nlist)
-            while True:
-                found = self._search(q, k, nprobe)[1]
-                recall = recall_at_k(found, truth)
-                if recall >= target_recall or nprobe >= limit:
+            found = exact_top_k(chunks, np.concatenate(list(queries.values())), min(k, len(self)))[1]
+            bounds = np.cumsum([len(q) for q in queries.values()])[:-1]
+            truths = dict(zip(queries, np.split(found, bounds)))
+        report = {}
+        for kind, q in queries.items():
+            if self.kind == "flat" or not len(q):
+                report[kind] = {"nprobe": 0, "rerank": 0, "recall": 1.0, "median_ms": self._median_ms(q, k, None)}
+                continue
+            truth = truths[kind]
+            limit = min(max_nprobe, self.nlist)
+            pools = RERANK_FACTORS if self.kind == "ivfpq" else (0,)
+            best = (-1.0, 1, pools[0])
+            for pool in pools:
+                recall, nprobe = self._lowest_nprobe(q, truth, k, pool, target_recall, limit)
+                if recall > best[0]:
+                    best = (recall, nprobe, pool)
+                if recall >= target_recall:
                     break
-                nprobe = min(2 * nprobe, limit)
+            recall, nprobe, pool = best
             self.nprobe[kind], self.recall[kind] = nprobe, recall
-            report[kind] = {"nprobe": nprobe, "recall": recall, "median_ms": self._median_ms(q, k, nprobe)}
+            if self.kind == "ivfpq":
+                self.rerank[kind] = pool
+            report[kind] = {
+                "nprobe": nprobe, "rerank": pool, "recall": recall,
+                "median_ms": self._median_ms(q, k, nprobe, pool or RERANK_FACTOR),
+            }
         return report
 
-    def _median_ms(self, queries: np.ndarray, k: int, nprobe: int | None) -> float:
+    def _lowest_nprobe(
+        self, queries: np.ndarray, truth: np.ndarray, k: int, rerank: int, target: float, limit: int
+    ) -> tuple[float, int]:
+        """(recall, nprobe): the smallest power-of-two nprobe reaching `target` with this re-rank
+        pool, or the best one seen once recall stops rising (or at `limit`)."""
+        best, nprobe = (-1.0, 1), 1
+        while True:
+            recall = recall_at_k(self._search(queries, k, nprobe, rerank or RERANK_FACTOR)[1], truth)
+            if recall >= target:
+                return recall, nprobe
+            if recall <= best[0] and self.kind == "ivfpq":
+                return best
+            best = max(best, (recall, nprobe), key=lambda r: r[0])
+            if nprobe >= limit:
+                return best
+            nprobe = min(2 * nprobe, limit)
+
+    def _median_ms(self, queries: np.ndarray, k: int, nprobe: int | None, rerank: int = RERANK_FACTOR) -> float:
         times = []
         for q in queries[:100]:
             start = time.perf_counter()
-            self._search(q[None], k, nprobe)
+            self._search(q[None], k, nprobe, rerank)
             times.append(time.perf_counter() - start)
         return 1000.0 * float(np.median(times)) if times else 0.0
 
@@ -501,7 +569,7 @@ class FrameIndex:
                 params.index_params = ivf_params
             if self.kind == "ivf":
                 return self._index.search(queries, k, params=params)
-            candidates = min(len(self), max(k, rerank * k))
+            candidates = min(len(self), rerank * max(k, _POOL_MIN_K))
             return self._rerank(queries, self._index.search(queries, candidates, params=params)[1], k)
 
     def _rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -510,12 +578,12 @@ class FrameIndex:
         scores = np.full((len(queries), k), -np.inf, np.float32)
         ids = np.full((len(queries), k), -1, np.int64)
         for row, (query, found) in enumerate(zip(queries, candidates)):
-            found = found[found >= 0]
+            found = np.sort(found[found >= 0])  # by video, then frame: each video read in one go
             slots, numbers = unpack_ids(found)
             exact = np.empty(len(found), np.float32)
-            for slot in np.unique(slots).tolist():
-                at = np.flatnonzero(slots == slot)
-                exact[at] = source.rows(self.slots[slot], numbers[at]) @ query
+            starts = np.flatnonzero(np.diff(slots, prepend=-1))
+            for start, stop in zip(starts.tolist(), np.append(starts[1:], len(found)).tolist()):
+                exact[start:stop] = source.rows(self.slots[slots[start]], numbers[start:stop]) @ query
             best = np.argsort(-exact, kind="stable")[:k]
             scores[row, : len(best)], ids[row, : len(best)] = exact[best], found[best]
         return scores, ids
@@ -526,7 +594,7 @@ class FrameIndex:
         k: int = 10,
         query_kind: str = "near",
         nprobe: int | None = None,
-        rerank: int = RERANK_FACTOR,
+        rerank: int | None = None,
     ) -> list[FrameHits]:
         """The k best frames of the index for each query.
 
@@ -535,7 +603,9 @@ class FrameIndex:
             k (10): frames per query; more than the index holds returns them all (with a log).
             query_kind ("near"): "near" (a frame or image) or "text": picks the measured nprobe.
             nprobe (None): IVF lists to visit; None takes the calibrated one for query_kind.
-            rerank (RERANK_FACTOR): IVF-PQ: candidates re-ranked exactly, as a multiple of k.
+            rerank (None): IVF-PQ: candidates re-ranked exactly, as a multiple of k (of 10 when
+                k < 10); None takes the calibrated pool for query_kind (RERANK_FACTOR if never
+                calibrated).
 
         Returns:
             One FrameHits per query (IVF-PQ too: scores are exact cosines).
@@ -559,7 +629,8 @@ class FrameIndex:
             logger.info("k=%d is more than the %d frames indexed; returning all of them", k, len(self))
             k = len(self)
         chosen = nprobe or self.nprobe.get(query_kind) or self.nprobe.get("near") or 1
-        scores, ids = self._search(queries, k, chosen, rerank)
+        pool = rerank or self.rerank.get(query_kind) or self.rerank.get("near") or RERANK_FACTOR
+        scores, ids = self._search(queries, k, chosen, pool)
         hits = []
         for row_scores, row_ids in zip(scores, ids):
             keep = row_ids >= 0
@@ -584,7 +655,8 @@ class FrameIndex:
                 os.remove(tmp)
         meta = {
             "generation": generation, "file": name, "dim": self.dim, "kind": self.kind, "opq": self.opq,
-            "layout": self.layout, "slots": self.slots, "nprobe": self.nprobe, "recall": self.recall,
+            "layout": self.layout, "slots": self.slots, "nprobe": self.nprobe, "rerank": self.rerank,
+            "recall": self.recall,
             "trained_size": self.trained_size, "n_frames": len(self), "info": self.info,
         }
         _write_json(meta_path, meta)
@@ -623,6 +695,7 @@ class FrameIndex:
         self.slots = meta["slots"]
         self._slot_of = {key: slot for slot, key in enumerate(self.slots) if key is not None}
         self.nprobe, self.recall = meta.get("nprobe", {}), meta.get("recall", {})
+        self.rerank = meta.get("rerank", {})
         self.trained_size = meta.get("trained_size", 0)
         return self
 

@@ -2,9 +2,12 @@
 
 The store keeps one uncompressed `.npz` per video (`fiftyone_clipit.store`); its members are
 plain `.npy` files inside a zip, so the embeddings can be mapped in place without reading the
-file: a compressed index (IVF-PQ) re-ranks its best candidates with the exact vectors of the
-few frames it needs, and streaming builds touch one video at a time. Only the pages of the
-rows read come into memory.
+file: streaming builds touch one video at a time, and only the pages of the rows read come
+into memory. A compressed index (IVF-PQ) re-ranks its best candidates with the exact vectors
+of the frames it needs, hundreds per text query spread over many videos: those rows are read
+with `os.pread` at offsets found once per file (`MappedStore.rows`), so a search neither maps
+nor parses a zip file per video, and what it reads stays in the page cache, not in the
+process.
 """
 
 from __future__ import annotations
@@ -24,6 +27,32 @@ _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _OPEN_MAPS = 256
 
 
+def member_layout(path: str, member: str) -> tuple[int, tuple[int, ...], np.dtype, bool] | None:
+    """(offset, shape, dtype, fortran order) of one array of an `.npz` file, or None when it is
+    compressed or in a `.npy` format version this does not read (then load it).
+
+    Raises:
+        ClipItError: the member holds Python objects.
+    """
+    with zipfile.ZipFile(path) as archive:
+        entry = archive.getinfo(f"{member}.npy")
+    if entry.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as f:
+        f.seek(entry.header_offset)
+        fields = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
+        f.seek(entry.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1])
+        version = npy_format.read_magic(f)
+        readers = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
+        if version not in readers:
+            return None
+        shape, fortran, dtype = readers[version](f)
+        offset = f.tell()
+    if dtype.hasobject:
+        raise ClipItError(f"'{path}' holds objects in '{member}'; re-embed the video")
+    return offset, shape, dtype, fortran
+
+
 def map_member(path: str, member: str) -> np.ndarray:
     """One array of an `.npz` file, memory-mapped read-only when stored uncompressed (as the
     store writes them), else loaded.
@@ -35,34 +64,35 @@ def map_member(path: str, member: str) -> np.ndarray:
     Returns:
         the array (a read-only np.memmap when mapped).
     """
-    with zipfile.ZipFile(path) as archive:
-        entry = archive.getinfo(f"{member}.npy")
-    if entry.compress_type != zipfile.ZIP_STORED:
+    layout = member_layout(path, member)
+    if layout is None:
         with np.load(path, allow_pickle=False) as data:
             return data[member]
-    with open(path, "rb") as f:
-        f.seek(entry.header_offset)
-        fields = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
-        f.seek(entry.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1])
-        version = npy_format.read_magic(f)
-        readers = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
-        if version not in readers:
-            with np.load(path, allow_pickle=False) as data:
-                return data[member]
-        shape, fortran, dtype = readers[version](f)
-        offset = f.tell()
-    if dtype.hasobject:
-        raise ClipItError(f"'{path}' holds objects in '{member}'; re-embed the video")
+    offset, shape, dtype, fortran = layout
     if 0 in shape:
         return np.empty(shape, dtype)
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
+def _positions(numbers, wanted: np.ndarray) -> np.ndarray | None:
+    """Rows of `wanted` frame numbers in a video's sorted `numbers` (an array, or (first, step, n)
+    when evenly spaced), or None when one is missing."""
+    if isinstance(numbers, tuple):
+        first, step, n = numbers
+        rows, rest = np.divmod(wanted - first, step)
+        ok = (rest == 0) & (rows >= 0) & (rows < n)
+        return rows if ok.all() else None
+    rows = np.searchsorted(numbers, wanted)
+    if len(wanted) and (rows.max() >= len(numbers) or (numbers[rows] != wanted).any()):
+        return None
+    return rows
+
+
 class MappedStore:
     """Frame vectors of an embedding store's videos, memory-mapped on demand (see the module).
 
-    Keeps up to 256 videos mapped (least recently used first out); a video whose file was
-    rewritten since it was mapped is mapped again.
+    Keeps up to 256 videos mapped (least recently used first out) and, for `rows`, each file's
+    layout (a few hundred bytes per video); a video whose file was rewritten since is read afresh.
 
     Args:
         root: the store's directory (one `<key>.npz` per video, as `EmbeddingStore` writes).
@@ -71,6 +101,7 @@ class MappedStore:
     def __init__(self, root: str):
         self.root = root
         self._maps: OrderedDict[str, tuple[tuple[int, int], np.ndarray, np.ndarray]] = OrderedDict()
+        self._layouts: dict[str, tuple] = {}
 
     def video(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(frame numbers int64 (n,), embeddings float32 (n, d) memory-mapped) of one video.
@@ -78,15 +109,7 @@ class MappedStore:
         Raises:
             ClipItError: the store has no embeddings for `key`.
         """
-        path = os.path.join(self.root, f"{key}.npz")
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError:
-            raise ClipItError(
-                f"The embedding store '{self.root}' has no embeddings for video '{key}', which the "
-                f"frame index holds; rebuild the index (build_frame_index(..., overwrite=True))"
-            ) from None
-        stamp = (stat.st_size, stat.st_mtime_ns)
+        path, stamp = self._path_and_stamp(key)
         cached = self._maps.get(key)
         if cached is None or cached[0] != stamp:
             numbers = np.asarray(map_member(path, "frame_numbers"), dtype=np.int64)
@@ -100,18 +123,70 @@ class MappedStore:
     def rows(self, key: str, frame_numbers: np.ndarray) -> np.ndarray:
         """The exact vectors of some frames of one video: float32 (len(frame_numbers), d).
 
+        Read with `os.pread` (one read per run of consecutive rows) at the offsets found the
+        first time the file is read (kept per file version: a rewritten file is read afresh),
+        so the rows land in the page cache, not in the process as mapped pages do.
+
         Raises:
-            ClipItError: a frame number the store does not hold for that video.
+            ClipItError: the store has no embeddings for `key`, or lacks one of the frames.
         """
-        numbers, embeddings = self.video(key)
+        path, stamp = self._path_and_stamp(key)
+        layout = self._layouts.get(key)
+        if layout is None or layout[0] != stamp:
+            layout = self._layouts[key] = (stamp, *self._read_layout(key, path))
+        _, numbers, offset, shape, dtype = layout
         wanted = np.asarray(frame_numbers, dtype=np.int64)
-        rows = np.searchsorted(numbers, wanted)
-        if len(wanted) and (rows.max() >= len(numbers) or (numbers[rows] != wanted).any()):
+        rows = _positions(numbers, wanted)
+        if rows is None:
             raise ClipItError(
                 f"Video '{key}' in the store lacks frames the frame index holds (re-embedded since?); "
                 f"sync or rebuild the index"
             )
-        return np.asarray(embeddings[rows], dtype=np.float32)
+        if offset is None:  # compressed or Fortran-ordered: through the (loaded) array
+            return np.asarray(self.video(key)[1][rows], dtype=np.float32)
+        out = np.empty((len(rows), *shape[1:]), dtype)
+        if not len(rows):
+            return out.astype(np.float32, copy=False)
+        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        view = out.reshape(len(rows), -1).view(np.uint8).reshape(len(rows), row_bytes)
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        runs = np.flatnonzero(np.diff(ordered) != 1) + 1
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for run in np.split(np.arange(len(rows)), runs):
+                if not len(run):
+                    continue
+                first, count = int(ordered[run[0]]), len(run)
+                data = os.pread(fd, count * row_bytes, offset + first * row_bytes)
+                view[order[run]] = np.frombuffer(data, np.uint8).reshape(count, row_bytes)
+        finally:
+            os.close(fd)
+        return out if dtype == np.float32 else out.astype(np.float32)
+
+    def _path_and_stamp(self, key: str) -> tuple[str, tuple[int, int]]:
+        path = os.path.join(self.root, f"{key}.npz")
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            raise ClipItError(
+                f"The embedding store '{self.root}' has no embeddings for video '{key}', which the "
+                f"frame index holds; rebuild the index (build_frame_index(..., overwrite=True))"
+            ) from None
+        return path, (stat.st_size, stat.st_mtime_ns)
+
+    def _read_layout(self, key: str, path: str) -> tuple:
+        """(frame numbers, compact when evenly spaced; embeddings' offset or None; shape; dtype)."""
+        numbers = np.asarray(self.video(key)[0], dtype=np.int64)
+        layout = member_layout(path, "embeddings")
+        if layout is None or layout[3]:
+            offset, shape, dtype = None, (len(numbers),), np.dtype(np.float32)
+        else:
+            offset, shape, dtype = layout[0], layout[1], layout[2]
+        step = int(numbers[1] - numbers[0]) if len(numbers) > 1 else 1
+        if len(numbers) and step > 0 and np.array_equal(numbers, numbers[0] + step * np.arange(len(numbers))):
+            numbers = (int(numbers[0]), step, len(numbers))
+        return numbers, offset, shape, dtype
 
     def n_frames(self, keys: Iterable[str]) -> int:
         """How many frames the store holds for these videos (reads only the files' headers)."""
