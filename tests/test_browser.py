@@ -243,3 +243,38 @@ def test_scores_show_in_the_modal(summarised_app):
         close_modal(page)
         browser.close()
     assert not errors, errors
+
+
+def test_model_evaluation_panel_opens_the_plugins_evaluations(summarised_app):
+    """FiftyOne's Model Evaluation panel opens every evaluation it lists, the plugin's included
+    (evaluate_summary from the App: `<key>_segments` with the frame-overlap F1), with no error;
+    the summary protocol run (a custom run) is not among them."""
+    from playwright.sync_api import sync_playwright
+
+    dataset, _, url = summarised_app
+    evaluations = dataset.list_evaluations()
+    assert "clipit_eval_segments" in evaluations
+    errors = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        try:
+            open_panel(page, "model_evaluation_panel_builtin", "Model Evaluation")
+            expect(page.get_by_text(f"{len(evaluations)} Model Evaluations")).to_be_visible(timeout=60_000)
+            for key in evaluations:
+                page.get_by_role("button", name=re.compile(rf"^Evaluation type: .* {key} ")).click()
+                opened, failed = page.locator("#evaluation-header").get_by_text(key), page.get_by_text("Operator Error")
+                expect(opened.or_(failed).first).to_be_visible(timeout=60_000)
+                expect(page.get_by_text("Summary", exact=True).or_(failed).first).to_be_visible(timeout=60_000)
+                assert not failed.count(), f"the panel failed on '{key}': {errors}"
+                if key == "clipit_eval_segments":
+                    expect(page.get_by_text("Frame-overlap F1")).to_be_visible(timeout=30_000)
+                    page.screenshot(path=str(IMAGES / "model_evaluation_panel.png"))
+                page.locator("#evaluation-header [data-testid=ArrowBackIcon]").click()
+                expect(page.get_by_text("Evaluate Model")).to_be_visible(timeout=30_000)
+            assert page.get_by_role("button", name=re.compile(r"^Evaluation type: .* clipit_eval ")).count() == 0
+        finally:
+            (ARTIFACTS / "model_evaluation.txt").write_text(page.inner_text("body"))
+        browser.close()
+    assert not errors, errors
