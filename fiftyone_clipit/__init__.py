@@ -1,7 +1,7 @@
 """fiftyone-clipit: language-guided video summarization (CLIP-It) for FiftyOne.
 
 The FiftyOne-free core lives in `decode`, `encoders`, `relevance`, `summary`, `metrics` and
-`store`; the FiftyOne layer in `fiftyone_clipit.fo`. The public FiftyOne functions are
+`store`; the FiftyOne layer in `fiftyone_clipit.fo`. The public API is
 re-exported here lazily so that importing the core never imports FiftyOne.
 """
 
@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 # the user's own setting.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-_FIFTYONE_API = {
+_PUBLIC_API = {
     "add_videos": "fiftyone_clipit.fo.videos",
     "load_videos_dataset": "fiftyone_clipit.fo.videos",
     "compute_frame_embeddings": "fiftyone_clipit.fo.embeddings",
@@ -29,6 +29,8 @@ _FIFTYONE_API = {
     "train_scorer": "fiftyone_clipit.fo.training",
     "export_features": "fiftyone_clipit.fo.features",
     "create_summary": "fiftyone_clipit.fo.summaries",
+    "replan_video_summary": "fiftyone_clipit.fo.summaries",
+    "Budget": "fiftyone_clipit.summary",
     "evaluate_summary": "fiftyone_clipit.fo.evaluation",
     "evaluate_summary_segments": "fiftyone_clipit.fo.segment_evaluation",
     "add_video_annotations": "fiftyone_clipit.fo.groundtruth",
@@ -39,10 +41,10 @@ _FIFTYONE_API = {
     "run_pipeline": "fiftyone_clipit.fo.pipeline",
 }
 
-__all__ = sorted(_FIFTYONE_API)
+__all__ = sorted(_PUBLIC_API)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FIFTYONE_API:
-        return getattr(importlib.import_module(_FIFTYONE_API[name]), name)
+    if name in _PUBLIC_API:
+        return getattr(importlib.import_module(_PUBLIC_API[name]), name)
     raise AttributeError(f"module 'fiftyone_clipit' has no attribute '{name}'")

@@ -107,10 +107,12 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_summarize(args: argparse.Namespace) -> None:
     from fiftyone_clipit.fo.summaries import create_summary
+    from fiftyone_clipit.summary import Budget
 
+    budget = Budget.parse(args.budget)
     report = create_summary(
         _dataset(args.dataset), score_field=args.score_field, summary_field=args.summary_field,
-        budget=args.budget, segmentation=args.segmentation, min_segment=args.min_segment,
+        budget=budget, segmentation=args.segmentation, min_segment=args.min_segment,
         max_segment=args.max_segment, segment_seconds=args.segment_seconds, shots_field=args.shots_field,
         n_keyframes=args.keyframes, overwrite=args.overwrite, allow_stale=args.allow_stale,
         skip_failures=args.skip_failures, progress=True,
@@ -286,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD)
     p.add_argument("--summary-field", default=DEFAULT_SUMMARY_FIELD)
-    p.add_argument("--budget", default=str(DEFAULT_BUDGET), help=f"fraction of each video (default {DEFAULT_BUDGET}), or seconds: 45s")
+    p.add_argument("--budget", default=str(DEFAULT_BUDGET), help=f"fraction of each video (default {DEFAULT_BUDGET}), a percentage (15%%), or seconds (45s)")
     p.add_argument("--segmentation", choices=["kts", "uniform", "shots"], default="kts")
     p.add_argument("--min-segment", type=float, help="kts: shortest shot in seconds (default: one step)")
     p.add_argument("--max-segment", type=float, default=60.0, help="kts: longest shot in seconds")

@@ -10,13 +10,13 @@ from typing import Callable
 
 import numpy as np
 
-from fiftyone_clipit.summary import budget_capacity, select_segments, split_long_shots
+from fiftyone_clipit.summary import Budget, budget_capacity, select_segments, split_long_shots
 
 
 def replan_segments(
     frame_scores: np.ndarray,
     frame_rate: float,
-    budget: float | str,
+    budget: Budget | float,
     shots: Callable[[int], np.ndarray],
     rounding: str = "floor",
 ) -> list[tuple[int, int, float]]:
@@ -25,7 +25,7 @@ def replan_segments(
     Args:
         frame_scores: float array (n_frames,), one finite score per frame.
         frame_rate: frames per second (needed for a budget in seconds).
-        budget: a fraction in (0, 1] or seconds as a string ("45s"), see `parse_budget`.
+        budget: a `Budget`, or a number: the fraction of the video in (0, 1].
         shots: the video's shots for a capacity in frames: ``capacity -> (n_shots, 2)`` inclusive
             0-based [first, last] frame bounds (KTS keeps its shots under the budget, so the
             shots may depend on it).
@@ -39,9 +39,10 @@ def replan_segments(
         ValueError: a budget that gives no frame, bad scores, or a budget no shot fits with a
             positive score.
     """
+    budget = Budget.of(budget)
     capacity = budget_capacity(len(frame_scores), frame_rate, budget, rounding)
     if capacity < 1:
-        raise ValueError(f"the budget {budget!r} gives 0 frames of this video; raise it")
+        raise ValueError(f"the budget {budget} gives 0 frames of this video; raise it")
     segments = select_segments(frame_scores, split_long_shots(shots(capacity), capacity), capacity=capacity)
     if not segments:
         raise ValueError("no shot has a positive mean score, so the knapsack keeps nothing")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -435,39 +436,78 @@ def split_long_shots(change_points: np.ndarray, max_frames: int) -> np.ndarray:
     return np.array(pieces, dtype=np.int64).reshape(-1, 2)
 
 
-def parse_budget(budget: float | str) -> tuple[str, float]:
-    """Read a summary budget: a fraction of the video, or a length in seconds.
+@dataclass(frozen=True)
+class Budget:
+    """A summary budget: a fraction of each video, or a length in seconds (exactly one is set).
 
-    Args:
-        budget: a number in (0, 1] (a fraction, e.g. 0.15), or a string: ``"0.15"``,
-            ``"15%"``, or seconds as ``"45s"`` / ``"45 s"`` / ``"45 seconds"``.
-
-    Returns:
-        ``("fraction", value)`` or ``("seconds", value)``.
-
-    Raises:
-        ValueError: anything else, naming the value and the accepted forms.
+    The library takes a `Budget` or a plain number (a fraction); text such as ``"15%"`` or
+    ``"45s"`` is read by :meth:`parse`, which the CLI and the App's forms call.
     """
-    forms = "a fraction in (0, 1] such as 0.15, a percentage such as '15%', or seconds such as '45s'"
-    if isinstance(budget, str):
-        text = budget.strip().lower()
-        match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*(s|sec|secs|second|seconds|%)?", text)
+
+    fraction: float | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.fraction is None) == (self.seconds is None):
+            raise ValueError(f"A budget is a fraction or seconds, exactly one of them; got {self!r}")
+        if self.fraction is not None and not (_is_number(self.fraction) and 0 < self.fraction <= 1):
+            raise ValueError(f"Budget fraction must be in (0, 1]; got {self.fraction!r}. Give {_BUDGET_FORMS}")
+        if self.seconds is not None and not (_is_number(self.seconds) and 0 < self.seconds < math.inf):
+            raise ValueError(f"Budget in seconds must be > 0; got {self.seconds!r}")
+
+    @classmethod
+    def of(cls, budget: "Budget | float") -> "Budget":
+        """The budget `budget` stands for: itself, or a number read as a fraction of each video.
+
+        Raises:
+            ValueError: anything else (text included: read it with :meth:`parse`).
+        """
+        if isinstance(budget, Budget):
+            return budget
+        if _is_number(budget):
+            return cls(fraction=float(budget))
+        hint = f"; read text with Budget.parse({budget!r})" if isinstance(budget, str) else ""
+        raise ValueError(f"Budget {budget!r} is not understood; give {_BUDGET_FORMS}{hint}")
+
+    @classmethod
+    def parse(cls, text: str) -> "Budget":
+        """Reads a budget typed by a person: ``"0.15"``, ``"15%"``, ``"45s"``, ``"45 seconds"``.
+
+        Raises:
+            ValueError: anything else, naming the text and the accepted forms.
+        """
+        match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*(s|sec|secs|second|seconds|%)?", str(text).strip().lower())
         if match is None:
-            raise ValueError(f"Budget {budget!r} is not understood; give {forms}")
+            raise ValueError(f"Budget {text!r} is not understood; give {_BUDGET_FORMS}")
         value, unit = float(match.group(1)), match.group(2)
-        if unit == "%":
-            kind, value = "fraction", value / 100.0
-        else:
-            kind = "fraction" if unit is None else "seconds"
-    elif isinstance(budget, (int, float, np.integer, np.floating)) and not isinstance(budget, bool):
-        kind, value = "fraction", float(budget)
-    else:
-        raise ValueError(f"Budget {budget!r} is not understood; give {forms}")
-    if kind == "fraction" and not 0 < value <= 1:
-        raise ValueError(f"Budget fraction must be in (0, 1]; got {budget!r}. Give {forms}")
-    if kind == "seconds" and not value > 0:
-        raise ValueError(f"Budget in seconds must be > 0; got {budget!r}")
-    return kind, value
+        if unit is None:
+            return cls(fraction=value)
+        return cls(fraction=value / 100.0) if unit == "%" else cls(seconds=value)
+
+    @classmethod
+    def from_record(cls, value: float, unit: str = "fraction") -> "Budget":
+        """The budget a run recorded as ``(value, unit)`` (see :meth:`record`)."""
+        return cls(seconds=float(value)) if unit == "seconds" else cls(fraction=float(value))
+
+    def record(self) -> tuple[float, str]:
+        """``(value, unit)``, unit "fraction" or "seconds": how runs store the budget."""
+        return (self.fraction, "fraction") if self.fraction is not None else (self.seconds, "seconds")
+
+    def share_of(self, duration: float) -> float:
+        """The fraction of a video of `duration` seconds this budget is (at most 1)."""
+        if self.fraction is not None:
+            return self.fraction
+        return min(1.0, self.seconds / duration) if duration > 0 else 1.0
+
+    def __str__(self) -> str:
+        return f"{self.fraction:.0%}" if self.fraction is not None else f"{self.seconds:g} s"
+
+
+_BUDGET_FORMS = "a fraction in (0, 1] such as 0.15, a percentage such as '15%', or seconds such as '45s'"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def kts_summary_shots(
@@ -512,7 +552,7 @@ def kts_summary_shots(
 def budget_capacity(
     n_frames: int,
     frame_rate: float,
-    budget: float | str,
+    budget: Budget | float,
     rounding: str = "floor",
     change_points: np.ndarray | None = None,
 ) -> int:
@@ -521,12 +561,12 @@ def budget_capacity(
     Seconds give ``floor(seconds * frame_rate)`` frames, at most the whole video.
 
     Raises:
-        ValueError: a budget :func:`parse_budget` refuses, or a non-positive frame rate with a
+        ValueError: not a budget (see :meth:`Budget.of`), or a non-positive frame rate with a
             budget in seconds.
     """
-    kind, value = parse_budget(budget)
-    if kind == "fraction":
-        return summary_capacity(n_frames, value, rounding, change_points)
+    budget = Budget.of(budget)
+    if budget.fraction is not None:
+        return summary_capacity(n_frames, budget.fraction, rounding, change_points)
     if not frame_rate > 0:
         raise ValueError(f"A budget in seconds needs the frame rate; got {frame_rate!r}")
-    return min(_as_non_negative_int(n_frames, "n_frames"), math.floor(value * frame_rate + 1e-9))
+    return min(_as_non_negative_int(n_frames, "n_frames"), math.floor(budget.seconds * frame_rate + 1e-9))

@@ -175,14 +175,16 @@ class CreateSummary(ClipItOperator):
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.summaries import create_summary
+        from fiftyone_clipit.summary import Budget
 
         segmentation = ctx.params.get("segmentation") or "kts"
-        budget = ctx.params.get("budget", DEFAULT_BUDGET)
+        amount = float(ctx.params.get("budget", DEFAULT_BUDGET))
+        budget = Budget(seconds=amount) if ctx.params.get("budget_unit") == "seconds" else Budget(fraction=amount)
         report = create_summary(
             self.target(ctx),
             score_field=ctx.params.get("score_field") or DEFAULT_SCORE_FIELD,
             summary_field=ctx.params.get("summary_field") or DEFAULT_SUMMARY_FIELD,
-            budget=f"{budget}s" if ctx.params.get("budget_unit") == "seconds" else budget,
+            budget=budget,
             segmentation=segmentation,
             min_segment=ctx.params.get("min_segment") if segmentation == "kts" else None,
             segment_seconds=ctx.params.get("segment_seconds", 2.0),

@@ -161,12 +161,12 @@ class ClipItPanel(foo.Panel):
         try:
             budget = video_budget(ctx.dataset, video_id, setting(ctx, "summary_field"))
         except ClipItError:
-            budget = DEFAULTS["budget"]
+            budget = None
         ctx.panel.set_state("message", None)
         duration = self._draw(ctx)
-        if isinstance(budget, str):  # seconds, e.g. "45.0s": the share of this video they make
-            budget = min(1.0, float(budget.rstrip("s")) / duration) if duration else DEFAULTS["budget"]
-        ctx.panel.set_state("budget", round(float(budget), 2))
+        # a budget in seconds shows as the share of this video it makes
+        share = budget.share_of(duration) if budget is not None and duration else DEFAULTS["budget"]
+        ctx.panel.set_state("budget", round(float(share), 2))
 
     def _draw(self, ctx, preview: list[tuple[int, int]] | None = None) -> float | None:
         """Draws the curve of the current video; returns its duration in seconds."""

@@ -206,7 +206,7 @@ def test_a_second_process_summarising_into_the_same_field_is_refused(dataset, tm
     go_on.touch()
     assert first.wait(timeout=180) == 0, first.communicate()[1]
     assert second.returncode == 1, second.stderr
-    assert "'clipit_summary' of" in second.stderr and "create_summary from 'frames.clipit_score' (budget 0.5)" in second.stderr
+    assert "'clipit_summary' of" in second.stderr and "create_summary from 'frames.clipit_score' (budget 50%)" in second.stderr
     dataset.reload()
     assert dataset.get_run_info("clipit_summary_clipit_summary").config.budget == 0.5
 

@@ -9,7 +9,7 @@ import fiftyone.operators as foo
 import numpy as np
 import pytest
 
-from fiftyone_clipit import add_videos, create_summary
+from fiftyone_clipit import Budget, add_videos, create_summary
 from fiftyone_clipit.fo.curves import curve_traces, sample_curves
 
 PANEL = "@clipit/video-summarization/clipit_panel"
@@ -93,7 +93,7 @@ def test_panel_budget_previews_without_writing_and_apply_writes(planted):
     run_panel(planted, "on_apply_video", state)
     assert summary_frames(planted) == 45
     config = planted.get_run_info("clipit_summary_clipit_summary").config
-    assert config.budget == pytest.approx(0.2) and config.video_budgets == {planted.first().id: 0.5}
+    assert config.budget == pytest.approx(0.2) and config.video_budgets == {planted.first().id: [0.5, "fraction"]}
     assert sent(run_panel(planted, "on_load", {}), "patch_panel_state", "budget")[-1] == pytest.approx(0.5)
 
 
@@ -104,6 +104,14 @@ def test_panel_apply_to_all_replans_every_video_with_the_run_settings(planted):
     config = planted.get_run_info("clipit_summary_clipit_summary").config
     assert config.budget == pytest.approx(0.4) and config.segmentation == "uniform"
     assert config.segment_seconds == pytest.approx(0.5)
+
+
+def test_panel_slider_shows_a_budget_in_seconds_as_the_share_of_the_video(planted):
+    create_summary(planted, budget=Budget(seconds=0.75), segmentation="uniform", segment_seconds=0.5)
+    assert summary_frames(planted) == 15  # 0.75 s of 30 fps = 22 frames: one 15-frame shot fits
+    # 0.75 s of the 3 s video is a quarter of it
+    assert sent(run_panel(planted, "on_load", {}), "patch_panel_state", "budget")[-1] == pytest.approx(0.25)
+    assert planted.get_run_info("clipit_summary_clipit_summary").config.budget_unit == "seconds"
 
 
 def test_panel_in_the_clips_view_draws_the_source_video_and_outlines_the_clip(planted):

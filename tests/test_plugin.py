@@ -197,7 +197,7 @@ def test_runs_are_listed_and_deleted_through_operators(dataset_copy, tiny_encode
     listed = foo.get_operator(uri("list_runs"))(dataset)
     assert {"clipit_embeddings", "clipit_score_to_delete"} <= set(listed)
     assert "query 'a bicycle'" in listed["clipit_score_to_delete"] and "model 'tiny-random'" in listed["clipit_score_to_delete"]
-    assert "budget 0.15" in listed["clipit_summary_clipit_summary"]
+    assert "budget 15%" in listed["clipit_summary_clipit_summary"]
     result = foo.get_operator(uri("delete_run"))(dataset, run_key="clipit_score_to_delete")
     assert result == {"deleted": "clipit_score_to_delete", "kind": "run"}
     assert "clipit_score_to_delete" not in dataset.list_runs()

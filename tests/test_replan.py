@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fiftyone_clipit.replan import replan_segments
-from fiftyone_clipit.summary import uniform_change_points
+from fiftyone_clipit.summary import Budget, uniform_change_points
 
 
 def planted_scores() -> np.ndarray:
@@ -23,7 +23,7 @@ def test_replan_keeps_the_best_shots_that_fit_the_new_budget():
         return uniform_change_points(90, 15)
 
     assert replan_segments(planted_scores(), 30.0, 0.2, shots) == [(30, 44, pytest.approx(0.9))]
-    segments = replan_segments(planted_scores(), 30.0, "0.5s", shots)
+    segments = replan_segments(planted_scores(), 30.0, Budget(seconds=0.5), shots)
     assert [(a, b) for a, b, _ in segments] == [(30, 44)]
     assert asked == [18, 15]  # floor(90 * 0.2), 0.5 s at 30 fps
 
@@ -35,7 +35,7 @@ def test_replan_cuts_shots_longer_than_the_budget():
 
 def test_replan_refuses_a_budget_of_no_frames_and_a_summary_of_nothing():
     with pytest.raises(ValueError, match="gives 0 frames"):
-        replan_segments(planted_scores(), 30.0, "0.01s", lambda capacity: uniform_change_points(90, 15))
+        replan_segments(planted_scores(), 30.0, Budget(seconds=0.01), lambda capacity: uniform_change_points(90, 15))
     with pytest.raises(ValueError, match="keeps nothing"):
         replan_segments(np.zeros(90), 30.0, 0.2, lambda capacity: uniform_change_points(90, 15))
     with pytest.raises(ValueError, match="not understood"):

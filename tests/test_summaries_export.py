@@ -22,7 +22,7 @@ from fiftyone import ViewField as F
 from PIL import Image
 
 from conftest import frame_color
-from fiftyone_clipit import add_videos, compute_frame_embeddings, create_summary, export_summary, score_frames
+from fiftyone_clipit import Budget, add_videos, compute_frame_embeddings, create_summary, export_summary, score_frames
 from fiftyone_clipit.errors import BatchError, ClipItError
 from fiftyone_clipit.fo.export import export_summary_dataset, safe_stem
 
@@ -147,7 +147,7 @@ def test_kts_shots_follow_the_scenes(scenes_video, tiny_encoder):
     planted = {n: (0.9 if 61 <= n <= 120 else 0.1) for n in range(1, 181)}
     dataset.set_values("frames.planted", [planted])
     # 2 s of budget = 60 frames: exactly the green scene, cut where KTS finds the scene change.
-    create_summary(dataset, score_field="planted", budget="2s")
+    create_summary(dataset, score_field="planted", budget=Budget(seconds=2))
     assert supports(dataset.first()) == [(61, 120)]
     # 15% = 27 frames, less than a scene: shots are kept under the budget, inside the green scene.
     report = create_summary(dataset, score_field="planted", summary_field="short")
@@ -220,6 +220,8 @@ def test_bad_inputs_each_have_a_clear_outcome(summarised_copy, tiny_encoder, tmp
         create_summary(still, segmentation="uniform", min_segment=1.0)
     with pytest.raises(ValueError, match="'a lot' is not understood"):
         create_summary(still, budget="a lot")
+    with pytest.raises(ValueError, match=r"read text with Budget.parse\('45s'\)"):
+        create_summary(still, budget="45s")
 
 
 # ---------------------------------------------------------------- export_summary

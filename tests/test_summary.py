@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from fiftyone_clipit.storyboard import select_keyframes
 from fiftyone_clipit.summary import (
+    Budget,
     budget_capacity,
     generate_summary,
     knapsack,
-    parse_budget,
     select_segments,
     shot_scores,
     split_long_shots,
@@ -439,32 +439,53 @@ def test_split_long_shots_covers_the_same_frames_in_near_equal_pieces(lengths, m
 
 
 @pytest.mark.parametrize(
-    "budget, expected",
-    [(0.15, ("fraction", 0.15)), ("0.2", ("fraction", 0.2)), ("15%", ("fraction", 0.15)),
-     ("45s", ("seconds", 45.0)), (" 2.5 seconds", ("seconds", 2.5)), (1, ("fraction", 1.0))],
+    "text, expected",
+    [("0.2", Budget(fraction=0.2)), ("15%", Budget(fraction=0.15)), ("45s", Budget(seconds=45.0)),
+     (" 2.5 seconds", Budget(seconds=2.5)), ("1", Budget(fraction=1.0))],
 )
-def test_parse_budget(budget, expected):
-    assert parse_budget(budget) == pytest.approx(expected) if isinstance(expected[1], float) else expected
+def test_budget_parse_reads_what_people_type(text, expected):
+    assert Budget.parse(text) == expected
 
 
 @pytest.mark.parametrize(
-    "budget, match",
-    [(1.5, r"fraction must be in \(0, 1\]; got 1.5"), (0, "fraction must be in"), ("0s", "must be > 0"),
-     ("ten seconds", "'ten seconds' is not understood"), (None, "None is not understood"),
-     (True, "True is not understood")],
+    "text, match",
+    [("1.5", r"fraction must be in \(0, 1\]; got 1.5"), ("0", "fraction must be in"), ("0s", "must be > 0"),
+     ("ten seconds", "'ten seconds' is not understood")],
 )
-def test_parse_budget_rejects_bad_values(budget, match):
+def test_budget_parse_rejects_bad_text(text, match):
     with pytest.raises(ValueError, match=match):
-        parse_budget(budget)
+        Budget.parse(text)
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [(None, "None is not understood"), (True, "True is not understood"), (1.5, "fraction must be in"),
+     ("45s", r"read text with Budget.parse\('45s'\)"), (float("nan"), "fraction must be in")],
+)
+def test_library_budgets_are_typed(value, match):
+    with pytest.raises(ValueError, match=match):
+        Budget.of(value)
+
+
+def test_budget_is_one_of_fraction_or_seconds_and_round_trips_its_record():
+    assert Budget.of(0.15) == Budget(fraction=0.15) and Budget.of(1) == Budget(fraction=1.0)
+    with pytest.raises(ValueError, match="exactly one"):
+        Budget(fraction=0.1, seconds=5)
+    with pytest.raises(ValueError, match="exactly one"):
+        Budget()
+    for budget in (Budget(fraction=0.3), Budget(seconds=45)):
+        assert Budget.from_record(*budget.record()) == budget
+    assert str(Budget(fraction=0.15)) == "15%" and str(Budget(seconds=45)) == "45 s"
+    assert Budget(seconds=30).share_of(120.0) == 0.25 and Budget(seconds=300).share_of(120.0) == 1.0
 
 
 def test_budget_capacity_in_fractions_and_seconds():
     assert budget_capacity(1000, 30.0, 0.15) == 150
-    assert budget_capacity(1000, 30.0, "2s") == 60
-    assert budget_capacity(1000, 29.97, "10s") == 299  # floor(299.7)
-    assert budget_capacity(100, 30.0, "60s") == 100  # at most the whole video
+    assert budget_capacity(1000, 30.0, Budget(seconds=2)) == 60
+    assert budget_capacity(1000, 29.97, Budget(seconds=10)) == 299  # floor(299.7)
+    assert budget_capacity(100, 30.0, Budget(seconds=60)) == 100  # at most the whole video
     with pytest.raises(ValueError, match="needs the frame rate"):
-        budget_capacity(100, 0.0, "5s")
+        budget_capacity(100, 0.0, Budget(seconds=5))
 
 
 # ---------------------------------------------------------------- keyframes

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import fiftyone as fo
 
 from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.summary import Budget
 
 _KINDS = {
     "run": ("list_runs", "get_run_info", "delete_run"),
@@ -37,8 +38,13 @@ class RunSummary:
 
     def describe(self) -> str:
         """One line for the App: the kind, what made the run (query, model, budget, ...) and when."""
-        settings = [f"{name} {self.config[name]!r}" for name in _SHOWN if self.config.get(name) not in (None, "", [])]
+        settings = [f"{name} {self._shown(name)}" for name in _SHOWN if self.config.get(name) not in (None, "", [])]
         return ", ".join([self.kind, *settings, self.timestamp[:19]])
+
+    def _shown(self, name: str) -> str:
+        if name == "budget" and "budget_unit" in self.config:
+            return str(Budget.from_record(self.config["budget"], self.config["budget_unit"]))
+        return repr(self.config[name])
 
 
 def _is_ours(kind: str, key: str, info) -> bool:

@@ -50,9 +50,9 @@ from fiftyone_clipit.store import FrameEmbeddings
 from fiftyone_clipit.storyboard import select_keyframes
 from fiftyone_clipit.summary import (
     ROUNDING_MODES,
+    Budget,
     budget_capacity,
     kts_summary_shots,
-    parse_budget,
     select_segments,
     split_long_shots,
     uniform_change_points,
@@ -124,7 +124,7 @@ def create_summary(
     samples: foc.SampleCollection,
     score_field: str = DEFAULT_SCORE_FIELD,
     summary_field: str = DEFAULT_SUMMARY_FIELD,
-    budget: float | str = DEFAULT_BUDGET,
+    budget: Budget | float = DEFAULT_BUDGET,
     segmentation: str = "kts",
     min_segment: float | None = None,
     max_segment: float = 60.0,
@@ -157,7 +157,8 @@ def create_summary(
         samples: a video dataset or view whose frames carry `score_field`.
         score_field ("clipit_score"): the frame field with relevance scores.
         summary_field ("clipit_summary"): the sample field to write.
-        budget (0.15): a fraction of each video in (0, 1], or seconds as a string ("45s").
+        budget (0.15): a `Budget` (``Budget(seconds=45)``, ``Budget.parse("45s")``) or a number,
+            the fraction of each video in (0, 1].
         segmentation ("kts"): "kts", "uniform" or "shots".
         min_segment (None): "kts" only: the shortest shot in seconds; None = one sampled step.
         max_segment (60.0): "kts" only: the longest shot in seconds (bounds KTS's memory).
@@ -195,7 +196,8 @@ def create_summary(
     run_key = summary_run_key(summary_field)
     check_output_field(samples, summary_field, run_key, fo.EmbeddedDocumentField, fo.TemporalDetections, overwrite)
     check_output_field(samples, f"frames.{keyframe_field(summary_field)}", run_key, fo.IntField, overwrite=overwrite)
-    shots = _check_options(samples, budget, segmentation, min_segment, max_segment, segment_seconds,
+    budget = Budget.of(budget)
+    shots = _check_options(samples, segmentation, min_segment, max_segment, segment_seconds,
                            shots_field, rounding, n_keyframes)
     _check_score_field(samples, score_field)
     dataset = root_dataset(samples)
@@ -206,7 +208,7 @@ def create_summary(
     fields = ["id", "filepath", "metadata", "frames.frame_number", f"frames.{score_field}"]
     if shots.shots_field:
         fields.append(shots.shots_field)
-    what = f"create_summary from 'frames.{score_field}' (budget {budget!r})"
+    what = f"create_summary from 'frames.{score_field}' (budget {budget})"
     with field_lock(dataset, summary_field, what) as beat:
         rows = list(zip(*samples.values(fields)))
         store = embedding_store(samples)
@@ -227,7 +229,7 @@ def create_summary(
                 frame_scores = frame_scores_array(row[3], row[4], n_frames, score_field)
                 capacity = budget_capacity(n_frames, meta.frame_rate or 0.0, budget, rounding)
                 if capacity < 1:
-                    raise ValueError(f"the budget {budget!r} gives 0 frames of this video; raise it")
+                    raise ValueError(f"the budget {budget} gives 0 frames of this video; raise it")
                 given = row[5] if shots.shots_field else None
                 change_points = _shots(shots, n_frames, meta.frame_rate or FALLBACK_FRAME_RATE, item, capacity, given)
                 fitting = split_long_shots(change_points, capacity)
@@ -257,7 +259,7 @@ def create_summary(
             report.n_shots += len(fitting)
             report.n_split_shots += len(fitting) - len(change_points)
         if values:
-            kind, amount = parse_budget(budget)
+            amount, kind = budget.record()
             settings = dict(
                 score_field=score_field,
                 summary_field=summary_field,
@@ -358,9 +360,8 @@ def stale_summaries(samples: foc.SampleCollection, summary_field: str) -> dict[s
             stale[sample_id] = problem
     return stale
 
-def _check_options(samples, budget, segmentation, min_segment, max_segment, segment_seconds,
+def _check_options(samples, segmentation, min_segment, max_segment, segment_seconds,
                    shots_field, rounding, n_keyframes) -> ShotOptions:
-    parse_budget(budget)
     if segmentation not in SEGMENTATIONS:
         raise ValueError(f"Unknown segmentation {segmentation!r}. Valid ones are {list(SEGMENTATIONS)}")
     if rounding not in ROUNDING_MODES[:2]:
@@ -506,21 +507,20 @@ def summary_settings(samples: foc.SampleCollection, summary_field: str = DEFAULT
     names = ("score_field", "segmentation", "min_segment", "max_segment", "segment_seconds", "shots_field",
              "rounding", "n_keyframes", "label")
     settings = {name: getattr(config, name) for name in names if getattr(config, name, None) is not None}
-    unit = getattr(config, "budget_unit", "fraction")
-    settings["budget"] = f"{config.budget}s" if unit == "seconds" else config.budget
+    settings["budget"] = Budget.from_record(config.budget, getattr(config, "budget_unit", "fraction"))
     return settings
 
 
-def video_budget(samples: foc.SampleCollection, sample_id: str, summary_field: str = DEFAULT_SUMMARY_FIELD) -> float | str:
+def video_budget(samples: foc.SampleCollection, sample_id: str, summary_field: str = DEFAULT_SUMMARY_FIELD) -> Budget:
     """The budget one video's summary was planned with: its own (`replan_video_summary`) or the run's."""
     settings = summary_settings(samples, summary_field)
     config = root_dataset(samples).get_run_info(summary_run_key(summary_field)).config
     own = (getattr(config, "video_budgets", None) or {}).get(sample_id)
-    return settings["budget"] if own is None else own
+    return settings["budget"] if own is None else Budget.from_record(*own)
 
 
 def plan_video_summary(
-    samples: foc.SampleCollection, sample_id: str, budget: float | str, summary_field: str = DEFAULT_SUMMARY_FIELD
+    samples: foc.SampleCollection, sample_id: str, budget: Budget | float, summary_field: str = DEFAULT_SUMMARY_FIELD
 ) -> fo.TemporalDetections:
     """One video's summary re-planned in memory under `budget` with its run's other settings.
 
@@ -536,7 +536,7 @@ def plan_video_summary(
 
 
 def replan_video_summary(
-    samples: foc.SampleCollection, sample_id: str, budget: float | str, summary_field: str = DEFAULT_SUMMARY_FIELD
+    samples: foc.SampleCollection, sample_id: str, budget: Budget | float, summary_field: str = DEFAULT_SUMMARY_FIELD
 ) -> fo.TemporalDetections:
     """Re-plans one video's summary under `budget` and writes it, with its keyframes.
 
@@ -555,7 +555,7 @@ def replan_video_summary(
     chosen = _keyframes(frame_scores, segments, item, seconds, n_keyframes)
     images = _save_keyframe_images(dataset, sample_id, path, [n for n, _ in chosen],
                                    _frames_with_images(dataset.select(sample_id)))
-    budgets = dict(run_info.get("video_budgets") or {}, **{sample_id: budget})
+    budgets = dict(run_info.get("video_budgets") or {}, **{sample_id: list(Budget.of(budget).record())})
     recorded = {k: v for k, v in run_info.items() if k not in ("cls", "type", "method", "video_budgets")}
     write_in_chunks(dataset, summary_field, {sample_id: detections})
     _write_storyboard(dataset, dataset.select(sample_id), summary_field, {sample_id: (chosen, images)})
