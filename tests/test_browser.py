@@ -278,3 +278,24 @@ def test_model_evaluation_panel_opens_the_plugins_evaluations(summarised_app):
             (ARTIFACTS / "model_evaluation.txt").write_text(page.inner_text("body"))
         browser.close()
     assert not errors, errors
+
+
+def test_operator_browser_does_not_offer_the_custom_metric(summarised_app):
+    """The frame-overlap F1 custom metric runs inside evaluate_detections; the operator browser
+    (the backtick key) lists the plugin's frame operators but not the metric, which fails alone."""
+    from playwright.sync_api import sync_playwright
+
+    _, _, url = summarised_app
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        page.keyboard.press("Backquote")
+        page.keyboard.type("frame")
+        expect(page.get_by_text("CLIP-It: compute frame embeddings")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("CLIP-It: search frames")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "operator_browser_frame.png"))
+        assert page.get_by_text("Frame-overlap F1").count() == 0
+        page.keyboard.press("Escape")
+        browser.close()
+    assert not errors, errors
