@@ -63,7 +63,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    from fiftyone_clipit.fo.index import build_frame_index
+    from fiftyone_clipit.fo.search import build_frame_index
 
     report = build_frame_index(
         _dataset(args.dataset), kind=args.kind, overwrite=args.overwrite, target_recall=args.target_recall,
@@ -78,7 +78,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    from fiftyone_clipit.fo.index import search_frames
+    from fiftyone_clipit.fo.search import search_frames
 
     view = search_frames(
         _dataset(args.dataset), args.query, k=args.k, clip_seconds=args.clip_seconds,

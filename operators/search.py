@@ -1,4 +1,4 @@
-"""The `build_frame_index` and `search_frames` operators: forms around `fiftyone_clipit.fo.index`."""
+"""The `build_frame_index` and `search_frames` operators: forms around `fiftyone_clipit.fo.search`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class BuildFrameIndex(ClipItOperator):
         text_input(ctx, inputs, "brain_key", "Brain similarity key", default=DEFAULT_BRAIN_KEY, field_name=True)
 
     def run(self, ctx, progress):
-        from fiftyone_clipit.fo.index import build_frame_index
+        from fiftyone_clipit.fo.search import build_frame_index
 
         report = build_frame_index(
             ctx.dataset,
@@ -50,7 +50,7 @@ class SearchFrames(ClipItOperator):
         inputs.enum("show", ["clips", "videos"], default="clips", label="Show the moments as clips or the videos")
 
     def run(self, ctx, progress):
-        from fiftyone_clipit.fo.index import DEFAULT_MATCHES_FIELD, search_frames
+        from fiftyone_clipit.fo.search import DEFAULT_MATCHES_FIELD, search_frames
 
         view = search_frames(
             self.target(ctx),

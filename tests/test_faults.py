@@ -126,11 +126,12 @@ def test_killed_while_writing_scores_is_never_taken_for_complete_and_resumes(emb
 
 
 def test_killed_while_building_the_index_keeps_the_old_or_the_new_one(embedded):
-    from fiftyone_clipit.fo.index import build_frame_index, index_dir, load_frame_index
+    from fiftyone_clipit.fo.index import index_dir, load_frame_index
+    from fiftyone_clipit.fo.search import build_frame_index
 
     directory = Path(index_dir(embedded))
     script = (
-        "import fiftyone as fo; from fiftyone_clipit.fo.index import build_frame_index;"
+        "import fiftyone as fo; from fiftyone_clipit.fo.search import build_frame_index;"
         f"build_frame_index(fo.load_dataset('{embedded.name}'), kind='ivf', overwrite=True, brain_key=None)"
     )
     kill_when([sys.executable, "-c", script], lambda: directory.exists() and any(directory.iterdir()))

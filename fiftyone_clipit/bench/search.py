@@ -50,7 +50,7 @@ DESCRIPTION = "frame index at scale: recall (near, text-like), latency, build ti
 _VIDEO_FRAMES = 600
 _MAX_NPROBE = 1024
 _MANIFEST = "bench-search.json"
-_CALIBRATION_QUERIES = 200  # as fiftyone_clipit.fo.index calibrates
+_CALIBRATION_QUERIES = 200  # as fiftyone_clipit.queries calibrates
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

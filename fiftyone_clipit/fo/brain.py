@@ -29,7 +29,8 @@ from fiftyone.brain.similarity import Similarity, SimilarityConfig, SimilarityIn
 from fiftyone_clipit.defaults import DEFAULT_BRAIN_KEY
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.common import embedding_store, root_dataset
-from fiftyone_clipit.fo.index import best_videos, load_frame_index, query_encoder, sync_frame_index
+from fiftyone_clipit.fo.index import index_dir, load_frame_index, sync_frame_index
+from fiftyone_clipit.queries import best_videos, query_encoder
 
 BACKEND = "clipit"
 
@@ -146,8 +147,6 @@ class ClipItSimilarityIndex(SimilarityIndex):
     def remove_from_index(self, sample_ids=None, label_ids=None, allow_missing=True,
                           warn_missing=False, reload=True):
         """Drops videos from the frame index (and saves it)."""
-        from fiftyone_clipit.fo.index import index_dir
-
         index = self._index
         removed = [sid for sid in (sample_ids or []) if index.remove(sid)]
         missing = set(sample_ids or []) - set(removed)

@@ -1,0 +1,171 @@
+"""Frame search for FiftyOne users: build the frame index (and its Brain run), search it by text.
+
+`build_frame_index` keeps the index (`fiftyone_clipit.fo.index`) and registers FiftyOne Brain's
+similarity run over it (`fiftyone_clipit.fo.brain`); `search_frames` answers a query with a view
+of the matching videos and their moments. The query encoding and search loops are in the core
+(`fiftyone_clipit.queries`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import fiftyone as fo
+import fiftyone.core.collections as foc
+import numpy as np
+
+from fiftyone_clipit.defaults import DEFAULT_BRAIN_KEY, DEFAULT_MATCHES_FIELD, DEFAULT_RELEVANCE_FIELD, FALLBACK_FRAME_RATE
+from fiftyone_clipit.encoders import ClipEncoder
+from fiftyone_clipit.fo.brain import register_similarity_run
+from fiftyone_clipit.fo.common import (
+    Progress,
+    check_field_name,
+    check_field_type,
+    record_run,
+    root_dataset,
+    video_collection,
+    write_in_chunks,
+)
+from fiftyone_clipit.fo.index import IndexReport, load_frame_index, update_frame_index
+from fiftyone_clipit.index import merge_moments
+from fiftyone_clipit.queries import check_query, embed_query, top_frames
+
+SEARCH_RUN = "clipit_search"
+
+
+def build_frame_index(
+    samples: foc.SampleCollection,
+    kind: str = "auto",
+    overwrite: bool = False,
+    target_recall: float = 0.95,
+    brain_key: str | None = DEFAULT_BRAIN_KEY,
+    progress: Progress = None,
+    backend: str = "faiss",
+    uri: str | None = None,
+    collection: str | None = None,
+) -> IndexReport:
+    """Builds the dataset's frame index from its embedding store, or brings it in step.
+
+    Exact inner-product search up to `fiftyone_clipit.index.EXACT_MAX_FRAMES` frames, an IVF
+    index up to `COMPRESSED_MIN_FRAMES`, a compressed IVF-PQ index past that (built in a
+    stream from the store, candidates re-ranked with the exact vectors memory-mapped from
+    it), with nprobe chosen from recall measured at build time (for frame/image queries and
+    for text-like ones). The kind and FAISS layout chosen are in the report and the
+    `clipit_frame_index` run. Ids map to (sample id, frame number). A second call only adds
+    videos embedded since, removes deleted ones and replaces re-embedded ones.
+
+    With backend="milvus" the frames go to a Milvus collection instead (same ids, same hits;
+    `fiftyone_clipit.milvus_index`), for indexes that many machines share or that outgrow one;
+    the FAISS index, if any, is left as it is. Both can exist; searches name the one they use.
+
+    Args:
+        samples: a video dataset or a view of it; the index always covers the whole dataset.
+        kind ("auto"): "auto" (by size), "flat" (always exact), "ivf" or "ivfpq".
+        overwrite (False): rebuild from scratch instead of updating.
+        target_recall (0.95): recall@10 the IVF nprobe settings must reach.
+        brain_key ("clipit_frames"): also register a FiftyOne Brain similarity run under this
+            key, so `sort_by_similarity` (text prompts too) uses this index; None: don't.
+        progress (None): True for a progress bar, or a callback(fraction, label).
+        backend ("faiss"): "faiss" or "milvus".
+        uri (None): Milvus: the server (`http://host:19530`) or a Milvus Lite file; None: a
+            Milvus Lite file beside the embedding store (one process at a time).
+        collection (None): Milvus: the collection; None: `clipit_frames_<dataset name>`.
+
+    Raises:
+        ClipItError: no embeddings, embeddings of differing dimension, a bad kind or backend,
+            or a Milvus server that cannot be reached or fails (naming its URI).
+    """
+    report = update_frame_index(samples, kind, overwrite, target_recall, progress, backend, uri, collection)
+    if brain_key is not None and backend == "faiss":
+        register_similarity_run(root_dataset(samples), brain_key)
+    return report
+
+
+def search_frames(
+    samples: foc.SampleCollection,
+    query: str | Sequence[str] | np.ndarray,
+    k: int = 10,
+    model: str | ClipEncoder | None = None,
+    clip_seconds: float = 2.0,
+    matches_field: str = DEFAULT_MATCHES_FIELD,
+    relevance_field: str = DEFAULT_RELEVANCE_FIELD,
+    sync: bool = True,
+    backend: str = "faiss",
+) -> fo.DatasetView:
+    """The top `k` frames across the collection for a text (or an image), as a browsable view.
+
+    The view holds the videos with a match, ordered by their best match. On each of them,
+    `<matches_field>` (TemporalDetections) holds the matching moments (`clip_seconds` around
+    each hit frame, overlapping ones merged; label = the query, confidence = cosine
+    similarity), so `view.to_clips(matches_field)` shows the moments as clips; and
+    `<relevance_field>` holds the video's best cosine similarity, to filter on in the App.
+    Both fields are cleared on videos that this search did not match.
+
+    Args:
+        samples: a video dataset or view with frame embeddings (compute_frame_embeddings).
+        query: text, several sentences (averaged), an image file, or an embedding (d,).
+        k (10): how many frames to return across the collection (all, if fewer are indexed).
+        model (None): the index's model (default) or a loaded ClipEncoder of it.
+        clip_seconds (2.0): length of the moment around each hit frame.
+        matches_field ("clipit_matches"): the TemporalDetections field to write.
+        relevance_field ("clipit_relevance"): the float field to write.
+        sync (True): build the index, or bring it in step with the dataset, first (see
+            build_frame_index); False searches the index as saved.
+        backend ("faiss"): search the FAISS index or the Milvus collection (build_frame_index).
+
+    Returns:
+        a DatasetView of the matched videos, best first.
+
+    Raises:
+        ClipItError: no index, an empty index, an empty query, a model or vector whose
+            dimension differs from the index's, or bad field names.
+        ValueError: k < 1 or clip_seconds <= 0.
+    """
+    samples = video_collection(samples)
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if not clip_seconds > 0:
+        raise ValueError(f"clip_seconds must be > 0, got {clip_seconds!r}")
+    check_query(query)
+    check_field_name(matches_field, "matches field")
+    check_field_name(relevance_field, "relevance field")
+    check_field_type(samples, matches_field, fo.EmbeddedDocumentField, fo.TemporalDetections)
+    check_field_type(samples, relevance_field, fo.FloatField)
+    dataset = root_dataset(samples)
+    if sync:  # builds it on first use, else brings it in step
+        build_frame_index(dataset, backend=backend, brain_key=DEFAULT_BRAIN_KEY if backend == "faiss" else None)
+    index = load_frame_index(dataset, backend)
+    vector, query_kind, label = embed_query(index, query, model)
+    allowed = None if isinstance(samples, fo.Dataset) else set(samples.values("id"))
+    per_video: dict[str, list[tuple[int, float]]] = {}
+    for sample_id, number, score in top_frames(index, vector, k, allowed, query_kind):
+        per_video.setdefault(sample_id, []).append((number, score))
+    order = list(per_video)
+    _write_matches(dataset, per_video, label, clip_seconds, matches_field, relevance_field)
+    record_run(dataset, SEARCH_RUN, query=label, k=int(k), model=index.info.get("model"),
+               matches_field=matches_field, relevance_field=relevance_field)
+    return dataset.select(order, ordered=True)
+
+
+def _write_matches(dataset, per_video, label, clip_seconds, matches_field, relevance_field) -> None:
+    """Writes this search's moments and relevance, clearing the last search's on other videos."""
+    for field in (relevance_field, matches_field):
+        if dataset.has_field(field):
+            stale = [i for i in dataset.exists(field).values("id") if i not in per_video]
+            if stale:
+                write_in_chunks(dataset, field, {i: None for i in stale})
+    if not per_video:
+        return
+    view = dataset.select(list(per_video), ordered=True)
+    rates, counts = view.values("metadata.frame_rate"), view.values("metadata.total_frame_count")
+    matches, relevance = {}, {}
+    for (sample_id, frames), rate, count in zip(per_video.items(), rates, counts):
+        half = max(1, round((rate or FALLBACK_FRAME_RATE) * clip_seconds / 2))
+        last_frame = count or max(n for n, _ in frames) + half
+        moments = merge_moments([(max(1, n - half), min(last_frame, n + half), s) for n, s in frames])
+        matches[sample_id] = fo.TemporalDetections(
+            detections=[fo.TemporalDetection(label=label, support=[a, b], confidence=s) for a, b, s in moments]
+        )
+        relevance[sample_id] = max(s for _, s in frames)
+    write_in_chunks(dataset, matches_field, matches)
+    write_in_chunks(dataset, relevance_field, relevance)
