@@ -108,7 +108,7 @@ def kts(
     limit = n // problem.min_length - 1
     if max_change_points is not None:
         limit = min(limit, _non_negative_int(max_change_points, "max_change_points"))
-    penalties, bound = problem.penalised_minima(), None
+    penalties = problem.penalised_minima()
     scatters, costs = [], []
     best = math.inf
     for m, row in enumerate(problem.rows(limit)):

@@ -55,7 +55,8 @@ from fiftyone_clipit.fo.common import (
 )
 from fiftyone_clipit.fo.groundtruth import DEFAULT_CONCEPTS_FIELD
 from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD
-from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, frame_scores_array
+from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD
+from fiftyone_clipit.shots import frame_scores_array
 from fiftyone_clipit.metrics import F1_MODES
 
 

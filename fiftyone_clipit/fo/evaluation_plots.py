@@ -15,7 +15,7 @@ import numpy as np
 
 from fiftyone_clipit.defaults import FALLBACK_FRAME_RATE
 from fiftyone_clipit.fo.protocols import summary_mask, user_masks
-from fiftyone_clipit.fo.summaries import frame_scores_array
+from fiftyone_clipit.shots import frame_scores_array
 
 PRED_COLOR = "#1f77b4"
 GT_COLOR = "#ff7f0e"

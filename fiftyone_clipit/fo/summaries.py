@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
-import numpy as np
 from fiftyone import ViewField as F
 from PIL import Image
 
@@ -47,19 +46,20 @@ from fiftyone_clipit.fo.lineage import (
 from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
 from fiftyone_clipit.reels import read_frames
 from fiftyone_clipit.store import FrameEmbeddings
-from fiftyone_clipit.storyboard import select_keyframes
+from fiftyone_clipit.shots import (
+    SEGMENTATIONS,
+    ShotOptions,
+    frame_scores_array,
+    shots_for_video,
+    summary_keyframes,
+)
 from fiftyone_clipit.summary import (
     ROUNDING_MODES,
     Budget,
     budget_capacity,
-    kts_summary_shots,
     select_segments,
     split_long_shots,
-    uniform_change_points,
 )
-
-SEGMENTATIONS = ("kts", "uniform", "shots")
-
 
 @dataclass
 class SummaryReport:
@@ -84,18 +84,6 @@ class SummaryReport:
     failures: list[ItemFailure] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class ShotOptions:
-    """How shots are made; see `create_summary` for the meaning of each."""
-
-    segmentation: str = "kts"
-    min_segment: float | None = None
-    max_segment: float = 60.0
-    segment_seconds: float = 2.0
-    shots_field: str | None = None
-    vmax: float = 1.0
-
-
 def summary_run_key(summary_field: str) -> str:
     """The custom run that records how `<summary_field>` was made."""
     return f"clipit_summary_{summary_field}"
@@ -104,20 +92,6 @@ def summary_run_key(summary_field: str) -> str:
 def keyframe_field(summary_field: str) -> str:
     """The frame field that ranks a summary's keyframes (1 = best)."""
     return f"{summary_field}_keyframe"
-
-
-def frame_scores_array(frame_numbers: list[int], scores: list, n_frames: int, field_name: str) -> np.ndarray:
-    """One score per frame 1..n_frames from a frame field's values; raises when any is missing."""
-    array = np.full(n_frames, np.nan)
-    for number, score in zip(frame_numbers, scores):
-        if score is not None and 1 <= number <= n_frames:
-            array[number - 1] = score
-    missing = int(np.isnan(array).sum())
-    if missing:
-        raise ValueError(
-            f"{missing} of {n_frames} frames have no finite 'frames.{field_name}'; run score_frames"
-        )
-    return array
 
 
 def create_summary(
@@ -230,14 +204,14 @@ def create_summary(
                 capacity = budget_capacity(n_frames, meta.frame_rate or 0.0, budget, rounding)
                 if capacity < 1:
                     raise ValueError(f"the budget {budget} gives 0 frames of this video; raise it")
-                given = row[5] if shots.shots_field else None
-                change_points = _shots(shots, n_frames, meta.frame_rate or FALLBACK_FRAME_RATE, item, capacity, given)
+                given = _supports(row[5]) if shots.shots_field else None
+                change_points = shots_for_video(shots, n_frames, meta.frame_rate or FALLBACK_FRAME_RATE, item, capacity, given)
                 fitting = split_long_shots(change_points, capacity)
                 segments = select_segments(frame_scores, fitting, capacity=capacity)
                 if not segments:
                     raise ValueError("no shot has a positive mean score, so the knapsack keeps nothing")
                 seconds = frame_seconds(path, n_frames, meta.frame_rate or FALLBACK_FRAME_RATE) if n_keyframes else None
-                chosen = _keyframes(frame_scores, segments, item, seconds, n_keyframes)
+                chosen = summary_keyframes(frame_scores, segments, item, seconds, n_keyframes)
                 images = _save_keyframe_images(dataset, sample_id, path, [n for n, _ in chosen], has_images)
             except (ValueError, VideoError) as e:
                 failed[sample_id] = str(e)
@@ -390,56 +364,9 @@ def _check_options(samples, segmentation, min_segment, max_segment, segment_seco
     return ShotOptions(segmentation, min_segment, max_segment, segment_seconds, shots_field)
 
 
-def _shots(options: ShotOptions, n_frames: int, rate: float, item: FrameEmbeddings | None, capacity: int,
-           given) -> np.ndarray:
-    """``(n_shots, 2)`` inclusive 0-based frame bounds of the first `n_frames` frames' shots."""
-    if options.segmentation == "uniform":
-        shot_frames = max(1, min(round(options.segment_seconds * rate), capacity))
-        return uniform_change_points(n_frames, shot_frames)
-    if options.segmentation == "shots":
-        return _given_shots(given, n_frames)
-    if item is None:
-        raise ValueError("no frame embeddings for KTS; run compute_frame_embeddings")
-    picks = np.asarray(item.frame_numbers) - 1
-    keep = picks < n_frames
-    picks, embeddings = picks[keep], np.asarray(item.embeddings)[keep]
-    if picks.size == 0:
-        raise ValueError("the stored embeddings do not match this video's frames; re-embed it")
-    step_rate = float(item.info.get("fps") or rate)
-    return kts_summary_shots(
-        embeddings, picks, n_frames, step_rate, rate, capacity, options.min_segment, options.max_segment, options.vmax
-    )
-
-
-def _given_shots(detections, n_frames: int) -> np.ndarray:
-    if detections is None or not detections.detections:
-        raise ValueError("the shots field has no shots for this video")
-    bounds = sorted((int(d.support[0]) - 1, int(d.support[1]) - 1) for d in detections.detections)
-    for (first, last), (next_first, _) in zip(bounds, bounds[1:] + [(n_frames, n_frames)]):
-        if first < 0 or last < first or last >= n_frames:
-            raise ValueError(f"shot [{first + 1}, {last + 1}] is outside frames 1..{n_frames}")
-        if next_first <= last:
-            raise ValueError(f"shots overlap: [{first + 1}, {last + 1}] and one starting at {next_first + 1}")
-    return np.array(bounds, dtype=np.int64)
-
-
-def _keyframes(frame_scores, segments, item: FrameEmbeddings | None, seconds, n_keyframes: int):
-    """``[(frame number, rank), ...]`` of one summary's keyframes (rank 1 = best), at least 1 s
-    apart by the frames' timestamps (`seconds`, one per frame)."""
-    if n_keyframes == 0:
-        return []
-    inside = np.zeros(len(frame_scores), dtype=bool)
-    for first, last, _ in segments:
-        inside[first : last + 1] = True
-    embeddings = None
-    if item is not None:
-        picks = np.asarray(item.frame_numbers) - 1
-        ok = (picks < len(frame_scores)) & inside[np.minimum(picks, len(frame_scores) - 1)]
-        frames, embeddings = picks[ok], np.asarray(item.embeddings)[ok]
-    if embeddings is None or frames.size == 0:
-        frames, embeddings = np.flatnonzero(inside), None
-    chosen = select_keyframes(frame_scores[frames], embeddings, seconds[frames], n_keyframes, min_gap=1.0, fill=True)
-    return [(int(frames[index]) + 1, rank) for rank, index in enumerate(chosen, start=1)]
+def _supports(detections) -> list[tuple[int, int]]:
+    """The [first, last] frames of a TemporalDetections field's value (none: empty)."""
+    return [tuple(d.support) for d in (detections.detections if detections is not None else [])]
 
 
 def _frames_with_images(samples) -> dict[str, set[int]]:
@@ -552,7 +479,7 @@ def replan_video_summary(
     run_info = dataset.get_run_info(summary_run_key(summary_field)).config.serialize()
     n_keyframes = settings.get("n_keyframes", 0)
     seconds = frame_seconds(path, len(frame_scores), rate) if n_keyframes else None
-    chosen = _keyframes(frame_scores, segments, item, seconds, n_keyframes)
+    chosen = summary_keyframes(frame_scores, segments, item, seconds, n_keyframes)
     images = _save_keyframe_images(dataset, sample_id, path, [n for n, _ in chosen],
                                    _frames_with_images(dataset.select(sample_id)))
     budgets = dict(run_info.get("video_budgets") or {}, **{sample_id: list(Budget.of(budget).record())})
@@ -585,7 +512,7 @@ def _planned(samples, sample_id: str, budget, summary_field: str):
     rate = meta.frame_rate or FALLBACK_FRAME_RATE
     segments = replan_segments(
         frame_scores, meta.frame_rate or 0.0, budget,
-        lambda capacity: _shots(options, n_frames, rate, item, capacity, given[0] if given else None),
+        lambda capacity: shots_for_video(options, n_frames, rate, item, capacity, _supports(given[0]) if given else None),
         settings.get("rounding", "floor"),
     )
     label = settings.get("label")

@@ -45,9 +45,9 @@ from fiftyone_clipit.fo.common import (
 )
 from fiftyone_clipit.fo.protocols import user_masks
 from fiftyone_clipit.scorer import DEFAULT_PRESET, load_preset, save_checkpoint
+from fiftyone_clipit.shots import ShotOptions, shots_for_video
 from fiftyone_clipit.summary import (
     generate_summary,
-    kts_summary_shots,
     split_long_shots,
     summary_capacity,
     uniform_change_points,
@@ -273,10 +273,9 @@ def _training_videos(
             picks = np.asarray(item.frame_numbers) - 1
             keep = picks < n_frames
             picks, features = picks[keep], np.asarray(item.embeddings, dtype=np.float32)[keep]
-            step_rate = float(item.info.get("fps") or run.fps)
             capacity = max(1, summary_capacity(n_frames, options.proportion))
-            shots = split_long_shots(kts_summary_shots(
-                features, picks, n_frames, step_rate, meta.frame_rate or FALLBACK_FRAME_RATE, capacity, max_segment=max_segment
+            shots = split_long_shots(shots_for_video(
+                ShotOptions(max_segment=max_segment), n_frames, meta.frame_rate or FALLBACK_FRAME_RATE, item, capacity
             ), capacity)
             users = None
             if gt_kind == "summaries":

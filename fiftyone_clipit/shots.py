@@ -1,0 +1,125 @@
+"""How a video's summary is planned over its frames: its shots, its per-frame scores, its keyframes.
+
+One shot policy (`shots_for_video`) serves `create_summary`, the panel's re-planning and the
+model selection of training, so a scorer is chosen on the shots its summaries will use.
+FiftyOne-free: the FiftyOne layer reads the fields and passes plain values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from fiftyone_clipit.store import FrameEmbeddings
+from fiftyone_clipit.storyboard import select_keyframes
+from fiftyone_clipit.summary import kts_summary_shots, uniform_change_points
+
+SEGMENTATIONS = ("kts", "uniform", "shots")
+
+
+@dataclass(frozen=True)
+class ShotOptions:
+    """How shots are made; see `fiftyone_clipit.fo.summaries.create_summary` for each."""
+
+    segmentation: str = "kts"
+    min_segment: float | None = None
+    max_segment: float = 60.0
+    segment_seconds: float = 2.0
+    shots_field: str | None = None
+    vmax: float = 1.0
+
+
+def shots_for_video(
+    options: ShotOptions,
+    n_frames: int,
+    frame_rate: float,
+    item: FrameEmbeddings | None,
+    capacity: int,
+    given: Sequence[tuple[int, int]] | None = None,
+) -> np.ndarray:
+    """``(n_shots, 2)`` inclusive 0-based frame bounds of the shots of a video's first `n_frames`.
+
+    Args:
+        options: the segmentation and its settings.
+        n_frames: frames of the video; frame_rate: its frames per second.
+        item: its stored frame embeddings (KTS cuts on them); None without.
+        capacity: the summary budget in frames (KTS keeps shots under it where it can; uniform
+            shots are never longer).
+        given: "shots" only: the video's shots as 1-based inclusive [first, last] frames.
+
+    Raises:
+        ValueError: KTS without embeddings or with none inside the video, or given shots that
+            are missing, outside the video or overlap.
+    """
+    if options.segmentation == "uniform":
+        shot_frames = max(1, min(round(options.segment_seconds * frame_rate), capacity))
+        return uniform_change_points(n_frames, shot_frames)
+    if options.segmentation == "shots":
+        return given_shots(given, n_frames)
+    if item is None:
+        raise ValueError("no frame embeddings for KTS; run compute_frame_embeddings")
+    picks = np.asarray(item.frame_numbers) - 1
+    keep = picks < n_frames
+    picks, embeddings = picks[keep], np.asarray(item.embeddings)[keep]
+    if picks.size == 0:
+        raise ValueError("the stored embeddings do not match this video's frames; re-embed it")
+    step_rate = float(item.info.get("fps") or frame_rate)
+    return kts_summary_shots(
+        embeddings, picks, n_frames, step_rate, frame_rate, capacity, options.min_segment, options.max_segment,
+        options.vmax,
+    )
+
+
+def given_shots(supports: Sequence[tuple[int, int]] | None, n_frames: int) -> np.ndarray:
+    """Shots given as 1-based inclusive [first, last] frames, checked, as 0-based bounds in order."""
+    if not supports:
+        raise ValueError("the shots field has no shots for this video")
+    bounds = sorted((int(first) - 1, int(last) - 1) for first, last in supports)
+    for (first, last), (next_first, _) in zip(bounds, bounds[1:] + [(n_frames, n_frames)]):
+        if first < 0 or last < first or last >= n_frames:
+            raise ValueError(f"shot [{first + 1}, {last + 1}] is outside frames 1..{n_frames}")
+        if next_first <= last:
+            raise ValueError(f"shots overlap: [{first + 1}, {last + 1}] and one starting at {next_first + 1}")
+    return np.array(bounds, dtype=np.int64)
+
+
+def frame_scores_array(frame_numbers: Sequence[int], scores: Sequence, n_frames: int, field_name: str) -> np.ndarray:
+    """One score per frame 1..n_frames from a frame field's values; raises when any is missing."""
+    array = np.full(n_frames, np.nan)
+    for number, score in zip(frame_numbers, scores):
+        if score is not None and 1 <= number <= n_frames:
+            array[number - 1] = score
+    missing = int(np.isnan(array).sum())
+    if missing:
+        raise ValueError(
+            f"{missing} of {n_frames} frames have no finite 'frames.{field_name}'; run score_frames"
+        )
+    return array
+
+
+def summary_keyframes(
+    frame_scores: np.ndarray,
+    segments: Sequence[tuple[int, int, float]],
+    item: FrameEmbeddings | None,
+    seconds: np.ndarray | None,
+    n_keyframes: int,
+) -> list[tuple[int, int]]:
+    """``[(frame number, rank), ...]`` of one summary's keyframes (rank 1 = best): its best frames
+    that are not near-duplicates by their embeddings, at least 1 s apart by the frames'
+    timestamps (`seconds`, one per frame)."""
+    if n_keyframes == 0:
+        return []
+    inside = np.zeros(len(frame_scores), dtype=bool)
+    for first, last, _ in segments:
+        inside[first : last + 1] = True
+    embeddings = None
+    if item is not None:
+        picks = np.asarray(item.frame_numbers) - 1
+        ok = (picks < len(frame_scores)) & inside[np.minimum(picks, len(frame_scores) - 1)]
+        frames, embeddings = picks[ok], np.asarray(item.embeddings)[ok]
+    if embeddings is None or frames.size == 0:
+        frames, embeddings = np.flatnonzero(inside), None
+    chosen = select_keyframes(frame_scores[frames], embeddings, seconds[frames], n_keyframes, min_gap=1.0, fill=True)
+    return [(int(frames[index]) + 1, rank) for rank, index in enumerate(chosen, start=1)]
