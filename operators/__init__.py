@@ -101,6 +101,12 @@ class ScoreFrames(ClipItOperator):
     description = "Per-frame relevance of a text query (zero-shot CLIP similarity or a trained scorer)"
 
     needs_embeddings = True
+    sharded_run = "clipit_score_<score_field>"
+
+    def shard_run_key(self, ctx):
+        from fiftyone_clipit.fo.scoring import score_run_key
+
+        return score_run_key(ctx.params.get("score_field") or DEFAULT_SCORE_FIELD)
 
     def build_inputs(self, ctx, inputs):
         from fiftyone_clipit.fo.scoring import score_run_key
@@ -121,13 +127,15 @@ class ScoreFrames(ClipItOperator):
                 "attention", list(ATTENTION_MODES), default="auto", view=types.DropdownView(),
                 label="Temporal attention", description="auto: whole video up to 2,048 steps, windows beyond",
             )
+        shard_input(ctx, inputs, len(self.target(ctx)))
 
-    def run(self, ctx, progress):
+    def run_on(self, ctx, samples, progress):
         from fiftyone_clipit.fo.score_labels import label_scores
         from fiftyone_clipit.fo.scoring import score_frames
 
+        shard = ctx.params.get("shard")
         report = score_frames(
-            self.target(ctx),
+            samples,
             None if ctx.params.get("generic") else ctx.params["query"],
             captioner=(ctx.params.get("captioner") or None) if ctx.params.get("generic") else None,
             score_field=ctx.params.get("score_field") or DEFAULT_SCORE_FIELD,
@@ -136,8 +144,9 @@ class ScoreFrames(ClipItOperator):
             attention=ctx.params.get("attention") or "auto",
             overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,
+            run_id=shard["plan"] if shard else None,
         )
-        labelled = label_scores(self.target(ctx), ctx.params.get("score_field") or DEFAULT_SCORE_FIELD)
+        labelled = label_scores(samples, ctx.params.get("score_field") or DEFAULT_SCORE_FIELD)
         return {"scored": report.n_scored, "resumed": report.n_resumed, "labelled_for_the_app": labelled}
 
 

@@ -74,6 +74,10 @@ class ClipItOperator(foo.Operator):
             return ctx.dataset.select(ctx.params["shard_ids"], ordered=True)
         return ctx.target_view()
 
+    def shard_run_key(self, ctx) -> str | None:
+        """The key of the dataset-level run the shards make together (None: not sharded)."""
+        return self.sharded_run
+
     def videos_per_shard(self, ctx) -> int:
         """The shard size asked for when scheduled (0: one operation): the form's, else the
         default; always 0 for an operator that is not sharded."""
@@ -127,7 +131,7 @@ class ClipItOperator(foo.Operator):
 
             params = {k: v for k, v in ctx.params.items() if k not in ("videos_per_shard", "view_target")}
             status = queue_shards(
-                self.target(ctx), self.uri, params, self.sharded_run, per_shard,
+                self.target(ctx), self.uri, params, self.shard_run_key(ctx), per_shard,
                 delegation_target=ctx.delegation_target, label=self.label,
             )
             result = {"shards_queued": status.n_shards, "shard_plan": status.plan, "run": status.run_key}

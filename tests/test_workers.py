@@ -310,3 +310,37 @@ def test_a_worker_killed_mid_shard_leaves_its_shard_to_the_other_or_a_rerun(tmp_
     # what the killed worker had stored was skipped; the rest (the video in flight too) was embedded once
     assert sorted(finisher["embedded_ids"]) == sorted(set(killed_shard) - set(kept)), (finisher, kept)
     assert finisher["up_to_date"] == len(kept)
+
+
+def test_two_workers_share_one_sharded_scoring_operation(tmp_path, tiny_encoder, workers):
+    dataset = _shard_dataset(tmp_path, "scores", 45)
+    compute_frame_embeddings(dataset, model=tiny_encoder)
+    foo.execute_operator(
+        SCORE,
+        ctx={"dataset": dataset, "view": dataset.view(), "request_delegation": True,
+             "params": {"query": "a red car", "videos_per_shard": 3, "view_target": "DATASET"}},
+    ).raise_exceptions()
+
+    service = DelegatedOperationService()
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        ops = service.list_operations(dataset_name=dataset.name)
+        if len(ops) == 4 and _finished(ops):
+            break
+        time.sleep(0.5)
+    ops = service.list_operations(dataset_name=dataset.name)
+    assert len(ops) == 4, [op.label for op in ops]  # the scheduled operation and 3 shards of 3, 3, 2
+    failed = [(op.label, op.status) for op in ops if op.run_state != ExecutionRunState.COMPLETED]
+    assert not failed, failed
+    shards = [op.result.result for op in ops if "shard" in op.context.request_params["params"]]
+    assert sorted(r["scored"] for r in shards) == [2, 3, 3]
+    assert sum(r["complete"] for r in shards) >= 1 and not all(r["complete"] for r in shards)
+
+    dataset.reload()
+    info = dataset.get_run_info("clipit_score_clipit_score").config
+    assert (info.shards, info.shards_done, info.complete, info.query) == (3, 3, True, "a red car")
+    assert {e["run"] for e in info.videos.values()} == {info.shard_plan} and len(info.videos) == 8
+    assert dataset.count("frames.clipit_score") == sum(dataset.values("metadata.total_frame_count"))
+    ran_by = _ran_by(workers)
+    shard_workers = {w for op in ops if "shard" in op.context.request_params["params"] for w in ran_by[str(op.id)]}
+    assert shard_workers == {0, 1}, "both workers should have run shards"

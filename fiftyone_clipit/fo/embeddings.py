@@ -28,7 +28,7 @@ from fiftyone_clipit.fo.common import (
     samples_info,
     video_collection,
 )
-from fiftyone_clipit.fo.shards import run_fields, run_record_lock
+from fiftyone_clipit.fo.shards import delete_plans, run_fields, run_record_lock
 from fiftyone_clipit.ingest import embed_videos, up_to_date
 from fiftyone_clipit.store import EmbeddingStore, file_fingerprint
 
@@ -78,6 +78,7 @@ class FrameEmbeddingsRun(fors.Run):
         store_dir = getattr(self.config, "store_dir", None)
         if store_dir:
             EmbeddingStore(store_dir).clear()
+        delete_plans(root_dataset(samples), key)
 
 
 def compute_frame_embeddings(

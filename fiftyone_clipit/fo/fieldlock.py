@@ -5,7 +5,8 @@ write it. A second run into the same field of the same dataset, in any process o
 using the same MongoDB, is refused with a message naming the run that holds it. The lock is a
 document with a unique id in the collection `clipit_field_locks`, so taking it is one atomic
 insert. A lock left by a killed process is taken over: at once on the same machine (its
-process is gone), after `STALE_SECONDS` without a heartbeat from another machine.
+process is gone), after `STALE_SECONDS` without a heartbeat from another machine. The shards
+of one scheduled run (`fiftyone_clipit.fo.shards`) hold one lock together (`shared_by`).
 """
 
 from __future__ import annotations
@@ -50,8 +51,17 @@ def _describe(holder: dict) -> str:
     return f"{holder['what']} (run {holder['run'][:8]}, process {holder['pid']} on {holder['host']}, started {started})"
 
 
+def _lock_is_gone(lock: dict) -> bool:
+    """Whether every process holding a lock is gone (a shared lock has several holders)."""
+    if "holders" in lock:
+        return all(holder_is_gone(h) for h in lock["holders"].values())
+    return holder_is_gone(lock)
+
+
 @contextmanager
-def field_lock(dataset: fo.Dataset, path: str, what: str) -> Iterator[Callable[[], None]]:
+def field_lock(
+    dataset: fo.Dataset, path: str, what: str, shared_by: str | None = None
+) -> Iterator[Callable[[], None]]:
     """Holds the write lock of `path` on `dataset` while the block runs; yields `beat`, to call
     now and then (per video) so that other machines know the holder is alive.
 
@@ -59,16 +69,20 @@ def field_lock(dataset: fo.Dataset, path: str, what: str) -> Iterator[Callable[[
         dataset: the dataset written.
         path: the field written (e.g. "frames.clipit_score").
         what: the run, as the refusal of another writer names it (e.g. "score_frames for 'a dog'").
+        shared_by (None): the id of a run that several processes make together (the shards of
+            a scheduled run, `fiftyone_clipit.fo.shards`): calls with the same id hold the lock
+            together; every other run is refused until the last of them lets go.
 
     Raises:
         ClipItError: another run holds the lock; the message names it and what to do.
     """
     locks = get_db_conn()[LOCKS]
     now = time.time()
-    mine = {
-        "_id": f"{dataset.name}:{path}", "run": new_run_id(), "what": what, "pid": os.getpid(),
-        "host": socket.gethostname(), "started": now, "beat": now,
-    }
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": now, "beat": now}
+    token = new_run_id()
+    mine = {"_id": f"{dataset.name}:{path}", "run": shared_by or token, "what": what, **me}
+    if shared_by:
+        mine["holders"] = {token: me}
     while True:
         try:
             locks.insert_one(mine)
@@ -77,20 +91,30 @@ def field_lock(dataset: fo.Dataset, path: str, what: str) -> Iterator[Callable[[
             holder = locks.find_one({"_id": mine["_id"]})
             if holder is None:  # released meanwhile
                 continue
-            if not holder_is_gone(holder):
+            if shared_by and "holders" in holder and holder["run"] == shared_by:
+                joined = locks.update_one({"_id": mine["_id"], "run": shared_by}, {"$set": {f"holders.{token}": me}})
+                if joined.matched_count:
+                    break
+                continue
+            if not _lock_is_gone(holder):
                 raise ClipItError(
                     f"'{path}' of '{dataset.name}' is being written by another run: {_describe(holder)}; "
                     f"wait for it to finish, or write to another field"
                 ) from None
             locks.delete_one({"_id": mine["_id"], "run": holder["run"]})
     last_beat = [now]
+    beat_path = f"holders.{token}.beat" if shared_by else "beat"
 
     def beat() -> None:
         if time.time() - last_beat[0] >= BEAT_SECONDS:
             last_beat[0] = time.time()
-            locks.update_one({"_id": mine["_id"], "run": mine["run"]}, {"$set": {"beat": last_beat[0]}})
+            locks.update_one({"_id": mine["_id"], "run": mine["run"]}, {"$set": {beat_path: last_beat[0]}})
 
     try:
         yield beat
     finally:
-        locks.delete_one({"_id": mine["_id"], "run": mine["run"]})
+        if shared_by:
+            locks.update_one({"_id": mine["_id"], "run": shared_by}, {"$unset": {f"holders.{token}": ""}})
+            locks.delete_one({"_id": mine["_id"], "run": shared_by, "holders": {}})
+        else:
+            locks.delete_one({"_id": mine["_id"], "run": mine["run"]})

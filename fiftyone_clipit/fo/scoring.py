@@ -52,8 +52,10 @@ from fiftyone_clipit.fo.lineage import (
     embeddings_entry,
     merged_lineage,
     new_run_id,
+    recorded_videos,
     source_problem,
 )
+from fiftyone_clipit.fo.shards import run_fields, run_record_lock
 from fiftyone_clipit.relevance import zero_shot_scores
 from fiftyone_clipit.scorer import Checkpoint, load_checkpoint, predict_scores
 from fiftyone_clipit.store import EmbeddingStore
@@ -148,6 +150,7 @@ def score_frames(
     allow_stale: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
+    run_id: str | None = None,
 ) -> ScoreReport:
     """Scores every frame of every video for a text query, or generically without one.
 
@@ -187,6 +190,10 @@ def score_frames(
         allow_stale (False): score videos whose file changed since they were embedded anyway.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
+        run_id (None): for a shard of a scheduled run (`fiftyone_clipit.fo.shards`), the run's
+            id, which its shards share: they hold the field's lock together, skip the videos
+            this run already scored (the shard of a worker that died is finished, not redone),
+            and leave `complete` to the shard plan, which sets it when every shard is done.
 
     Raises:
         ClipItError: empty query, a field not free to write (another type, built in, or not
@@ -239,10 +246,11 @@ def score_frames(
         "embedded_at": str(dataset.get_run_info(EMBEDDINGS_RUN).timestamp),
     }
     what = f"score_frames for {config['query']!r}" if sentences is not None else f"score_frames ({source})"
-    with field_lock(dataset, f"frames.{score_field}", what) as beat:
+    with field_lock(dataset, f"frames.{score_field}", what, shared_by=run_id) as beat:
         writer = _ScoreWriter(
             samples, config, checkpoint, encoder, query_text, captioner, embedding_store(dataset), beat,
             _ScoreOptions(attention, smoothing_seconds, n_captions, captions_field, batch_size, allow_stale),
+            run_id,
         )
         report = writer.run(dataset, progress)
     finish("Scoring frames", report.failures, report.n_scored + report.n_resumed, skip_failures)
@@ -276,6 +284,7 @@ class _ScoreWriter:
     store: EmbeddingStore
     beat: Callable[[], None]
     options: _ScoreOptions
+    shared_run: str | None = None
     report: ScoreReport = field(default_factory=ScoreReport)
     entries: dict[str, dict] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
@@ -284,16 +293,23 @@ class _ScoreWriter:
     def run(self, dataset: fo.Dataset, progress: Progress) -> ScoreReport:
         """Scores every video, then records the run with its per-video lineage."""
         score_field, key = self.config["score_field"], score_run_key(self.config["score_field"])
-        finished = _finished_by_interrupted_run(self.samples, dataset, self.config)
-        resumed = getattr(dataset.get_run_info(key).config, "run_id", None) if finished is not None else None
-        run_id = resumed or new_run_id()
-        if finished is None:  # a new run: no score of an earlier one may pass for this one's
-            finished = set()
-            if self.samples.get_field(f"frames.{score_field}") is not None:
-                self.samples.clear_frame_field(score_field)
         ids = self.samples.values("id")
-        record_run(dataset, key, **self.config, complete=False, run_id=run_id,
-                   **merged_lineage(dataset, key, ids, {}, {}))
+        if self.shared_run is not None:  # a shard: the videos this run scored stay, the others start afresh
+            run_id = self.shared_run
+            finished = {i for i, e in (recorded_videos(dataset, key) or {}).items() if e.get("run") == run_id}
+            todo = [i for i in ids if i not in finished]
+            if todo and self.samples.get_field(f"frames.{score_field}") is not None:
+                self.samples.select(todo).clear_frame_field(score_field)
+        else:
+            finished = _finished_by_interrupted_run(self.samples, dataset, self.config)
+            resumed = getattr(dataset.get_run_info(key).config, "run_id", None) if finished is not None else None
+            run_id = resumed or new_run_id()
+            if finished is None:  # a new run: no score of an earlier one may pass for this one's
+                finished = set()
+                if self.samples.get_field(f"frames.{score_field}") is not None:
+                    self.samples.clear_frame_field(score_field)
+            todo = ids
+        self.record(dataset, run_id, todo, {}, {}, complete=False)
         for sample_id, path, metadata in iterate(samples_info(self.samples), progress, "Scoring frames"):
             self.beat()
             if sample_id in finished:
@@ -305,9 +321,19 @@ class _ScoreWriter:
                 self.score_batch(run_id)
         if self.batch:
             self.score_batch(run_id)
-        record_run(dataset, key, **self.config, complete=True, run_id=run_id,
-                   **merged_lineage(dataset, key, ids, self.entries, self.failed))
+        self.record(dataset, run_id, ids, self.entries, self.failed, complete=True)
         return self.report
+
+    def record(self, dataset: fo.Dataset, run_id: str, ids: list[str], entries: dict, failed: dict,
+               complete: bool) -> None:
+        """Records the run with the lineage of `ids` replaced by `entries` / `failed`, under the
+        run's record lock (a shard's `complete` and counts come from its shard plan)."""
+        key = score_run_key(self.config["score_field"])
+        with run_record_lock(dataset, key):
+            dataset.reload()
+            shards = run_fields(dataset, key) if self.shared_run is not None else {"complete": complete}
+            record_run(dataset, key, **self.config, run_id=run_id, **shards,
+                       **merged_lineage(dataset, key, ids, entries, failed))
 
     def fail(self, sample_id: str, path: str, reason: str) -> None:
         self.report.failures.append(ItemFailure(path, reason))

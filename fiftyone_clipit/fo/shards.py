@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ def queue_shards(
     shards = plan_shards(samples.values("id"), videos_per_shard)
     plan = new_run_id()
     _plans().insert_one({
-        "_id": plan, "dataset": dataset.name, "run_key": run_key, "operator": operator_uri, "created": time.time(),
+        "_id": plan, **_of(dataset), "run_key": run_key, "operator": operator_uri, "created": time.time(),
         "shards": [{"ids": ids, "state": QUEUED, "holder": None, "report": None, "error": None} for ids in shards],
     })
     service = DelegatedOperationService()
@@ -121,7 +122,7 @@ def queue_shards(
 
 def shard_status(dataset: fo.Dataset, run_key: str, plan: str | None = None) -> ShardStatus | None:
     """The status of `plan`, or of the latest plan of `run_key` on `dataset`; None when there is none."""
-    query = {"_id": plan} if plan else {"dataset": dataset.name, "run_key": run_key}
+    query = {"_id": plan} if plan else {**_of(dataset), "run_key": run_key}
     docs = list(_plans().find(query).sort("created", -1).limit(1))
     if not docs:
         return None
@@ -143,14 +144,21 @@ def _status(doc: dict) -> ShardStatus:
     )
 
 
-def delete_plans(dataset_name: str) -> int:
-    """Forgets every plan of a dataset (e.g. when it is deleted); returns how many."""
-    return _plans().delete_many({"dataset": dataset_name}).deleted_count
+def _of(dataset: fo.Dataset) -> dict:
+    """The plans of this dataset, not of an earlier one of the same name."""
+    created = dataset.created_at
+    return {"dataset": dataset.name, "created_at": created.isoformat(timespec="milliseconds") if created else None}
+
+
+def delete_plans(dataset: fo.Dataset, run_key: str) -> int:
+    """Forgets the plans of a run (when the run is deleted); returns how many."""
+    return _plans().delete_many({**_of(dataset), "run_key": run_key}).deleted_count
 
 
 def run_fields(dataset: fo.Dataset, run_key: str) -> dict[str, Any]:
     """What a run's config records about shards: the latest plan's counts, `complete` False
-    while any of its shards is not done; just `complete=True` when the run was never sharded."""
+    while any of its shards is not done (until they are run again, or the run is scheduled
+    again); just `complete=True` when the run was never sharded."""
     status = shard_status(dataset, run_key)
     return {"complete": True} if status is None else status.record()
 
@@ -210,32 +218,35 @@ def _claim(plan: str, index: int, holder: dict) -> tuple[bool, dict | None]:
     return False, shard
 
 
-def _beater(plan: str, index: int, holder: dict) -> Callable[[], None]:
-    last = [holder["beat"]]
+@contextmanager
+def _heartbeat(plan: str, index: int, holder: dict) -> Iterator[None]:
+    """Refreshes the holder's heartbeat every `BEAT_SECONDS` from a thread while the block runs,
+    so a long video (minutes to embed) does not make a live worker look dead to other machines."""
+    stop = threading.Event()
 
     def beat() -> None:
-        if time.time() - last[0] >= BEAT_SECONDS:
-            last[0] = time.time()
+        while not stop.wait(BEAT_SECONDS):
             _plans().update_one(
                 {"_id": plan, f"shards.{index}.holder.token": holder["token"]},
-                {"$set": {f"shards.{index}.holder.beat": last[0]}},
+                {"$set": {f"shards.{index}.holder.beat": time.time()}},
             )
 
-    return beat
+    thread = threading.Thread(target=beat, name=f"clipit-shard-{index}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _work_on(dataset: fo.Dataset, plan: str, index: int, ids: list[str], holder: dict, work: Work,
              progress: Callable[[float, str], None]) -> dict:
     """Runs the work on one claimed shard and records its end (done with a report, or failed)."""
-    beat = _beater(plan, index, holder)
-
-    def beating(fraction: float, label: str) -> None:
-        beat()
-        progress(fraction, label)
-
     key = {"_id": plan, f"shards.{index}.holder.token": holder["token"]}
     try:
-        report = work(dataset.select(ids, ordered=True), beating)
+        with _heartbeat(plan, index, holder):
+            report = work(dataset.select(ids, ordered=True), progress)
     except BaseException as e:
         _plans().update_one(key, {"$set": {f"shards.{index}.state": FAILED, f"shards.{index}.error": str(e)[:2000]}})
         raise
