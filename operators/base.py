@@ -86,7 +86,15 @@ class ClipItOperator(foo.Operator):
         if not self.sharded_run:
             return 0
         value = ctx.params.get("videos_per_shard")
-        return DEFAULT_VIDEOS_PER_SHARD if value is None else int(value)
+        if value is None:
+            return DEFAULT_VIDEOS_PER_SHARD
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            from fiftyone_clipit.errors import ClipItError
+
+            raise ClipItError(f"videos_per_shard must be a whole number >= 0 (0: one operation), got {value!r}")
+        return value
 
     def precondition(self, ctx) -> str | None:
         """Why this operator cannot run on the current dataset, or None when it can."""
