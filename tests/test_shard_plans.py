@@ -15,12 +15,15 @@ import time
 import uuid
 
 import fiftyone as fo
+import fiftyone.operators as foo
 import pytest
 from fiftyone.core.odm import get_db_conn
 from fiftyone.operators.delegated import DelegatedOperationService
+from fiftyone.operators.executor import ExecutionContext
 
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.common import record_run
+from fiftyone_clipit.fo.fieldlock import field_lock
 from fiftyone_clipit.fo.shards import (
     PLANS,
     queue_shards,
@@ -28,6 +31,7 @@ from fiftyone_clipit.fo.shards import (
     run_shard,
     shard_status,
 )
+from fiftyone_clipit.shards import DEFAULT_VIDEOS_PER_SHARD
 
 EMBED = "@clipit/video-summarization/compute_frame_embeddings"
 RUN = "clipit_test_sharded"
@@ -141,3 +145,33 @@ def test_an_unknown_plan_or_shard_is_refused(dataset):
     status = queue_shards(dataset, EMBED, {}, RUN, videos_per_shard=4)
     with pytest.raises(ClipItError, match="No shard 5 in plan"):
         run_shard(dataset, status.plan, 5, Recorder())
+
+
+def _form(dataset, params: dict) -> dict:
+    operator = foo.get_operator(EMBED)
+    ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": params})
+    return operator.resolve_input(ctx).type.properties
+
+
+def test_the_form_offers_videos_per_shard_above_ten_videos(dataset):
+    assert "videos_per_shard" not in _form(dataset, {})
+    dataset.add_samples([fo.Sample(filepath=f"/nonexistent/w{i}.mp4") for i in range(4)])
+    prop = _form(dataset, {})["videos_per_shard"]
+    assert prop.default == DEFAULT_VIDEOS_PER_SHARD and not getattr(prop, "invalid", False)
+    bad = _form(dataset, {"videos_per_shard": -1})["videos_per_shard"]
+    assert bad.invalid and "whole number >= 0, got -1" in bad.error_message
+
+
+def test_shards_of_one_run_share_the_field_lock_and_other_runs_wait(dataset):
+    path = "frames.clipit_score"
+    with field_lock(dataset, path, "shard 1 of run p", shared_by="p"):
+        with field_lock(dataset, path, "shard 2 of run p", shared_by="p"):
+            for other in ({}, {"shared_by": "q"}):
+                with pytest.raises(ClipItError, match="is being written by another run: shard 1 of run p"):
+                    with field_lock(dataset, path, "another run", **other):
+                        pass
+        with pytest.raises(ClipItError, match="being written by another run"):  # shard 2 still holds it
+            with field_lock(dataset, path, "another run"):
+                pass
+    with field_lock(dataset, path, "another run"):  # the last shard let go
+        pass
