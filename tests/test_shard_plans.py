@@ -175,3 +175,11 @@ def test_shards_of_one_run_share_the_field_lock_and_other_runs_wait(dataset):
                 pass
     with field_lock(dataset, path, "another run"):  # the last shard let go
         pass
+
+
+def test_a_shard_whose_videos_were_all_deleted_is_done_without_work(dataset):
+    status = queue_shards(dataset, EMBED, {}, RUN, videos_per_shard=4)
+    dataset.delete_samples(dataset.skip(4))
+    work = Recorder()
+    result = run_shard(dataset, status.plan, 1, work)
+    assert result["deleted_since_planned"] == 3 and work.seen == []

@@ -242,11 +242,13 @@ def _heartbeat(plan: str, index: int, holder: dict) -> Iterator[None]:
 
 def _work_on(dataset: fo.Dataset, plan: str, index: int, ids: list[str], holder: dict, work: Work,
              progress: Callable[[float, str], None]) -> dict:
-    """Runs the work on one claimed shard and records its end (done with a report, or failed)."""
+    """Runs the work on one claimed shard and records its end (done with a report, or failed);
+    videos deleted from the dataset since the plan was made are left out."""
     key = {"_id": plan, f"shards.{index}.holder.token": holder["token"]}
+    samples = dataset.select(ids, ordered=True)
     try:
         with _heartbeat(plan, index, holder):
-            report = work(dataset.select(ids, ordered=True), progress)
+            report = work(samples, progress) if len(samples) else {"deleted_since_planned": len(ids)}
     except BaseException as e:
         _plans().update_one(key, {"$set": {f"shards.{index}.state": FAILED, f"shards.{index}.error": str(e)[:2000]}})
         raise
