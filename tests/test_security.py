@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from fiftyone_clipit.cli import database_error_message, redact_credentials
 from fiftyone_clipit.errors import ClipItError, WeightsNotFoundError
-from fiftyone_clipit.fo.export import safe_name, safe_stem
+from fiftyone_clipit.summary_files import safe_name, safe_stem
 
 pytestmark = pytest.mark.reliability("bad_input")
 

@@ -24,7 +24,8 @@ from PIL import Image
 from conftest import frame_color
 from fiftyone_clipit import Budget, add_videos, compute_frame_embeddings, create_summary, export_summary, score_frames
 from fiftyone_clipit.errors import BatchError, ClipItError
-from fiftyone_clipit.fo.export import export_summary_dataset, safe_stem
+from fiftyone_clipit.fo.export import export_summary_dataset
+from fiftyone_clipit.summary_files import safe_stem
 
 pytestmark = pytest.mark.slow
 
