@@ -39,8 +39,9 @@ from fiftyone_clipit.shards import plan_shards
 PLANS = "clipit_shards"
 #: how often a shard's holder refreshes its heartbeat (at most)
 BEAT_SECONDS = 30.0
-#: how long a run's record waits for another process recording the same run
-RECORD_WAIT_SECONDS = 120.0
+#: how long a run's record waits for another process recording the same run (longer than a
+#: lock left by a process killed on another machine takes to go stale)
+RECORD_WAIT_SECONDS = STALE_SECONDS + 60.0
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
