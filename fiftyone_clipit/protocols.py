@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.metrics import (
     F1_MODES,
     highlight_hit_at_1,
@@ -20,6 +21,7 @@ from fiftyone_clipit.metrics import (
     rank_correlation,
     summary_precision_recall_f1,
 )
+from fiftyone_clipit.summary import generate_summary, uniform_change_points
 
 PROTOCOLS = ("tvsum", "summe", "qfvs", "qvhighlights")
 #: how per-user F1s combine by default: TVSum averages over users, SumMe keeps the best user.
@@ -137,3 +139,26 @@ def highlight_figures(
         figures[f"hit1_{name}"] = highlight_hit_at_1([scores], [saliency], threshold)
         figures[f"ap_{name}"] = highlight_map([scores], [saliency], threshold)
     return figures
+
+
+def importance_keyshot_summary(
+    numbers: Sequence[int] | None, values: Sequence | None, n_frames: int, rate: float, name: str, proportion: float
+) -> np.ndarray:
+    """The protocol's keyshot summary of per-frame importance (2 s shots), as one user (1, n_frames).
+
+    `numbers` / `values` are a frame field's frame numbers and values (`name`, for the error);
+    training on per-frame importance targets this summary.
+
+    Raises:
+        ClipItError: the field has no value on any frame.
+    """
+    importance = np.full(n_frames, np.nan)
+    for number, value in zip(numbers or [], values or []):
+        if value is not None and 1 <= number <= n_frames:
+            importance[number - 1] = float(value)
+    if np.isnan(importance).all():
+        raise ClipItError(f"no values in 'frames.{name}'")
+    importance = np.nan_to_num(importance, nan=float(np.nanmin(importance)))
+    shots = uniform_change_points(n_frames, max(1, round(2.0 * rate)))
+    lengths = shots[:, 1] - shots[:, 0] + 1
+    return generate_summary(importance, shots, n_frames, lengths, np.arange(n_frames), proportion)[None, :]

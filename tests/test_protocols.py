@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.protocols import (
     clip_scores,
     frame_shots,
     highlight_figures,
+    importance_keyshot_summary,
     keyshot_figures,
     protocol_metrics,
     qfvs_figures,
@@ -54,3 +56,13 @@ def test_highlight_clips_average_frames_and_find_the_top_clip():
     assert figures["hit1_verygood"] == 1.0 and figures["ap_fair"] == 1.0
     assert sorted(protocol_metrics("qvhighlights", False)) == sorted(figures)
     assert protocol_metrics("tvsum", True)[-2:] == ("kendall", "spearman")
+
+
+def test_importance_keyshot_summary_keeps_the_most_important_two_second_shot():
+    numbers = list(range(1, 301))
+    values = [1.0 if 61 <= n <= 120 else (None if n > 290 else 0.0) for n in numbers]
+    summary = importance_keyshot_summary(numbers, values, 300, 30.0, "importance", 0.2)
+    assert summary.shape == (1, 300)
+    assert np.flatnonzero(summary[0]).tolist() == list(range(60, 120))
+    with pytest.raises(ClipItError, match="no values in 'frames.importance'"):
+        importance_keyshot_summary(numbers, [None] * 300, 300, 30.0, "importance", 0.2)

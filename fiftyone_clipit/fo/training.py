@@ -46,12 +46,8 @@ from fiftyone_clipit.fo.common import (
 from fiftyone_clipit.fo.protocols import user_masks
 from fiftyone_clipit.scorer import DEFAULT_PRESET, load_preset, save_checkpoint
 from fiftyone_clipit.shots import ShotOptions, shots_for_video
-from fiftyone_clipit.summary import (
-    generate_summary,
-    split_long_shots,
-    summary_capacity,
-    uniform_change_points,
-)
+from fiftyone_clipit.protocols import importance_keyshot_summary
+from fiftyone_clipit.summary import split_long_shots, summary_capacity
 from fiftyone_clipit.training import (
     TrainingOptions,
     TrainingVideo,
@@ -283,7 +279,7 @@ def _training_videos(
                 if not len(users):
                     raise ClipItError(f"no ground truth in {gt_fields}")
             elif gt_kind == "importance":
-                users = _importance_summary(
+                users = importance_keyshot_summary(
                     row["frames.frame_number"], row[f"frames.{gt_fields[0]}"], n_frames,
                     meta.frame_rate or FALLBACK_FRAME_RATE, gt_fields[0], options.proportion,
                 )
@@ -304,17 +300,3 @@ def _training_videos(
         except (ClipItError, ValueError) as e:
             failures.append(ItemFailure(path, str(e)))
     return videos, failures
-
-
-def _importance_summary(numbers, values, n_frames: int, rate: float, name: str, proportion: float) -> np.ndarray:
-    """The protocol's keyshot summary of per-frame importance (2 s shots), as one user (1, n_frames)."""
-    importance = np.full(n_frames, np.nan)
-    for number, value in zip(numbers or [], values or []):
-        if value is not None and 1 <= number <= n_frames:
-            importance[number - 1] = float(value)
-    if np.isnan(importance).all():
-        raise ClipItError(f"no values in 'frames.{name}'")
-    importance = np.nan_to_num(importance, nan=float(np.nanmin(importance)))
-    shots = uniform_change_points(n_frames, max(1, round(2.0 * rate)))
-    lengths = shots[:, 1] - shots[:, 0] + 1
-    return generate_summary(importance, shots, n_frames, lengths, np.arange(n_frames), proportion)[None, :]
