@@ -21,6 +21,8 @@ from fiftyone.core.odm import get_db_conn
 from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionContext
 
+from conftest import write_video
+from fiftyone_clipit import add_videos, compute_frame_embeddings
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.common import record_run
 from fiftyone_clipit.fo.fieldlock import field_lock
@@ -183,3 +185,23 @@ def test_a_shard_whose_videos_were_all_deleted_is_done_without_work(dataset):
     work = Recorder()
     result = run_shard(dataset, status.plan, 1, work)
     assert result["deleted_since_planned"] == 3 and work.seen == []
+
+
+def test_the_embeddings_record_reads_only_the_videos_of_the_call_and_stays_whole(tmp_path, tiny_encoder):
+    """Each shard records clipit_embeddings; it reads its own videos' files and keeps the
+    others' counts, which must equal a full count after views, deletions and additions."""
+    dataset = fo.Dataset(f"clipit-record-{uuid.uuid4().hex[:8]}")
+    paths = [write_video(tmp_path / f"r{i}.mp4", 20 + 10 * i, fps=10) for i in range(4)]
+    add_videos(dataset, [str(p) for p in paths[:3]])
+    compute_frame_embeddings(dataset, model=tiny_encoder, fps=10.0)
+    compute_frame_embeddings(dataset.limit(1), model=tiny_encoder, fps=10.0)
+    dataset.delete_samples(dataset.skip(2))
+    add_videos(dataset, [str(paths[3])])
+    compute_frame_embeddings(dataset.skip(2), model=tiny_encoder, fps=10.0)
+
+    dataset.reload()
+    config = dataset.get_run_info("clipit_embeddings").config
+    counts = dataset.load_run_results("clipit_embeddings").frames_per_video
+    assert counts == {i: n for i, n in zip(dataset.values("id"), [20, 30, 50])}
+    assert (config.n_videos, config.n_frames, config.complete) == (3, 100, True)
+    dataset.delete()

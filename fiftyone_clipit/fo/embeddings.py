@@ -145,7 +145,8 @@ def compute_frame_embeddings(
     store = embedding_store(dataset)
     report = EmbeddingReport()
     todo = []
-    for sample_id, path, _ in samples_info(samples):
+    infos = samples_info(samples)
+    for sample_id, path, _ in infos:
         try:
             wanted = {"model": encoder.name, "fps": fps, "fingerprint": file_fingerprint(path)}
         except OSError:
@@ -174,26 +175,54 @@ def compute_frame_embeddings(
             report.partial.append(note)
             logger.warning("Embedded part of %s", note)
     report.n_pruned = len(store.prune(dataset.values("id"), written_before=started))
-    _record_run(dataset, store, encoder, pretrained, fps)
+    _record_run(dataset, store, encoder, pretrained, fps, [sample_id for sample_id, _, _ in infos])
     finish("Embedding frames", report.failures, report.n_embedded + report.n_up_to_date, skip_failures)
     return report
 
 
 def _record_run(
-    dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder, pretrained: str | None, fps: float
+    dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder, pretrained: str | None, fps: float,
+    ids: list[str],
 ) -> None:
     """Records the run, with what the store holds for this dataset's videos (frames per video),
-    under the run's record lock: shards of one scheduled run record it from several workers."""
+    under the run's record lock: shards of one scheduled run record it from several workers.
+    The videos of this call (`ids`) are read from the store; the others' counts are kept from
+    the previous record when it was made by the same model at the same fps, so a shard of a
+    large dataset reads its own videos' files, not every video's."""
     with run_record_lock(dataset, EMBEDDINGS_RUN):
         dataset.reload()
-        _write_record(dataset, store, encoder, pretrained, fps)
+        _write_record(dataset, store, encoder, pretrained, fps, ids)
+
+
+def _previous_counts(dataset: fo.Dataset, encoder: ClipEncoder, fps: float) -> tuple[dict, dict] | None:
+    """(frames per video, partial) of the recorded run, when it was made by this model at this fps."""
+    if not dataset.has_run(EMBEDDINGS_RUN):
+        return None
+    config = dataset.get_run_info(EMBEDDINGS_RUN).config
+    if not isinstance(config, FrameEmbeddingsRunConfig) or getattr(config, "model", None) != encoder.name:
+        return None
+    if getattr(config, "fps", None) != fps:
+        return None
+    results = dataset.load_run_results(EMBEDDINGS_RUN, cache=False)
+    if results is None:
+        return None
+    return dict(getattr(results, "frames_per_video", {}) or {}), dict(getattr(results, "partial", {}) or {})
 
 
 def _write_record(
-    dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder, pretrained: str | None, fps: float
+    dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder, pretrained: str | None, fps: float,
+    ids: list[str],
 ) -> None:
-    embedded, partial = {}, {}
-    for sample_id in dataset.values("id"):
+    in_dataset = dataset.values("id")
+    previous = _previous_counts(dataset, encoder, fps)
+    if previous is None:
+        embedded, partial, to_read = {}, {}, in_dataset
+    else:
+        kept = set(in_dataset) - set(ids)
+        embedded = {i: n for i, n in previous[0].items() if i in kept}
+        partial = {i: b for i, b in previous[1].items() if i in kept}
+        to_read = ids
+    for sample_id in to_read:
         info = store.info(sample_id)
         if info is None or info.get("model") != encoder.name or info.get("fps") != fps:
             continue
