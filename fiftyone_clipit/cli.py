@@ -22,6 +22,7 @@ from fiftyone_clipit.defaults import (
     DEFAULT_RELEVANCE_FIELD,
     DEFAULT_SCORE_FIELD,
     DEFAULT_SUMMARY_FIELD,
+    ZERO_SHOT,
 )
 from fiftyone_clipit.errors import ALLOW_STALE_HINT, OVERWRITE_HINT, ClipItError
 
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--query", help="the text; leave out for a generic summary (captions, or caption-free text)")
     add_captioner_arguments(p)
-    p.add_argument("--scorer", default="zero-shot", help="'zero-shot' or a checkpoint folder from `train`")
+    p.add_argument("--scorer", default=ZERO_SHOT, help=f"'{ZERO_SHOT}' or a checkpoint folder from `train`")
     p.add_argument("--attention", default="auto", choices=list(ATTENTION_MODES),
                    help="a trained scorer's temporal attention (auto: whole video up to 2,048 steps)")
     p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD)

@@ -23,6 +23,8 @@ Progress = Union[bool, None, Callable[[float, str], None]]
 DEFAULT_MODEL = "ViT-B-32"
 #: the scorer preset used when none is named
 DEFAULT_SCORER_PRESET = "paper"
+#: the scorer that needs no training: CLIP frame-query similarity, smoothed over time
+ZERO_SHOT = "zero-shot"
 #: the scorer's temporal attention: whole video, windows, or whole up to a length then windows
 ATTENTION_MODES = ("auto", "full", "windowed")
 

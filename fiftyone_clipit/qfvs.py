@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from fiftyone_clipit.defaults import ZERO_SHOT
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.metrics import qfvs_f1
 from fiftyone_clipit.options import TrainingOptions
@@ -40,7 +41,7 @@ from fiftyone_clipit.training import Progress, TrainingVideo, score_videos, trai
 SHOT_SECONDS = 5.0
 DEFAULT_TOP_PERCENT = 0.02
 CONCEPTS_FILE = "concepts.npz"
-METHODS = ("clipit", "query-blind", "zero-shot", "random")
+METHODS = ("clipit", "query-blind", ZERO_SHOT, "random")
 
 #: sentences -> L2-normalised (n, d) text embeddings
 TextEncoder = Callable[[Sequence[str]], np.ndarray]
@@ -279,7 +280,7 @@ def run_qfvs(
         scores = {
             "clipit": score_videos(trained.model, test, attention=options.attention),
             "query-blind": score_videos(blind_model.model, blind[test_name], attention=options.attention),
-            "zero-shot": [zero_shot_scores(e) for e in test],
+            ZERO_SHOT: [zero_shot_scores(e) for e in test],
             "random": [rng.random(len(e.features)) for e in test],
         }
         for method in METHODS:

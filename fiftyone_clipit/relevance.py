@@ -12,6 +12,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.summary import upsample_scores
 
 
 def zero_shot_scores(
@@ -45,3 +46,21 @@ def zero_shot_scores(
     if smoothing_steps > 0 and len(similarity) > 1:
         similarity = gaussian_filter1d(similarity, sigma=smoothing_steps, mode="nearest")
     return similarity.astype(np.float32)
+
+
+def frame_relevance(
+    embeddings: np.ndarray,
+    frame_numbers: np.ndarray,
+    text_embeddings: np.ndarray,
+    n_frames: int,
+    fps: float,
+    smoothing_seconds: float,
+) -> np.ndarray:
+    """Zero-shot relevance of every frame of a video in [0, 1]: (1 + smoothed cosine) / 2.
+
+    The rescaling keeps the order and the comparability across videos of CLIP's similarity
+    while giving the knapsack positive values and the App a [0, 1] range.
+    """
+    steps = zero_shot_scores(embeddings, text_embeddings, smoothing_steps=smoothing_seconds * fps)
+    picks = np.asarray(frame_numbers) - 1
+    return (1.0 + upsample_scores(steps, picks, n_frames)) / 2.0

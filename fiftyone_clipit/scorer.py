@@ -37,6 +37,7 @@ from torch import nn
 
 from fiftyone_clipit.defaults import (
     DEFAULT_SCORER_PRESET,
+    ZERO_SHOT,
     check_attention,
     list_scorer_presets,
     scorer_preset_files,
@@ -494,3 +495,25 @@ def load_checkpoint(path: str, device: str | torch.device | None = None) -> Chec
         raise ClipItError(f"Scorer checkpoint '{path}': weights do not fit its config ({e})") from e
     model.eval().to(device or "cpu")
     return Checkpoint(model=model, config=config, metadata=document.get("metadata", {}), path=folder)
+
+
+def checkpoint_for(scorer: str, embedded_with: str, device: str | None) -> Checkpoint | None:
+    """The trained scorer named by `scorer`, checked against the embeddings' model; None for zero-shot.
+
+    Raises:
+        ClipItError: not "zero-shot" and not a readable checkpoint, or trained on another model's embeddings.
+    """
+    if scorer == ZERO_SHOT:
+        return None
+    if not isinstance(scorer, str) or not os.path.exists(scorer):
+        raise ClipItError(
+            f"Unknown scorer {scorer!r}: use '{ZERO_SHOT}' or the path of a checkpoint folder written by train_scorer"
+        )
+    checkpoint = load_checkpoint(scorer, device)
+    trained_on = checkpoint.metadata.get("data", {}).get("clip_model")
+    if trained_on != embedded_with:
+        raise ClipItError(
+            f"Scorer '{scorer}' was trained on embeddings of '{trained_on}', but these frames were "
+            f"embedded with '{embedded_with}'; use a scorer trained on '{embedded_with}' or re-embed"
+        )
+    return checkpoint

@@ -17,6 +17,7 @@ from fiftyone_clipit.defaults import (
     DEFAULT_MODEL,
     DEFAULT_SCORE_FIELD,
     DEFAULT_SUMMARY_FIELD,
+    ZERO_SHOT,
     clip_model_presets,
 )
 
@@ -121,8 +122,8 @@ class ScoreFrames(ClipItOperator):
             ctx, inputs, "score_field", "Frame field to write", DEFAULT_SCORE_FIELD, score_run_key, fo.FloatField, frames=True
         )
         float_input(ctx, inputs, "smoothing_seconds", "Smoothing (seconds)", 1.0, 0.0, 60.0)
-        text_input(ctx, inputs, "scorer", "Scorer: zero-shot or a checkpoint folder", default="zero-shot")
-        if (ctx.params.get("scorer") or "zero-shot") != "zero-shot":
+        text_input(ctx, inputs, "scorer", f"Scorer: {ZERO_SHOT} or a checkpoint folder", default=ZERO_SHOT)
+        if (ctx.params.get("scorer") or ZERO_SHOT) != ZERO_SHOT:
             inputs.enum(
                 "attention", list(ATTENTION_MODES), default="auto", view=types.DropdownView(),
                 label="Temporal attention", description="auto: whole video up to 2,048 steps, windows beyond",
@@ -140,7 +141,7 @@ class ScoreFrames(ClipItOperator):
             captioner=(ctx.params.get("captioner") or None) if ctx.params.get("generic") else None,
             score_field=ctx.params.get("score_field") or DEFAULT_SCORE_FIELD,
             smoothing_seconds=ctx.params.get("smoothing_seconds", 1.0),
-            scorer=ctx.params.get("scorer") or "zero-shot",
+            scorer=ctx.params.get("scorer") or ZERO_SHOT,
             attention=ctx.params.get("attention") or "auto",
             overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,

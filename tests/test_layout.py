@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).parent.parent
 PACKAGE = ROOT / "fiftyone_clipit"
 DEFAULT_LITERALS = ("clipit_score", "clipit_summary", "clipit_eval", "clipit_frames", "clipit_matches",
-                    "clipit_relevance", "clipit_captions")
+                    "clipit_relevance", "clipit_captions", "zero-shot")
 
 
 def module_name(path: Path) -> str:

@@ -8,7 +8,6 @@ captioner, the caption-free stand-in of `fiftyone_clipit.captions`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -26,7 +25,7 @@ from fiftyone_clipit.captions import (
     load_captioner,
     text_source,
 )
-from fiftyone_clipit.defaults import DEFAULT_CAPTIONS_FIELD, DEFAULT_SCORE_FIELD, check_attention
+from fiftyone_clipit.defaults import DEFAULT_CAPTIONS_FIELD, DEFAULT_SCORE_FIELD, ZERO_SHOT, check_attention
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
 from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
 from fiftyone_clipit.fo.common import (
@@ -56,12 +55,11 @@ from fiftyone_clipit.fo.lineage import (
     source_problem,
 )
 from fiftyone_clipit.fo.shards import run_fields, run_record_lock
-from fiftyone_clipit.relevance import zero_shot_scores
-from fiftyone_clipit.scorer import Checkpoint, load_checkpoint, predict_scores
+from fiftyone_clipit.relevance import frame_relevance
+from fiftyone_clipit.scorer import Checkpoint, checkpoint_for, predict_scores
 from fiftyone_clipit.store import EmbeddingStore
 from fiftyone_clipit.summary import upsample_scores
 
-ZERO_SHOT = "zero-shot"
 
 
 def score_run_key(score_field: str) -> str:
@@ -81,46 +79,6 @@ class ScoreReport:
     n_resumed: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
     captions: dict[str, list[str]] = field(default_factory=dict)
-
-
-def frame_relevance(
-    embeddings: np.ndarray,
-    frame_numbers: np.ndarray,
-    text_embeddings: np.ndarray,
-    n_frames: int,
-    fps: float,
-    smoothing_seconds: float,
-) -> np.ndarray:
-    """Zero-shot relevance of every frame of a video in [0, 1]: (1 + smoothed cosine) / 2.
-
-    The rescaling keeps the order and the comparability across videos of CLIP's similarity
-    while giving the knapsack positive values and the App a [0, 1] range.
-    """
-    steps = zero_shot_scores(embeddings, text_embeddings, smoothing_steps=smoothing_seconds * fps)
-    picks = np.asarray(frame_numbers) - 1
-    return (1.0 + upsample_scores(steps, picks, n_frames)) / 2.0
-
-
-def checkpoint_for(scorer: str, embedded_with: str, device: str | None) -> Checkpoint | None:
-    """The trained scorer named by `scorer`, checked against the embeddings' model; None for zero-shot.
-
-    Raises:
-        ClipItError: not "zero-shot" and not a readable checkpoint, or trained on another model's embeddings.
-    """
-    if scorer == ZERO_SHOT:
-        return None
-    if not isinstance(scorer, str) or not os.path.exists(scorer):
-        raise ClipItError(
-            f"Unknown scorer {scorer!r}: use '{ZERO_SHOT}' or the path of a checkpoint folder written by train_scorer"
-        )
-    checkpoint = load_checkpoint(scorer, device)
-    trained_on = checkpoint.metadata.get("data", {}).get("clip_model")
-    if trained_on != embedded_with:
-        raise ClipItError(
-            f"Scorer '{scorer}' was trained on embeddings of '{trained_on}', but these frames were "
-            f"embedded with '{embedded_with}'; use a scorer trained on '{embedded_with}' or re-embed"
-        )
-    return checkpoint
 
 
 def _check_query(query: str | list[str] | None) -> list[str] | None:
