@@ -417,6 +417,8 @@ class FrameIndex:
                 )
             m = pq_subquantizers(self.dim)
             ivf = faiss.IndexIVFPQFastScan(quantizer, self.dim, nlist, m, 4, faiss.METRIC_INNER_PRODUCT)
+            ivf.by_residual = True  # codes of x - centroid: at 300k frames, 300 candidates found 0.96
+            # of the far queries' top 10 at nprobe 16 where codes of x found 0.86
             index = ivf
             if self.opq:
                 rotation = faiss.OPQMatrix(self.dim, m)

@@ -18,7 +18,7 @@ The index is built and calibrated as the library builds it: `kind="auto"` (`choo
 flat, IVF, or past COMPRESSED_MIN_FRAMES the compressed IVF-PQ index, trained on a sample and
 filled from the memory-mapped store a video at a time), then `FrameIndex.calibrate` on the
 library's calibration queries (200 sample frames and as many `far_queries`, as
-`build_frame_index` does), which picks nprobe and the re-rank pool per query kind. The headline
+`build_frame_index` does through `fiftyone_clipit.queries.calibrate_index`), which picks nprobe and the re-rank pool per query kind. The headline
 figures are the held-out queries searched with those defaults, one query at a time on one
 thread as a user's search runs: `recall_at_10` / `median_ms` (near) and `recall_at_10_text` /
 `median_ms_text`. `sweep` adds recall and latency per nprobe (powers of two) with each kind's
@@ -50,7 +50,7 @@ DESCRIPTION = "frame index at scale: recall (near, text-like), latency, build ti
 _VIDEO_FRAMES = 600
 _MAX_NPROBE = 1024
 _MANIFEST = "bench-search.json"
-_CALIBRATION_QUERIES = 200  # as fiftyone_clipit.queries calibrates
+_CALIBRATION_QUERIES = 200  # as fiftyone_clipit.queries.calibrate_index (not imported: it loads torch)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
