@@ -12,7 +12,7 @@ import numpy as np
 from fiftyone_clipit.defaults import DEFAULT_SCORE_FIELD, DEFAULT_SUMMARY_FIELD, FALLBACK_FRAME_RATE
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.common import dataset_name
-from fiftyone_clipit.fo.evaluation_plots import VideoCurves, mask_segments
+from fiftyone_clipit.plots import VideoCurves, mask_segments
 from fiftyone_clipit.fo.protocols import summary_mask, user_masks
 
 PREVIEW_COLOR = "#2ca02c"

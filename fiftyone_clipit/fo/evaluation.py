@@ -313,13 +313,15 @@ class SummaryEvaluationResults(fors.RunResults):
         Args:
             sample (None): a sample id or filepath; None: the first evaluated video.
         """
-        from fiftyone_clipit.fo.evaluation_plots import plotly_figure, video_curves
+        from fiftyone_clipit.fo.evaluation_plots import video_curves
+        from fiftyone_clipit.plots import plotly_figure
 
         return plotly_figure(video_curves(self, self._sample_id(sample)))
 
     def save_video_png(self, path: str, sample: str | None = None) -> str:
         """Writes the figure of one video as a PNG (matplotlib); returns the path."""
-        from fiftyone_clipit.fo.evaluation_plots import save_png, video_curves
+        from fiftyone_clipit.fo.evaluation_plots import video_curves
+        from fiftyone_clipit.plots import save_png
 
         return save_png(video_curves(self, self._sample_id(sample)), path)
 
