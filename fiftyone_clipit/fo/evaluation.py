@@ -264,11 +264,6 @@ class SummaryEvaluationResults(fors.RunResults):
         """Mean F1 over the evaluated videos; NaN when the protocol has no F1 or nothing was evaluated."""
         return self.metrics().get("f1", float("nan"))
 
-    @property
-    def per_video(self) -> dict[str, dict[str, float]]:
-        """``per_sample`` keyed by sample id (same dict; kept for earlier callers)."""
-        return self.per_sample
-
     def metrics(self) -> dict[str, Any]:
         """Mean of each per-video figure (F1, tau, HIT@1; ``map_*`` = mean AP), plus ``support``.
 
