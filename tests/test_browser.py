@@ -299,3 +299,42 @@ def test_operator_browser_does_not_offer_the_custom_metric(summarised_app):
         page.keyboard.press("Escape")
         browser.close()
     assert not errors, errors
+
+
+
+
+
+def test_a_score_filter_in_the_sidebar_narrows_the_frames(summarised_app):
+    """A minimum score typed into the sidebar filter of the frame score label keeps only the frames
+    scoring that much: the sidebar's frame-label count and the grid's video count are what
+    FiftyOne's filter_labels gives in Python (with a single Classification per frame the count
+    stayed at every frame of the matching videos)."""
+    from fiftyone import ViewField as F
+    from playwright.sync_api import sync_playwright
+
+    dataset, _, url = summarised_app
+    best = sorted(dataset.values("clipit_score_max"), reverse=True)
+    threshold = round((best[0] + best[1]) / 2, 4)  # between the two videos' best frames
+    kept = dataset.filter_labels("frames.clipit_score_label", F("confidence") >= threshold)
+    n_kept = sum(score >= threshold for scores in dataset.values("frames.clipit_score") for score in scores if score is not None)
+    assert kept.count() == 1 and 0 < n_kept < len(kept.first().frames)
+    assert kept.count("frames.clipit_score_label.classifications") == n_kept
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        try:
+            page.locator("[data-cy='sidebar-entry-draggable-frames.clipit_score_label']").scroll_into_view_if_needed()
+            page.locator("[data-cy='sidebar-field-arrow-enabled-frames.clipit_score_label']").click()
+            low = page.locator("[data-cy^='numeric-slider-container-frames-clipit_score_label'][data-cy$='-confidence'] input[placeholder=min]")
+            expect(low).to_be_visible(timeout=30_000)
+            low.fill(str(threshold))
+            low.press("Enter")
+            shown = page.locator("[data-cy='sidebar-field-container-frames.clipit_score_label'] [data-cy=entry-count-part]")
+            expect(shown).to_have_text(str(n_kept), timeout=60_000)
+            expect(page.locator("[data-cy=entry-counts] [data-cy=entry-count-part]")).to_have_text("1", timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "score_filter.png"))
+        finally:
+            (ARTIFACTS / "score_filter.txt").write_text(page.inner_text("body"))
+        browser.close()
+    assert not errors, errors

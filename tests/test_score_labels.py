@@ -33,13 +33,22 @@ def scored(video_dir):
 def test_label_scores_gives_each_frame_a_filterable_label_and_each_video_sortable_figures(scored):
     assert label_scores(scored) == 2
     first = scored.sort_by("filepath").first()
-    assert first.frames[31].clipit_score_label.label == "a person"
-    assert first.frames[31].clipit_score_label.confidence == pytest.approx(0.9)
+    (label,) = first.frames[31].clipit_score_label.classifications
+    assert label.label == "a person" and label.confidence == pytest.approx(0.9)
     assert first.clipit_score_max == pytest.approx(0.9)
     assert first.clipit_score_mean == pytest.approx((15 * 0.9 + 75 * 0.2) / 90)
     high = scored.filter_labels("frames.clipit_score_label", F("confidence") > 0.5)
-    assert high.count("frames.clipit_score_label") == 30  # 15 frames in each video
-    assert scored.count("frames.clipit_score_label") == 90 + 150
+    assert high.count("frames.clipit_score_label.classifications") == 30  # 15 frames in each video
+    assert scored.count("frames.clipit_score_label.classifications") == 90 + 150
+
+
+def test_the_single_label_field_of_an_earlier_version_is_replaced(scored):
+    """Earlier versions wrote one Classification per frame, which the App's sidebar filter cannot
+    narrow to the matching frames; labelling again replaces it with Classifications."""
+    scored.set_values("frames.clipit_score_label", [{1: fo.Classification(label="a person", confidence=0.2)}] * 2)
+    assert label_scores(scored) == 2
+    assert scored.get_field("frames.clipit_score_label").document_type is fo.Classifications
+    assert scored.count("frames.clipit_score_label.classifications") == 90 + 150
 
 
 def test_label_scores_refuses_a_field_it_did_not_write(scored):
