@@ -205,3 +205,13 @@ def test_the_embeddings_record_reads_only_the_videos_of_the_call_and_stays_whole
     assert counts == {i: n for i, n in zip(dataset.values("id"), [20, 30, 50])}
     assert (config.n_videos, config.n_frames, config.complete) == (3, 100, True)
     dataset.delete()
+
+
+def test_rerunning_a_dead_workers_shard_finishes_it(dataset):
+    """What 'Re-run' of the operation of a worker that died mid-shard does: it claims the shard
+    from the dead holder and runs it."""
+    status = queue_shards(dataset, EMBED, {}, RUN, videos_per_shard=7)
+    _hold(status.plan, 0, pid=_dead_pid())
+    work = Recorder()
+    result = run_shard(dataset, status.plan, 0, work)
+    assert result["complete"] and result["taken_over"] == {} and work.seen == [dataset.values("id")]
