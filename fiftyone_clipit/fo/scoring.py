@@ -149,8 +149,8 @@ def score_frames(
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
         run_id (None): for a shard of a scheduled run (`fiftyone_clipit.fo.shards`), the run's
-            id, which its shards share: they hold the field's lock together, skip the videos
-            this run already scored (the shard of a worker that died is finished, not redone),
+            id, which its shards share: they hold the field's lock together, keep the videos
+            of this run's finished shards (a shard whose worker died is scored again whole),
             and leave `complete` to the shard plan, which sets it when every shard is done.
 
     Raises:
