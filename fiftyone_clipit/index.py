@@ -29,8 +29,9 @@ PQ128x4fs with 1,000 candidates found 0.94 of the text-like top 10 in 0.4 ms, wh
 levelled off at 0.8 (twice as many sub-quantizers, each coarser, rank close scores better,
 and the SIMD scan is ~5 times faster per code). It is built
 in a stream (`build_compressed`): trained on a sample, then filled a video at a time, never
-holding all vectors; `FrameIndex.load(..., mmap=True)` serves it with its inverted lists
-mapped from the index file instead of read into memory.
+holding all vectors. `FrameIndex.load(..., mmap=True)` maps an IVF-Flat index's inverted lists
+from the file instead of reading them; FAISS maps only plain array lists, so the fast-scan
+IVF-PQ lists (blocks of 32 codes) are read into memory either way (71 MB per million frames).
 """
 
 from __future__ import annotations
@@ -477,13 +478,14 @@ class FrameIndex:
         reference: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> dict[str, dict]:
         """Measures recall@k against exact search and keeps, per query kind, the smallest nprobe
-        (a power of two) that reaches `target_recall`, and for an IVF-PQ index the smallest
-        re-rank pool (RERANK_FACTORS, as multiples of k) with which some nprobe reaches it.
+        (a power of two) that reaches `target_recall`; for an IVF-PQ index, with each re-rank
+        pool (RERANK_FACTORS, as multiples of k), the fastest (pool, nprobe) as measured.
 
         An IVF-PQ pool too small for a kind levels off below the target however many lists are
         probed (text queries: their best frames are within thousandths of each other), so each
-        pool's nprobe doubling stops once recall stops rising; the next pool is tried. When no
-        pool reaches the target, the setting with the best recall is kept.
+        pool's nprobe doubling stops once recall stops rising; a larger pool is tried only with
+        fewer lists than the best so far. When none reaches the target, the setting with the
+        best recall is kept.
 
         Args:
             queries: query kind ("near", "text") -> float array (m, dim) of sample queries.
@@ -516,21 +518,27 @@ class FrameIndex:
             truth = truths[kind]
             limit = min(max_nprobe, self.nlist)
             pools = RERANK_FACTORS if self.kind == "ivfpq" else (0,)
-            best = (-1.0, 1, pools[0])
+            best, fastest = (-1.0, 1, pools[0]), None
             for pool in pools:
                 recall, nprobe = self._lowest_nprobe(q, truth, k, pool, target_recall, limit)
                 if recall > best[0]:
                     best = (recall, nprobe, pool)
                 if recall >= target_recall:
-                    break
-            recall, nprobe, pool = best
+                    ms = self._median_ms(q, k, nprobe, pool or RERANK_FACTOR)
+                    if fastest is None or ms < fastest[0]:
+                        fastest = (ms, recall, nprobe, pool)
+                    if nprobe == 1:
+                        break
+                    limit = nprobe // 2  # a larger pool pays only if it needs fewer lists
+            if fastest is None:
+                recall, nprobe, pool = best
+                ms = self._median_ms(q, k, nprobe, pool or RERANK_FACTOR)
+            else:
+                ms, recall, nprobe, pool = fastest
             self.nprobe[kind], self.recall[kind] = nprobe, recall
             if self.kind == "ivfpq":
                 self.rerank[kind] = pool
-            report[kind] = {
-                "nprobe": nprobe, "rerank": pool, "recall": recall,
-                "median_ms": self._median_ms(q, k, nprobe, pool or RERANK_FACTOR),
-            }
+            report[kind] = {"nprobe": nprobe, "rerank": pool, "recall": recall, "median_ms": ms}
         return report
 
     def _lowest_nprobe(
@@ -674,8 +682,9 @@ class FrameIndex:
         Args:
             directory: where `save` wrote it.
             source (None): exact vectors for an IVF-PQ index's re-ranking.
-            mmap (False): map the index file instead of reading it (inverted lists stay on disk,
-                paged in as searches touch them); such an index is read-only.
+            mmap (False): map the index file instead of reading it (an IVF-Flat index's
+                inverted lists stay on disk, paged in as searches touch them; FAISS reads
+                fast-scan IVF-PQ lists into memory regardless); such an index is read-only.
 
         Raises:
             ClipItError: no index in `directory`.

@@ -3,6 +3,7 @@ list counts that grow with the data, the kind chosen by size, and its bad inputs
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -219,3 +220,30 @@ def test_streamed_exact_search_equals_one_pass():
     truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     assert recall_at_k(found, ids[truth]) == 1.0
     np.testing.assert_allclose(scores, np.take_along_axis(queries @ vectors.T, truth, 1), rtol=1e-5)
+
+
+def test_search_bench_reuses_its_store_and_reports_failed_gates(tmp_path):
+    import argparse
+
+    from fiftyone_clipit.bench import search
+
+    parser = argparse.ArgumentParser()
+    search.add_arguments(parser)
+    store = str(tmp_path / "store")
+    common = ["--frames", "24000", "--dim", "64", "--queries", "20", "--baseline-frames", "0", "--store", store]
+    generated = search.run(parser.parse_args(common + ["--generate-only"]))
+    assert not generated["store_reused"] and "median_ms" not in generated
+    with open(os.path.join(store, "bench-search.json")) as f:
+        truth = json.load(f)["truth_text"]
+    args = parser.parse_args(common + ["--kind", "ivfpq", "--max-ms", "0", "--min-recall", "0.5"])
+    report = search.run(args)
+    assert report["store_reused"] and report["kind"] == "ivfpq" and report["frames"] == 24000
+    assert report["layout"].startswith("IVF512,PQ16x4fs") and report["rerank"] == 10
+    assert report["passed"]["median_ms_text"] is False and report["passed_all"] is False  # 0 ms cannot be met
+    assert report["passed"]["recall_at_10_text"] is (report["recall_at_10_text"] >= 0.5)
+    assert report["passed"]["peak_memory_gb"] is (report["peak_memory_gb"] <= 4.0)
+    assert report["index_gb_at_100m_frames"] == round(report["index_mb_per_million_frames"] * 100 / 1024, 1)
+    with open(os.path.join(store, "bench-search.json")) as f:
+        assert json.load(f)["truth_text"] == truth  # reused, not generated again
+    other = search.run(parser.parse_args(common[:-2] + ["--store", store, "--seed", "1", "--generate-only"]))
+    assert not other["store_reused"]  # another seed is another store
