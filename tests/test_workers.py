@@ -28,6 +28,7 @@ from fiftyone.operators.executor import ExecutionRunState
 from conftest import write_video
 from fiftyone_clipit import add_videos, compute_frame_embeddings
 from fiftyone_clipit.fo.common import embedding_store
+from fiftyone_clipit.fo.runs import list_clipit_runs
 from fiftyone_clipit.fo.shards import plan_document, shard_status
 
 pytestmark = pytest.mark.slow
@@ -230,6 +231,8 @@ def test_two_workers_share_one_sharded_embedding_operation_each_video_once(tmp_p
     dataset.reload()
     config = dataset.get_run_info("clipit_embeddings").config
     assert (config.shards, config.shards_done, config.complete, config.n_videos) == (4, 4, True, 8)
+    listed = {run.key: run.describe() for run in list_clipit_runs(dataset)}
+    assert "shards 4/4 done" in listed["clipit_embeddings"] and "in progress" not in listed["clipit_embeddings"]
 
     ran_by = _ran_by(workers)
     assert {str(op.id) for op in ops} == set(ran_by), "every operation was run by a worker"
@@ -263,6 +266,7 @@ def test_a_worker_killed_mid_shard_leaves_its_shard_to_the_other_or_a_rerun(tmp_
     dataset.reload()
     if dataset.has_run("clipit_embeddings"):
         assert not dataset.get_run_info("clipit_embeddings").config.complete
+        assert "in progress" in {run.key: run.describe() for run in list_clipit_runs(dataset)}["clipit_embeddings"]
 
     service = DelegatedOperationService()
     dead_id, = [  # the killed worker's operation, which stays "running" in FiftyOne's record

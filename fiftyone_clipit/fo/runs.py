@@ -39,7 +39,16 @@ class RunSummary:
     def describe(self) -> str:
         """One line for the App: the kind, what made the run (query, model, budget, ...) and when."""
         settings = [f"{name} {self._shown(name)}" for name in _SHOWN if self.config.get(name) not in (None, "", [])]
-        return ", ".join([self.kind, *settings, self.timestamp[:19]])
+        return ", ".join([self.kind, *settings, *self._progress(), self.timestamp[:19]])
+
+    def _progress(self) -> list[str]:
+        """How far a run split into shards (or still writing) has come."""
+        shown = []
+        if self.config.get("shards"):
+            shown.append(f"shards {self.config.get('shards_done', 0)}/{self.config['shards']} done")
+        if self.config.get("complete") is False:
+            shown.append("in progress")
+        return shown
 
     def _shown(self, name: str) -> str:
         if name == "budget" and "budget_unit" in self.config:
