@@ -34,6 +34,15 @@ def setting(ctx, key: str):
     return DEFAULTS.get(key) if value in (None, "") else value
 
 
+def slider_budget(ctx) -> float | None:
+    """The slider's budget as a fraction of the video, or None (with a message) when it is 0%."""
+    budget = round(float(setting(ctx, "budget")), 4)
+    if budget < 0.01:
+        ctx.panel.set_state("message", "A budget of 0% chooses nothing; move the slider to 1% or more")
+        return None
+    return budget
+
+
 class ClipItPanel(foo.Panel):
     @property
     def config(self) -> foo.PanelConfig:
@@ -63,10 +72,9 @@ class ClipItPanel(foo.Panel):
         """Previews the current video's summary under the slider's budget; writes nothing."""
         from fiftyone_clipit.fo.summaries import plan_video_summary
 
-        video_id = self._video(ctx)
-        if video_id is None:
+        video_id, budget = self._video(ctx), slider_budget(ctx)
+        if video_id is None or budget is None:
             return
-        budget = round(float(setting(ctx, "budget")), 4)
         try:
             planned = plan_video_summary(ctx.dataset, video_id, budget, setting(ctx, "summary_field"))
         except (ClipItError, ValueError) as e:
@@ -85,10 +93,9 @@ class ClipItPanel(foo.Panel):
         """Writes the current video's summary under the slider's budget (the run keeps its own)."""
         from fiftyone_clipit.fo.summaries import replan_video_summary
 
-        video_id = self._video(ctx)
-        if video_id is None:
+        video_id, budget = self._video(ctx), slider_budget(ctx)
+        if video_id is None or budget is None:
             return
-        budget = round(float(setting(ctx, "budget")), 4)
         try:
             replan_video_summary(ctx.dataset, video_id, budget, setting(ctx, "summary_field"))
         except (ClipItError, ValueError) as e:
@@ -102,8 +109,9 @@ class ClipItPanel(foo.Panel):
         """Re-plans every video's summary under the slider's budget with the run's other settings."""
         from fiftyone_clipit.fo.summaries import create_summary, summary_settings
 
-        summary_field = setting(ctx, "summary_field")
-        budget = round(float(setting(ctx, "budget")), 4)
+        summary_field, budget = setting(ctx, "summary_field"), slider_budget(ctx)
+        if budget is None:
+            return
         try:
             settings = dict(summary_settings(ctx.dataset, summary_field), budget=budget)
             report = create_summary(ctx.dataset, summary_field=summary_field, **settings)
@@ -200,8 +208,10 @@ class ClipItPanel(foo.Panel):
                 config={"displayModeBar": False},
             )
             panel.float(
-                "budget", label="Budget (preview; apply to save)", default=state.budget or DEFAULTS["budget"],
-                view=types.SliderView(min=0.01, max=0.5, step=0.01), on_change=self.on_budget,
+                "budget", label="Budget", default=state.budget or DEFAULTS["budget"], on_change=self.on_budget,
+                # the share of the video, previewed until applied; the App shows a "%" value relative to
+                # the slider's range, so 0 to 1 makes it the share itself
+                view=types.SliderView(min=0, max=1, view_multiple_of=0.01, value_format="%"),
             )
             buttons = panel.h_stack("apply", align_x="left")
             buttons.btn("apply_video", label="Apply to this video", on_click=self.on_apply_video)

@@ -97,6 +97,17 @@ def test_panel_budget_previews_without_writing_and_apply_writes(planted):
     assert sent(run_panel(planted, "on_load", {}), "patch_panel_state", "budget")[-1] == pytest.approx(0.5)
 
 
+def test_panel_budget_of_zero_is_refused_with_a_message(planted):
+    """The slider runs from 0% (so the App shows its value as the share of the video); 0% plans nothing."""
+    state = {"score_field": "clipit_score", "summary_field": "clipit_summary", "budget": 0.0}
+    before = planted.first().clipit_summary
+    for method in ("on_budget", "on_apply_video", "on_apply_all"):
+        messages = sent(run_panel(planted, method, state), "patch_panel_state", "message")
+        assert messages == ["A budget of 0% chooses nothing; move the slider to 1% or more"], (method, messages)
+    planted.reload()
+    assert planted.first().clipit_summary == before
+
+
 def test_panel_apply_to_all_replans_every_video_with_the_run_settings(planted):
     state = {"score_field": "clipit_score", "summary_field": "clipit_summary", "budget": 0.4}
     run_panel(planted, "on_apply_all", state)
