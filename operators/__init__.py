@@ -6,6 +6,9 @@ it did; the algorithms live in the library so the CLI and Python users get the s
 
 from __future__ import annotations
 
+import os
+from urllib.parse import quote
+
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
@@ -23,7 +26,6 @@ from fiftyone_clipit.defaults import (
 
 from .base import (
     ClipItOperator,
-    absolute_folder,
     field_choice,
     fields_of_type,
     float_input,
@@ -285,7 +287,18 @@ class ExportSummary(ClipItOperator):
     description = "Write each summary as mp4 clips, a summary reel and a storyboard"
 
     def build_inputs(self, ctx, inputs):
-        text_input(ctx, inputs, "export_dir", "Export directory (absolute)", required=True, folder=True)
+        from fiftyone_clipit.fo.export import default_export_dir
+
+        inputs.file(
+            "choose_dir", label="Export folder",
+            view=types.FileExplorerView(choose_dir=True, button_label="Choose a folder..."),
+        )
+        inputs.str(
+            "export_dir", label="...or type one",
+            description=f"Empty: {default_export_dir(ctx.dataset)}; a relative folder goes inside it",
+        )
+        folder = self.export_dir(ctx)
+        inputs.view("where", types.Notice(label=f"Files go to {folder}"))
         field_choice(
             ctx, inputs, "summary_field", "Summary field",
             fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections), DEFAULT_SUMMARY_FIELD,
@@ -303,7 +316,7 @@ class ExportSummary(ClipItOperator):
 
         summary_field = ctx.params.get("summary_field") or DEFAULT_SUMMARY_FIELD
         overwrite = bool(ctx.params.get("overwrite"))
-        export_dir = absolute_folder(ctx.params["export_dir"])
+        export_dir = self.export_dir(ctx)
         if ctx.params.get("as_dataset"):
             folder = export_summary_dataset(self.target(ctx), export_dir, summary_field, overwrite)
             return {"export_dir": folder}
@@ -323,7 +336,30 @@ class ExportSummary(ClipItOperator):
             "storyboards": len(report.storyboards),
             "already_exported": len(report.up_to_date),
             "export_dir": report.export_dir,
+            "storyboard": next(iter(report.storyboards.values()), None),
         }
+
+    @staticmethod
+    def export_dir(ctx) -> str:
+        """The folder chosen in the explorer, else the one typed (see `app_export_dir`)."""
+        from fiftyone_clipit.fo.export import app_export_dir
+
+        chosen = (ctx.params.get("choose_dir") or {}).get("absolute_path")
+        return app_export_dir(ctx.dataset, chosen or ctx.params.get("export_dir"))
+
+    def resolve_output(self, ctx):
+        """The counts and the folder, and the first video's storyboard as an image."""
+        results = dict(ctx.results or {})
+        storyboard = results.pop("storyboard", None)
+        outputs = types.Object()
+        for key, value in results.items():
+            outputs.str(key, label=key.replace("_", " "), default=str(value))
+        if storyboard:
+            outputs.define_property(
+                "storyboard_image", types.String(), label=os.path.basename(storyboard),
+                default=f"/media?filepath={quote(storyboard)}", view=types.ImageView(width="100%"),
+            )
+        return types.Property(outputs, view=types.View(label=f"{self.label}: done"))
 
 
 OPERATORS = [

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import fiftyone as fo
 import fiftyone.operators as foo
+import fiftyone.operators.types as types
 import pytest
 import yaml
 from fiftyone.operators.executor import ExecutionContext
@@ -92,7 +93,7 @@ INVALID = {
     "score_frames": ({"query": "", "score_field": "clipit_score"}, "query"),
     "create_summary": ({"score_field": "clipit_score", "summary_field": "s", "budget": 1.5}, "budget"),
     "evaluate_summary": ({"gt_field": "bad name", "pred_field": "clipit_summary"}, "gt_field"),
-    "export_summary": ({"export_dir": "", "summary_field": "clipit_summary"}, "export_dir"),
+    "export_summary": ({"export_dir": "~/clips-out", "summary_field": "no_such_field"}, "summary_field"),
     "frame_overlap_f1": ({"mode": "mean"}, "mode"),
     "train_scorer": ({"mode": "supervised", "gt_field": "", "output_dir": "checkpoints/scorer"}, "gt_field"),
     "build_frame_index": ({"brain_key": "bad key"}, "brain_key"),
@@ -112,6 +113,19 @@ def test_forms_accept_valid_and_reject_invalid_input(dataset, name):
     assert bad_field in errors and errors[bad_field]
 
 
+def test_forms_of_schedulable_operators_say_how_scheduled_runs_run(dataset):
+    notices = {}
+    for name in MANIFEST["operators"]:
+        if name == "frame_overlap_f1":
+            continue
+        prop = form(name, dataset, VALID[name]).get("how_it_runs")
+        notices[name] = prop.view.label if prop is not None else None
+    heavy = {name for name, text in notices.items() if text}
+    assert heavy == {"compute_frame_embeddings", "score_frames", "export_summary", "train_scorer", "build_frame_index"}
+    for name in heavy:
+        assert "fiftyone delegated launch" in notices[name] and "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true" in notices[name]
+
+
 def test_the_custom_metric_is_not_offered_as_an_operation_of_its_own():
     """Frame-overlap F1 runs inside evaluate_detections; alone in the operator browser it would fail."""
     metric = foo.get_operator(uri("frame_overlap_f1"))
@@ -120,14 +134,25 @@ def test_the_custom_metric_is_not_offered_as_an_operation_of_its_own():
     assert not any(foo.get_operator(uri(name)).config.unlisted for name in listed)
 
 
-def test_folders_typed_in_the_app_must_be_absolute(dataset, tmp_path):
-    """The App's server runs in FiftyOne's install folder: a relative folder would land there."""
-    message = invalid(form("export_summary", dataset, {"export_dir": "clips-out"}))["export_dir"]
-    assert "relative path" in message and "absolute" in message
+def test_exports_from_the_app_go_to_a_default_folder_and_relative_ones_inside_it(dataset):
+    """The App's server runs in FiftyOne's install folder: a relative folder must not land there."""
+    default = os.path.join(fo.config.default_dataset_dir, "clipit-exports", dataset.name)
+    shown = {k: p.view.label for k, p in form("export_summary", dataset, {}).items() if k == "where"}
+    assert shown == {"where": f"Files go to {default}"}
+    inside = form("export_summary", dataset, {"export_dir": "clips-out"})
+    assert inside["where"].view.label == f"Files go to {os.path.join(default, 'clips-out')}"
+    chosen = form("export_summary", dataset, {"export_dir": "ignored", "choose_dir": {"absolute_path": "/data/x"}})
+    assert chosen["where"].view.label == "Files go to /data/x"
     assert "output_dir" in invalid(form("train_scorer", dataset, {"mode": "unsupervised", "output_dir": "ckpt"}))
-    with pytest.raises(Exception, match="relative path"):
-        foo.execute_operator(uri("export_summary"), ctx={"dataset": dataset, "params": {"export_dir": "clips-out"}})
-    assert not os.path.exists(os.path.join(os.path.dirname(fo.__file__), "server", "clips-out"))
+
+
+def test_the_export_result_shows_the_storyboard_through_the_apps_media_route(dataset):
+    results = {"clips": 3, "export_dir": "/data/x", "storyboard": "/data/x/a b/a b_storyboard.png"}
+    ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": {}, "results": results})
+    shown = foo.get_operator(uri("export_summary")).resolve_output(ctx).type.properties
+    assert set(shown) == {"clips", "export_dir", "storyboard_image"}
+    image = shown["storyboard_image"]
+    assert isinstance(image.view, types.ImageView) and image.default == "/media?filepath=/data/x/a%20b/a%20b_storyboard.png"
 
 
 def test_forms_refuse_image_datasets_and_missing_embeddings(video_dir, tmp_path):
@@ -162,11 +187,12 @@ def test_operators_execute_against_the_database(dataset_copy, tmp_path):
     result = foo.execute_operator(uri("create_summary"), ctx={"dataset": dataset, "params": {"budget": 0.15}})
     assert result.result["summarized"] == 2
     assert dataset.count("clipit_summary.detections") == result.result["segments"]
-    result = foo.execute_operator(
-        uri("export_summary"), ctx={"dataset": dataset, "params": {"export_dir": str(tmp_path)}}
-    )
-    assert result.result["clips"] > 0 and result.result["reels"] == 2
-    assert len(list(tmp_path.rglob("*.mp4"))) == result.result["clips"] + result.result["reels"]
+    result = foo.execute_operator(uri("export_summary"), ctx={"dataset": dataset, "params": {"export_dir": "run-1"}})
+    out = Path(fo.config.default_dataset_dir) / "clipit-exports" / dataset.name / "run-1"
+    assert result.result["clips"] > 0 and result.result["reels"] == 2 and result.result["export_dir"] == str(out)
+    assert len(list(out.rglob("*.mp4"))) == result.result["clips"] + result.result["reels"]
+    assert not os.path.exists(os.path.join(os.path.dirname(fo.__file__), "server", "run-1"))
+    assert result.result["storyboard"].startswith(str(out)) and result.result["storyboard"].endswith("_storyboard.png")
 
 
 def test_generic_scores_from_the_app_read_a_captioners_captions(dataset_copy, tiny_captioner_dir):

@@ -38,6 +38,7 @@ from fiftyone_clipit.summary_files import (
     export_path,
     plan_files,
     recipe,
+    safe_name,
     video_stem,
     writable_dir,
     write_manifest,
@@ -67,6 +68,25 @@ class ExportReport:
     seconds_written: float = 0.0
     up_to_date: list[str] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
+
+
+def default_export_dir(samples: foc.SampleCollection) -> str:
+    """Where exports made from the App go: ``<FiftyOne's dataset folder>/clipit-exports/<dataset>``
+    (``~/fiftyone/clipit-exports/<dataset>`` unless FIFTYONE_DEFAULT_DATASET_DIR says otherwise)."""
+    name = safe_name(dataset_name(samples)) or "dataset"
+    return os.path.join(os.path.expanduser(fo.config.default_dataset_dir), "clipit-exports", name)
+
+
+def app_export_dir(samples: foc.SampleCollection, typed: str | None) -> str:
+    """The folder an export typed in the App goes to: empty, the default (`default_export_dir`);
+    a relative folder, inside the default (the App's server runs in FiftyOne's install folder,
+    so a relative path must not be read against it); an absolute one or ``~/...``, as typed."""
+    text = str(typed or "").strip()
+    default = default_export_dir(samples)
+    if not text:
+        return default
+    path = os.path.expanduser(text)
+    return os.path.normpath(path if os.path.isabs(path) else os.path.join(default, path))
 
 
 def export_summary(
