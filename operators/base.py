@@ -15,6 +15,16 @@ from fiftyone_clipit.errors import OVERWRITE_HINT
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# Shown in the forms of the operators that can be scheduled (FiftyOne 1.22 offers "Schedule" only
+# with legacy orchestrators allowed, and then runs nothing until a worker is up).
+HOW_IT_RUNS = (
+    "Execute runs this now, in the App. Schedule queues it for a worker: start one with "
+    "`fiftyone delegated launch`, with FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true set where the App and "
+    "the worker run (without it the App shows scheduling as not available); the App's Runs page "
+    "shows queued and running operations."
+)
+
+
 class ClipItOperator(foo.Operator):
     """A thin operator: a form (`build_inputs`), one library call (`run`), a short output.
 
@@ -121,6 +131,8 @@ class ClipItOperator(foo.Operator):
             prop.error_message = problem
         else:
             self.build_inputs(ctx, inputs)
+            if self.heavy:
+                inputs.view("how_it_runs", types.Notice(label=HOW_IT_RUNS))
         return types.Property(inputs, view=types.View(label=self.label))
 
     def execute(self, ctx):

@@ -126,6 +126,19 @@ def test_forms_of_schedulable_operators_say_how_scheduled_runs_run(dataset):
         assert "fiftyone delegated launch" in notices[name] and "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true" in notices[name]
 
 
+def test_forms_of_schedulable_operators_say_how_scheduled_runs_run(dataset):
+    notices = {}
+    for name in MANIFEST["operators"]:
+        if name == "frame_overlap_f1":
+            continue
+        prop = form(name, dataset, VALID[name]).get("how_it_runs")
+        notices[name] = prop.view.label if prop is not None else None
+    heavy = {name for name, text in notices.items() if text}
+    assert heavy == {"compute_frame_embeddings", "score_frames", "export_summary", "train_scorer", "build_frame_index"}
+    for name in heavy:
+        assert "fiftyone delegated launch" in notices[name] and "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true" in notices[name]
+
+
 def test_the_custom_metric_is_not_offered_as_an_operation_of_its_own():
     """Frame-overlap F1 runs inside evaluate_detections; alone in the operator browser it would fail."""
     metric = foo.get_operator(uri("frame_overlap_f1"))
