@@ -17,6 +17,7 @@ from fiftyone_clipit.defaults import (
     ATTENTION_MODES,
     DEFAULT_BUDGET,
     DEFAULT_EVAL_KEY,
+    DEFAULT_FPS,
     DEFAULT_MODEL,
     DEFAULT_SCORE_FIELD,
     DEFAULT_SUMMARY_FIELD,
@@ -64,20 +65,35 @@ class ComputeFrameEmbeddings(ClipItOperator):
     sharded_run = "clipit_embeddings"
 
     def build_inputs(self, ctx, inputs):
+        embedded = self.embedded_with(ctx)
+        models = list(clip_model_presets())
+        default_model = embedded.get("model", DEFAULT_MODEL)
         inputs.enum(
             "model",
-            list(clip_model_presets()),
-            default=DEFAULT_MODEL,
+            models if default_model in models else [default_model, *models],
+            default=default_model,
             label="CLIP model",
+            description="The model and rate of this dataset's embeddings" if embedded else None,
             view=types.DropdownView(),
         )
-        inputs.str("pretrained", label="Weights tag or file (optional)")
-        float_input(ctx, inputs, "fps", "Frames per second to sample", 2.0, 0.01, 60.0)
+        inputs.str("pretrained", label="Weights tag or file (optional)", default=embedded.get("pretrained"))
+        float_input(ctx, inputs, "fps", "Frames per second to sample", embedded.get("fps", DEFAULT_FPS), 0.01, 60.0)
         inputs.enum("precision", ["auto", "fp32", "int8", "fp16"], default="auto",
                     label="Precision (auto: fp16 on a GPU, fp32 on CPU; int8: faster CPU path)")
         inputs.enum("on_broken", ["fail", "keep"], default="fail",
                     label="A video that breaks off mid-stream: fail it, or keep what decodes")
         shard_input(ctx, inputs, len(self.target(ctx)))
+
+    @staticmethod
+    def embedded_with(ctx) -> dict:
+        """The model, weights and rate of the dataset's embeddings run (empty: none yet), so a
+        second run on new videos defaults to what the others were embedded with."""
+        from fiftyone_clipit.fo.common import EMBEDDINGS_RUN
+
+        if ctx.dataset is None or not ctx.dataset.has_run(EMBEDDINGS_RUN):
+            return {}
+        config = ctx.dataset.get_run_info(EMBEDDINGS_RUN).config
+        return {k: getattr(config, k) for k in ("model", "pretrained", "fps") if getattr(config, k, None)}
 
     def run_on(self, ctx, samples, progress):
         from fiftyone_clipit.fo.embeddings import compute_frame_embeddings
@@ -86,7 +102,7 @@ class ComputeFrameEmbeddings(ClipItOperator):
             samples,
             model=ctx.params.get("model") or DEFAULT_MODEL,
             pretrained=ctx.params.get("pretrained") or None,
-            fps=ctx.params.get("fps", 2.0),
+            fps=ctx.params.get("fps", DEFAULT_FPS),
             precision=None if ctx.params.get("precision", "auto") == "auto" else ctx.params["precision"],
             on_broken=ctx.params.get("on_broken") or "fail",
             progress=progress,

@@ -126,19 +126,6 @@ def test_forms_of_schedulable_operators_say_how_scheduled_runs_run(dataset):
         assert "fiftyone delegated launch" in notices[name] and "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true" in notices[name]
 
 
-def test_forms_of_schedulable_operators_say_how_scheduled_runs_run(dataset):
-    notices = {}
-    for name in MANIFEST["operators"]:
-        if name == "frame_overlap_f1":
-            continue
-        prop = form(name, dataset, VALID[name]).get("how_it_runs")
-        notices[name] = prop.view.label if prop is not None else None
-    heavy = {name for name, text in notices.items() if text}
-    assert heavy == {"compute_frame_embeddings", "score_frames", "export_summary", "train_scorer", "build_frame_index"}
-    for name in heavy:
-        assert "fiftyone delegated launch" in notices[name] and "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true" in notices[name]
-
-
 def test_the_custom_metric_is_not_offered_as_an_operation_of_its_own():
     """Frame-overlap F1 runs inside evaluate_detections; alone in the operator browser it would fail."""
     metric = foo.get_operator(uri("frame_overlap_f1"))
@@ -157,6 +144,14 @@ def test_exports_from_the_app_go_to_a_default_folder_and_relative_ones_inside_it
     chosen = form("export_summary", dataset, {"export_dir": "ignored", "choose_dir": {"absolute_path": "/data/x"}})
     assert chosen["where"].view.label == "Files go to /data/x"
     assert "output_dir" in invalid(form("train_scorer", dataset, {"mode": "unsupervised", "output_dir": "ckpt"}))
+
+
+def test_the_embedding_form_defaults_to_the_datasets_embedding_model_and_rate(dataset, video_dir):
+    embedded = form("compute_frame_embeddings", dataset, {})
+    assert embedded["model"].default == "tiny-random" and embedded["fps"].default == 2.0
+    bare = fo.Dataset()
+    add_videos(bare, [str(video_dir / "colors_a.mp4")])
+    assert form("compute_frame_embeddings", bare, {})["model"].default == "ViT-B-32"
 
 
 def test_the_export_result_shows_the_storyboard_through_the_apps_media_route(dataset):
