@@ -66,6 +66,10 @@ KINDS = ("auto", "flat", "ivf", "ivfpq")
 RERANK_FACTOR = 10
 #: re-rank pools (multiples of k) `calibrate` tries for an IVF-PQ index, smallest first
 RERANK_FACTORS = (10, 30, 100, 300)
+#: `calibrate` keeps the best recall within this median single-query time (ms) when no setting
+#: reaches the target recall (text-like queries at 10M frames: see docs/scale.md)
+SEARCH_BUDGET_MS = 20.0
+_BUDGET_TRIES = 12
 #: query kinds with their own measured nprobe
 QUERY_KINDS = ("near", "text")
 _POOL_MIN_K = 10  # a search for fewer than 10 frames re-ranks as many candidates as one for 10
@@ -476,6 +480,7 @@ class FrameIndex:
         k: int = 10,
         max_nprobe: int = 1024,
         reference: tuple[np.ndarray, np.ndarray] | None = None,
+        max_ms: float | None = SEARCH_BUDGET_MS,
     ) -> dict[str, dict]:
         """Measures recall@k against exact search and keeps, per query kind, the smallest nprobe
         (a power of two) that reaches `target_recall`; for an IVF-PQ index, with each re-rank
@@ -485,7 +490,9 @@ class FrameIndex:
         probed (text queries: their best frames are within thousandths of each other), so each
         pool's nprobe doubling stops once recall stops rising; a larger pool is tried only with
         fewer lists than the best so far. When none reaches the target, the setting with the
-        best recall is kept.
+        best recall among those whose median single-query time is within `max_ms` is kept (the
+        best recall of all when none is). Times are measured on this machine as it is loaded
+        now: a busy machine at build time gives a more cautious setting.
 
         Args:
             queries: query kind ("near", "text") -> float array (m, dim) of sample queries.
@@ -494,6 +501,8 @@ class FrameIndex:
             max_nprobe (1024): stop there (capped at the number of lists) if not reached.
             reference (None): `vectors()` when the caller has it already; else the exact
                 search streams through `chunks()`.
+            max_ms (SEARCH_BUDGET_MS): the search time to stay within when the target cannot
+                be reached (None: no limit, the best recall).
 
         Returns:
             kind -> {"nprobe", "rerank", "recall", "median_ms"} as measured (flat: nprobe 0,
@@ -518,11 +527,10 @@ class FrameIndex:
             truth = truths[kind]
             limit = min(max_nprobe, self.nlist)
             pools = RERANK_FACTORS if self.kind == "ivfpq" else (0,)
-            best, fastest = (-1.0, 1, pools[0]), None
+            tried: list[tuple[float, int, int]] = []  # (recall, nprobe, pool) of every setting measured
+            fastest = None
             for pool in pools:
-                recall, nprobe = self._lowest_nprobe(q, truth, k, pool, target_recall, limit)
-                if recall > best[0]:
-                    best = (recall, nprobe, pool)
+                recall, nprobe = self._lowest_nprobe(q, truth, k, pool, target_recall, limit, tried)
                 if recall >= target_recall:
                     ms = self._median_ms(q, k, nprobe, pool or RERANK_FACTOR)
                     if fastest is None or ms < fastest[0]:
@@ -531,8 +539,7 @@ class FrameIndex:
                         break
                     limit = nprobe // 2  # a larger pool pays only if it needs fewer lists
             if fastest is None:
-                recall, nprobe, pool = best
-                ms = self._median_ms(q, k, nprobe, pool or RERANK_FACTOR)
+                ms, recall, nprobe, pool = self._best_within(q, k, tried, max_ms)
             else:
                 ms, recall, nprobe, pool = fastest
             self.nprobe[kind], self.recall[kind] = nprobe, recall
@@ -541,14 +548,31 @@ class FrameIndex:
             report[kind] = {"nprobe": nprobe, "rerank": pool, "recall": recall, "median_ms": ms}
         return report
 
+    def _best_within(
+        self, queries: np.ndarray, k: int, tried: list[tuple[float, int, int]], max_ms: float | None
+    ) -> tuple[float, float, int, int]:
+        """(ms, recall, nprobe, pool): of the settings tried, the best recall whose median time
+        is within max_ms (timing the best few, best first), else the best recall of all."""
+        ranked = sorted(tried, key=lambda t: (-t[0], t[1], t[2]))
+        first = None
+        for recall, nprobe, pool in ranked[: 1 if max_ms is None else _BUDGET_TRIES]:
+            ms = self._median_ms(queries, k, nprobe, pool or RERANK_FACTOR)
+            first = first or (ms, recall, nprobe, pool)
+            if max_ms is None or ms <= max_ms:
+                return ms, recall, nprobe, pool
+        return first
+
     def _lowest_nprobe(
-        self, queries: np.ndarray, truth: np.ndarray, k: int, rerank: int, target: float, limit: int
+        self, queries: np.ndarray, truth: np.ndarray, k: int, rerank: int, target: float, limit: int,
+        tried: list[tuple[float, int, int]],
     ) -> tuple[float, int]:
         """(recall, nprobe): the smallest power-of-two nprobe reaching `target` with this re-rank
-        pool, or the best one seen once recall stops rising (or at `limit`)."""
+        pool, or the best one seen once recall stops rising (or at `limit`); each setting
+        measured is added to `tried` as (recall, nprobe, pool)."""
         best, nprobe = (-1.0, 1), 1
         while True:
             recall = recall_at_k(self._search(queries, k, nprobe, rerank or RERANK_FACTOR)[1], truth)
+            tried.append((recall, nprobe, rerank))
             if recall >= target:
                 return recall, nprobe
             if recall <= best[0] and self.kind == "ivfpq":

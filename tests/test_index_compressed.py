@@ -247,3 +247,19 @@ def test_search_bench_reuses_its_store_and_reports_failed_gates(tmp_path):
         assert json.load(f)["truth_text"] == truth  # reused, not generated again
     other = search.run(parser.parse_args(common[:-2] + ["--store", store, "--seed", "1", "--generate-only"]))
     assert not other["store_reused"]  # another seed is another store
+
+
+def test_calibration_keeps_the_best_recall_within_the_time_budget_when_the_target_is_out_of_reach(archive, monkeypatch):
+    data, root, keys, built = archive
+    index = build_compressed(MappedStore(root), keys[:60], DIM)
+    cost = lambda self, queries, k, nprobe, rerank=10: float(nprobe * rerank)  # noqa: E731  a stand-in clock
+    monkeypatch.setattr(FrameIndex, "_median_ms", cost)
+    queries = {"text": data.text_queries(60, seed=4)}
+    unlimited = index.calibrate(queries, target_recall=1.01, max_ms=None)["text"]  # 1.01: never reached
+    budget = unlimited["nprobe"] * unlimited["rerank"] - 1  # the best setting is just too slow
+    limited = index.calibrate(queries, target_recall=1.01, max_ms=budget)["text"]
+    assert limited["median_ms"] <= budget < unlimited["median_ms"]
+    assert limited["recall"] <= unlimited["recall"]
+    assert (index.nprobe["text"], index.rerank["text"]) == (limited["nprobe"], limited["rerank"])
+    reached = index.calibrate(queries, target_recall=0.5, max_ms=0)["text"]  # reached: the budget plays no part
+    assert reached["recall"] >= 0.5 and reached["median_ms"] > 0
