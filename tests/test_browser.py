@@ -339,3 +339,28 @@ def test_a_score_filter_in_the_sidebar_narrows_the_frames(summarised_app):
             (ARTIFACTS / "score_filter.txt").write_text(page.inner_text("body"))
         browser.close()
     assert not errors, errors
+
+
+
+
+def test_a_click_above_a_moment_of_the_curve_picks_it(summarised_app):
+    """A click anywhere above a moment of the curve (not only on the line) gives its time and
+    frame number."""
+    from playwright.sync_api import sync_playwright
+
+    _, _, url = summarised_app
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        page.locator("[data-cy=looker]").first.click()
+        open_panel(page, "clipit_panel", "CLIP-It", modal=True)
+        expect(page.locator(".js-plotly-plot .scatterlayer path.js-line").first).to_be_visible(timeout=120_000)
+        box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+        x, y = box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.1  # high above the line there
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        expect(page.get_by_text(re.compile(r"^2\.\d\d s = frame \d+$"))).to_be_visible(timeout=60_000)
+        close_modal(page)
+        browser.close()
+    assert not errors, errors

@@ -142,5 +142,6 @@ def curve_traces(
         "legend": {"orientation": "h", "y": -0.25},
         "margin": {"l": 50, "r": 40, "t": 40, "b": 40},
         "autosize": True, "height": 360,
+        "hovermode": "x",  # a click anywhere above a moment picks it (the panel seeks the video there)
     }
     return traces, layout
