@@ -1,7 +1,9 @@
 """This plugin's runs on a dataset (embeddings, scores, summaries, training, evaluations, indexes).
 
 FiftyOne keeps three kinds of runs in three namespaces; CLIP-It writes custom runs (keys starting
-with `clipit_`), evaluations made by `evaluate_summary`, and brain runs of its similarity backend.
+with `clipit_`, and the summary evaluations of `evaluate_summary`, which stay out of the Model
+Evaluation panel), evaluations (a summary evaluation stored by an earlier version), and brain
+runs of its similarity backend.
 Listing and deleting goes through FiftyOne's own run APIs, so each run's cleanup (e.g. the
 embedding store or the index files) happens as FiftyOne defines it.
 """
