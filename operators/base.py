@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
-from typing import Any, Callable
+import threading
+import time
+from typing import Any, Callable, Iterator
 
 import fiftyone as fo
 import fiftyone.operators as foo
@@ -53,6 +56,8 @@ class ClipItOperator(foo.Operator):
             allow_immediate_execution=True,
             allow_delegated_execution=self.heavy,
             default_choice_to_delegated=self.heavy,
+            # the App then streams what `execute` yields: progress while a heavy run works
+            execute_as_generator=self.heavy,
         )
 
     def build_inputs(self, ctx, inputs: types.Object) -> None:
@@ -136,17 +141,30 @@ class ClipItOperator(foo.Operator):
         return types.Property(inputs, view=types.View(label=self.label))
 
     def execute(self, ctx):
+        """Runs the operator. Run immediately from the App, a heavy operator's execution is a
+        generator that streams its progress to the App (see `_stream`); from Python and in a
+        worker it returns the output, its progress going to `ctx.set_progress`."""
+        if self.heavy and not ctx.delegated and from_the_app(ctx):
+            return self._stream(ctx)
+
         def progress(fraction: float, label: str) -> None:
             ctx.set_progress(progress=fraction, label=label)
 
+        result = self._work(ctx, progress)
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+        return result
+
+    def _work(self, ctx, progress: Callable[[float, str], None]) -> dict[str, Any]:
+        """The operator's work: one shard's, the queueing of shards, or the whole run."""
         shard = ctx.params.get("shard")
         per_shard = self.videos_per_shard(ctx) if ctx.delegated and not shard else 0
         if shard:
             from fiftyone_clipit.fo.shards import run_shard
 
             work = lambda samples, report: self.run_on(ctx, samples, report)  # noqa: E731
-            result = run_shard(ctx.dataset, shard["plan"], int(shard["index"]), work, progress)
-        elif per_shard and len(self.target(ctx)) > per_shard:
+            return run_shard(ctx.dataset, shard["plan"], int(shard["index"]), work, progress)
+        if per_shard and len(self.target(ctx)) > per_shard:
             from fiftyone_clipit.fo.shards import queue_shards
 
             params = {k: v for k, v in ctx.params.items() if k not in ("videos_per_shard", "view_target")}
@@ -154,18 +172,66 @@ class ClipItOperator(foo.Operator):
                 self.target(ctx), self.uri, params, self.shard_run_key(ctx), per_shard,
                 delegation_target=ctx.delegation_target, label=self.label,
             )
-            result = {"shards_queued": status.n_shards, "shard_plan": status.plan, "run": status.run_key}
-        else:
-            result = self.run(ctx, progress)
-        if not ctx.delegated:
-            ctx.ops.reload_dataset()
-        return result
+            return {"shards_queued": status.n_shards, "shard_plan": status.plan, "run": status.run_key}
+        return self.run(ctx, progress)
+
+    def _stream(self, ctx) -> Iterator:
+        """Runs the work in a thread and yields the App's `set_progress` as it reports (at most
+        one every PROGRESS_INTERVAL_S seconds, the latest), then reloads the dataset and shows
+        the output as `resolve_output` describes it. An error in the work is raised here."""
+        updates: queue.Queue = queue.Queue()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["result"] = self._work(ctx, lambda fraction, label: updates.put((fraction, label)))
+            except BaseException as e:  # noqa: BLE001 - raised again below, in the App's request
+                outcome["error"] = e
+            finally:
+                updates.put(None)
+
+        yield ctx.ops.set_progress(label=f"{self.label}: starting", progress=0.0)
+        worker = threading.Thread(target=work, name=f"clipit-{self.name}", daemon=True)
+        worker.start()
+        while True:
+            latest = updates.get()
+            while latest is not None and not updates.empty():
+                latest = updates.get()
+            if latest is None:
+                break
+            fraction, label = latest
+            yield ctx.ops.set_progress(label=f"{label} ({fraction:.0%})", progress=float(fraction))
+            time.sleep(PROGRESS_INTERVAL_S)
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        yield ctx.ops.reload_dataset()
+        # the App shows this output without its view's label: "<label>: done" is its first line
+        done = self._output(outcome["result"], heading=True)
+        yield ctx.ops.show_output(done.to_json(), outcome["result"])
 
     def resolve_output(self, ctx):
+        return self._output(ctx.results or {})
+
+    def _output(self, results: dict[str, Any], heading: bool = False) -> types.Property:
+        """The output view: each result as a line of text, under "<label>: done" (the view's
+        label, or for `heading` a first line)."""
         outputs = types.Object()
-        for key, value in (ctx.results or {}).items():
+        if heading:
+            outputs.md(f"**{self.label}: done**", name="done_heading")
+        for key, value in results.items():
             outputs.str(key, label=key.replace("_", " "), default=str(value))
         return types.Property(outputs, view=types.View(label=f"{self.label}: done"))
+
+
+# How often at most an immediate run sends its progress to the App.
+PROGRESS_INTERVAL_S = 0.25
+
+
+def from_the_app(ctx) -> bool:
+    """Whether the App sent this execution: its requests name the operator (`operator_uri`);
+    `foo.execute_operator` and the operator's `__call__` from Python do not."""
+    return bool(ctx.request_params.get("operator_uri"))
 
 
 def text_input(

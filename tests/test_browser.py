@@ -54,8 +54,9 @@ def app(video_dir, tiny_encoder):
     session.close()
 
 
-def run_operator(page, label: str, fields: dict[str, str]) -> None:
-    """Opens the operator browser, picks `label`, fills its form and executes it."""
+def run_operator(page, label: str, fields: dict[str, str], close: bool = True) -> None:
+    """Opens the operator browser, picks `label`, fills its form and executes it (and closes
+    the output unless `close` is False)."""
     page.keyboard.press("Backquote")
     page.keyboard.type(label)
     page.get_by_text(label).last.click()
@@ -69,7 +70,8 @@ def run_operator(page, label: str, fields: dict[str, str]) -> None:
     if failed.count():
         failed.click()
         pytest.fail(f"{label} failed in the App:\n{page.inner_text('body')[-2000:]}")
-    page.get_by_role("button", name="Close").click()
+    if close:  # "Done" after a run that streamed its progress
+        page.get_by_role("button", name=re.compile(r"^(Close|Done)$")).click()
 
 
 def test_search_from_the_browser_shows_the_matching_moments(app):
@@ -96,6 +98,46 @@ def test_search_from_the_browser_shows_the_matching_moments(app):
     dataset.reload()
     assert dataset.count("clipit_matches.detections") >= 1
     assert dataset.get_run_info("clipit_summary_clipit_summary").config.budget == pytest.approx(0.3)
+
+
+# Records every text the page shows that ends in a percentage in brackets, however briefly.
+RECORD_PROGRESS = """() => {
+    const seen = window.__clipitProgress = [];
+    const note = (text) => {
+        const found = (text || "").match(/[^\\n]{0,80}\\(\\d+%\\)/);
+        if (found && !seen.includes(found[0])) seen.push(found[0]);
+    };
+    new MutationObserver((records) => {
+        for (const r of records) {
+            if (r.type === "characterData") note(r.target.textContent);
+            for (const n of r.addedNodes) note(n.textContent);
+        }
+    }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_an_immediate_run_shows_its_progress_in_the_app(app):
+    """Executed (not scheduled) from the App, a heavy operator streams its progress to the
+    operator's dialog (not only to the browser console), then shows its output."""
+    from playwright.sync_api import sync_playwright
+
+    dataset, url = app
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        page.evaluate(RECORD_PROGRESS)
+        run_operator(page, "CLIP-It: score frames for a query", {"Query": "a dog"}, close=False)
+        shown = page.evaluate("window.__clipitProgress")
+        expect(page.get_by_text("labelled for the app:", exact=True)).to_be_visible(timeout=30_000)
+        output = page.locator("[role=dialog]").last.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "operator_progress_done.png"))
+        browser.close()
+    assert any(re.search(r"Scoring frames.*\((50|100)%\)", text) for text in shown), shown
+    assert re.search(r"scored:\s*2", output), output
+    dataset.reload()
+    assert dataset.get_run_info("clipit_score_clipit_score").config.query == "a dog"
+    assert not errors, errors
 
 
 IMAGES = REPO / "docs" / "images"
