@@ -55,9 +55,17 @@ class ClipItPanel(foo.Panel):
 
     def on_load(self, ctx) -> None:
         for key, default in DEFAULTS.items():
-            if ctx.panel.state.get(key) is None:
+            if key != "budget" and ctx.panel.state.get(key) is None:  # the budget: the video's (`_open`)
                 ctx.panel.set_state(key, default)
         self._open(ctx)
+        self.on_refresh_runs(ctx)
+
+    def on_refresh_runs(self, ctx) -> None:
+        """Lists this dataset's CLIP-It runs: delegated operations and recorded runs."""
+        from .runs import dataset_runs
+
+        if ctx.dataset is not None:
+            ctx.panel.set_data("runs", dataset_runs(ctx.dataset, self.plugin_name))
 
     def on_change_current_sample(self, ctx) -> None:
         self._open(ctx)
@@ -224,4 +232,17 @@ class ClipItPanel(foo.Panel):
         panel.btn("search", label="Search", on_click=self.on_search)
         if state.message:
             panel.md(str(state.message), name="message")
+        self._render_runs(panel)
         return types.Property(panel)
+
+    def _render_runs(self, panel: types.Object) -> None:
+        """The table of this dataset's runs (`on_refresh_runs` fills it), with its refresh button."""
+        from .runs import RUN_COLUMNS
+
+        header = panel.h_stack("runs_header", align_x="left", align_y="center")
+        header.md("**Runs on this dataset** (scheduled ones need a worker: `fiftyone delegated launch`)", name="runs_title")
+        header.btn("refresh_runs", label="Refresh", on_click=self.on_refresh_runs)
+        table = types.TableView()
+        for key, label in RUN_COLUMNS:
+            table.add_column(key, label=label)
+        panel.list("runs", types.Object(), view=table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import fiftyone.operators.types as types
 
 from .base import ClipItOperator
@@ -45,3 +47,58 @@ class DeleteRun(ClipItOperator):
 
         run = delete_clipit_run(ctx.dataset, ctx.params["run_key"])
         return {"deleted": run.key, "kind": run.kind}
+
+
+# The columns of the CLIP-It panel's table of runs.
+RUN_COLUMNS = (("run", "Run"), ("state", "State"), ("progress", "Progress"), ("when", "When"))
+
+
+def dataset_runs(dataset, plugin: str, limit: int = 10) -> list[dict[str, str]]:
+    """This dataset's CLIP-It runs as rows of the panel's table: the plugin's delegated
+    operations on it (queued, running, finished or failed; newest first, at most `limit`), then
+    the runs it recorded (oldest first; a sharded or unfinished one says how far it has come).
+
+    Args:
+        dataset: the dataset.
+        plugin: the plugin's name (e.g. "@clipit/video-summarization"); operations of other
+            plugins are left out.
+        limit (10): the most delegated operations listed.
+
+    Returns:
+        one dict per row with the keys of RUN_COLUMNS, all strings.
+    """
+    from fiftyone.factory import DelegatedOperationPagingParams
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.registry import OperatorRegistry
+
+    from fiftyone_clipit.fo.runs import list_clipit_runs
+
+    registry = OperatorRegistry()
+
+    operations = DelegatedOperationService().list_operations(
+        dataset_name=dataset.name, search={"^" + re.escape(f"{plugin}/"): ["operator"]},
+        paging=DelegatedOperationPagingParams(limit=limit),
+    )
+    rows = []
+    for op in operations:
+        if not op.operator.startswith(f"{plugin}/"):
+            continue
+        status = op.status
+        fraction = getattr(status, "progress", None)
+        shown = [getattr(status, "label", None) or "", f"{fraction:.0%}" if fraction is not None else ""]
+        when = op.completed_at or op.failed_at or op.started_at or op.queued_at or op.scheduled_at
+        operator, label = registry.get_operator(op.operator), op.label
+        if operator is not None and label in (None, "", operator.name):  # FiftyOne's default run name
+            label = operator.config.label
+        rows.append({
+            "run": label or op.operator.rsplit("/", 1)[-1],
+            "state": str(op.run_state),
+            "progress": " ".join(s for s in shown if s),
+            "when": str(when)[:19] if when else "",
+        })
+    for run in list_clipit_runs(dataset):
+        state = "in progress" if run.config.get("complete") is False else "done"
+        if run.config.get("shards"):
+            state = f"shards {run.config.get('shards_done', 0)}/{run.config['shards']} done"
+        rows.append({"run": run.key, "state": state, "progress": run.describe(), "when": run.timestamp[:19]})
+    return rows

@@ -169,3 +169,56 @@ def test_panel_search_without_a_frame_index_says_how_to_build_one(planted):
     requests = run_panel(planted, "on_search", {"query": "a red square"})
     assert not [r for r in requests if r["operator_uri"] == "set_view"]
     assert any("build frame index" in (m or "") for m in sent(requests, "patch_panel_state", "message"))
+
+
+def test_panel_opens_at_the_videos_budget_without_the_default_in_between(planted):
+    """Each (re)opening (a new modal, a split of the modal's panels) sets the slider once, to the
+    video's own budget: no 15% default first, which the App's slider could preview."""
+    for state in ({}, {"budget": 0.15}, {"budget": 0.5}):
+        requests = run_panel(planted, "on_load", state)
+        assert sent(requests, "patch_panel_state", "budget") == [pytest.approx(0.2)], state
+        assert not any((m or "").startswith("Preview") for m in sent(requests, "patch_panel_state", "message"))
+
+
+def test_panel_lists_the_datasets_queued_running_and_finished_runs(planted, tmp_path):
+    """The panel's table: this dataset's delegated CLIP-It operations as FiftyOne's service
+    records them (queued, then running with its progress, then completed), not another
+    dataset's, and the runs CLIP-It recorded."""
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionProgress
+
+    other = fo.Dataset(f"clipit-panel-other-{uuid.uuid4().hex[:6]}")
+    add_videos(other, [planted.first().filepath])
+    service, queued = DelegatedOperationService(), []
+    try:
+        for dataset in (planted, other):
+            result = foo.execute_operator(
+                "@clipit/video-summarization/compute_frame_embeddings",
+                ctx={"dataset": dataset, "params": {"model": "tiny-random", "fps": 15.0}, "request_delegation": True},
+            )
+            queued.append(result.result["id"])
+
+        def rows():
+            return sent(run_panel(planted, "on_load", {}), "patch_panel_data", "runs")[-1]
+
+        first = rows()
+        ours = [r for r in first if r["run"] == "CLIP-It: compute frame embeddings"]
+        assert [r["state"] for r in ours] == ["queued"], first  # not the other dataset's operation
+        recorded = {r["run"]: r for r in first if r["run"].startswith("clipit_")}
+        assert recorded["clipit_summary_clipit_summary"]["state"] == "done"
+        assert "budget 20%" in recorded["clipit_summary_clipit_summary"]["progress"]
+
+        service.set_running(queued[0])
+        service.set_progress(queued[0], ExecutionProgress(progress=0.5, label="Embedding frames"))
+        running, = [r for r in rows() if r["run"] == "CLIP-It: compute frame embeddings"]
+        assert running["state"] == "running" and running["progress"] == "Embedding frames 50%"
+
+        service.set_completed(queued[0])
+        done, = [r for r in rows() if r["run"] == "CLIP-It: compute frame embeddings"]
+        assert done["state"] == "completed"
+        rendered = str([r for r in run_panel(planted, "on_load", {}) if r["operator_uri"] == "show_panel_output"][-1])
+        assert "Runs on this dataset" in rendered and "Refresh" in rendered
+    finally:  # no worker of a later test may pick these up
+        for op_id in queued:
+            service.delete_operation(op_id)
+        other.delete()
