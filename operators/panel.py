@@ -8,6 +8,8 @@ preview in green (the stored summary is then outlined); nothing is written until
 video" or "Apply to all". The query box sorts the dataset's videos by their best-matching frame
 (the frame index's Brain run, `sort_by_similarity`), writing nothing. Clicking the curve reports
 the time and frame number (FiftyOne's panel API has no call that seeks the modal's video).
+Below, a table of this dataset's runs: the plugin's delegated operations (queued, running with
+their progress, finished) and the runs it recorded; filled when the panel loads and by "Refresh".
 """
 
 from __future__ import annotations
@@ -215,12 +217,13 @@ class ClipItPanel(foo.Panel):
                 "curve", layout=state.layout or {}, on_click=self.on_click_curve,
                 config={"displayModeBar": False},
             )
-            panel.float(
-                "budget", label="Budget", default=state.budget or DEFAULTS["budget"], on_change=self.on_budget,
-                # the share of the video, previewed until applied; the App shows a "%" value relative to
-                # the slider's range, so 0 to 1 makes it the share itself
-                view=types.SliderView(min=0, max=1, view_multiple_of=0.01, value_format="%"),
-            )
+            if state.budget is not None:  # set by `_open` to the video's budget: no default the App could apply
+                panel.float(
+                    "budget", label="Budget", default=state.budget, on_change=self.on_budget,
+                    # the share of the video, previewed until applied; the App shows a "%" value relative
+                    # to the slider's range, so 0 to 1 makes it the share itself
+                    view=types.SliderView(min=0, max=1, view_multiple_of=0.01, value_format="%"),
+                )
             buttons = panel.h_stack("apply", align_x="left")
             buttons.btn("apply_video", label="Apply to this video", on_click=self.on_apply_video)
             buttons.btn("apply_all", label="Apply to all", on_click=self.on_apply_all)

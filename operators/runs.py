@@ -50,7 +50,7 @@ class DeleteRun(ClipItOperator):
 
 
 # The columns of the CLIP-It panel's table of runs.
-RUN_COLUMNS = (("run", "Run"), ("state", "State"), ("progress", "Progress"), ("when", "When"))
+RUN_COLUMNS = (("run", "Run"), ("state", "State"), ("details", "Progress / settings"), ("when", "When"))
 
 
 def dataset_runs(dataset, plugin: str, limit: int = 10) -> list[dict[str, str]]:
@@ -93,12 +93,13 @@ def dataset_runs(dataset, plugin: str, limit: int = 10) -> list[dict[str, str]]:
         rows.append({
             "run": label or op.operator.rsplit("/", 1)[-1],
             "state": str(op.run_state),
-            "progress": " ".join(s for s in shown if s),
+            "details": " ".join(s for s in shown if s),
             "when": str(when)[:19] if when else "",
         })
     for run in list_clipit_runs(dataset):
         state = "in progress" if run.config.get("complete") is False else "done"
         if run.config.get("shards"):
             state = f"shards {run.config.get('shards_done', 0)}/{run.config['shards']} done"
-        rows.append({"run": run.key, "state": state, "progress": run.describe(), "when": run.timestamp[:19]})
+        details = run.describe().removesuffix(f", {run.timestamp[:19]}")  # the time has its column
+        rows.append({"run": run.key, "state": state, "details": details, "when": run.timestamp[:19]})
     return rows

@@ -415,3 +415,61 @@ def test_a_click_above_a_moment_of_the_curve_picks_it(summarised_app):
         close_modal(page)
         browser.close()
     assert not errors, errors
+
+
+def test_splitting_the_modal_keeps_the_videos_budget(summarised_app):
+    """Splitting the modal's panel space reopens the CLIP-It panel: its slider starts again from
+    the video's own budget (not the 15% default), previews nothing and writes nothing."""
+    from playwright.sync_api import sync_playwright
+
+    from fiftyone_clipit.fo.summaries import video_budget
+
+    dataset, _, url = summarised_app
+    before, errors = summaries(dataset), []
+    own = video_budget(dataset, dataset.first().id).fraction
+    assert own is not None and round(own, 2) != 0.15
+    share = re.compile(rf"^{round(own, 2)}0*$")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        page.locator("[data-cy=looker]").first.click()
+        open_panel(page, "clipit_panel", "CLIP-It", modal=True)
+        expect(page.locator(".js-plotly-plot .scatterlayer path.js-line").first).to_be_visible(timeout=120_000)
+        expect(page.get_by_role("slider")).to_have_attribute("aria-valuenow", share, timeout=30_000)
+        page.locator("#modal [title='Split horizontally']").first.click()
+        page.wait_for_timeout(1000)
+        open_panel(page, "clipit_panel", "CLIP-It", modal=True)  # its tab, wherever the split put it
+        expect(page.locator(".js-plotly-plot .scatterlayer path.js-line").first).to_be_visible(timeout=120_000)
+        page.wait_for_timeout(3000)  # what a panel previewing on opening would have done
+        page.screenshot(path=str(ARTIFACTS / "panel_split.png"))
+        sliders = page.get_by_role("slider")
+        for i in range(sliders.count()):
+            expect(sliders.nth(i)).to_have_attribute("aria-valuenow", share, timeout=30_000)
+        assert page.get_by_text(re.compile(r"^Preview at")).count() == 0
+        close_modal(page)
+        browser.close()
+    assert summaries(dataset) == before
+    assert not errors, errors
+
+
+def test_the_panel_lists_the_datasets_runs(summarised_app):
+    """The CLIP-It panel's table shows this dataset's runs (here the recorded ones: embeddings,
+    scores, summary)."""
+    from playwright.sync_api import sync_playwright
+
+    _, _, url = summarised_app
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        page.locator("[data-cy=looker]").first.click()
+        open_panel(page, "clipit_panel", "CLIP-It", modal=True)
+        row = page.locator("#modal").get_by_text("clipit_summary_clipit_summary", exact=True).first
+        row.scroll_into_view_if_needed(timeout=120_000)
+        expect(row).to_be_visible(timeout=30_000)
+        expect(page.locator("#modal").get_by_text("Runs on this dataset").first).to_be_visible()
+        expect(page.locator("#modal").get_by_role("button", name="Refresh")).to_be_visible()
+        row.locator("xpath=ancestor::table[1]").screenshot(path=str(ARTIFACTS / "panel_runs.png"))
+        close_modal(page)
+        browser.close()
+    assert not errors, errors

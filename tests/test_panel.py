@@ -180,7 +180,7 @@ def test_panel_opens_at_the_videos_budget_without_the_default_in_between(planted
         assert not any((m or "").startswith("Preview") for m in sent(requests, "patch_panel_state", "message"))
 
 
-def test_panel_lists_the_datasets_queued_running_and_finished_runs(planted, tmp_path):
+def test_panel_lists_the_datasets_queued_running_and_finished_runs(planted):
     """The panel's table: this dataset's delegated CLIP-It operations as FiftyOne's service
     records them (queued, then running with its progress, then completed), not another
     dataset's, and the runs CLIP-It recorded."""
@@ -206,12 +206,12 @@ def test_panel_lists_the_datasets_queued_running_and_finished_runs(planted, tmp_
         assert [r["state"] for r in ours] == ["queued"], first  # not the other dataset's operation
         recorded = {r["run"]: r for r in first if r["run"].startswith("clipit_")}
         assert recorded["clipit_summary_clipit_summary"]["state"] == "done"
-        assert "budget 20%" in recorded["clipit_summary_clipit_summary"]["progress"]
+        assert "budget 20%" in recorded["clipit_summary_clipit_summary"]["details"]
 
         service.set_running(queued[0])
         service.set_progress(queued[0], ExecutionProgress(progress=0.5, label="Embedding frames"))
         running, = [r for r in rows() if r["run"] == "CLIP-It: compute frame embeddings"]
-        assert running["state"] == "running" and running["progress"] == "Embedding frames 50%"
+        assert running["state"] == "running" and running["details"] == "Embedding frames 50%"
 
         service.set_completed(queued[0])
         done, = [r for r in rows() if r["run"] == "CLIP-It: compute frame embeddings"]
