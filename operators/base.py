@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -12,8 +13,11 @@ from typing import Any, Callable, Iterator
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+from fiftyone.operators.message import GeneratedMessage, MessageType
 
 from fiftyone_clipit.errors import OVERWRITE_HINT
+
+logger = logging.getLogger(__name__)
 
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -178,7 +182,8 @@ class ClipItOperator(foo.Operator):
     def _stream(self, ctx) -> Iterator:
         """Runs the work in a thread and yields the App's `set_progress` as it reports (at most
         one every PROGRESS_INTERVAL_S seconds, the latest), then reloads the dataset and shows
-        the output as `resolve_output` describes it. An error in the work is raised here."""
+        the output as `resolve_output` describes it; an error in the work ends in the App's error
+        dialog with its message (`_Failure`)."""
         updates: queue.Queue = queue.Queue()
         outcome: dict[str, Any] = {}
 
@@ -203,8 +208,12 @@ class ClipItOperator(foo.Operator):
             yield ctx.ops.set_progress(label=f"{label} ({fraction:.0%})", progress=float(fraction))
             time.sleep(PROGRESS_INTERVAL_S)
         worker.join()
-        if "error" in outcome:
-            raise outcome["error"]
+        if "error" in outcome:  # shown in place of the progress, and as the run's error
+            failed = types.Object()
+            failed.view("failure", types.Error(label=f"{self.label}: failed", description=failure_text(outcome["error"])))
+            yield ctx.ops.show_output(types.Property(failed).to_json(), {})
+            yield _Failure(outcome["error"])
+            return
         yield ctx.ops.reload_dataset()
         # the App shows this output without its view's label: "<label>: done" is its first line
         done = self._output(outcome["result"], heading=True)
@@ -222,6 +231,26 @@ class ClipItOperator(foo.Operator):
         for key, value in results.items():
             outputs.str(key, label=key.replace("_", " "), default=str(value))
         return types.Property(outputs, view=types.View(label=f"{self.label}: done"))
+
+
+def failure_text(error: BaseException) -> str:
+    """What the App shows of a failed run: the error's type and message."""
+    return f"{type(error).__name__}: {error}"
+
+
+class _Failure(GeneratedMessage):
+    """The line that ends a failed streamed run: the App reads `error` from each line of the
+    stream and shows it in its error dialog (an exception raised mid-stream would only cut the
+    stream, leaving the dialog at its last progress)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(MessageType.ERROR)
+        self.error = error
+        logger.error("%s", error, exc_info=error)
+
+    def to_json(self) -> dict[str, Any]:
+        message = failure_text(self.error)
+        return {"type": str(self.type), "cls": None, "body": None, "error": message, "error_message": message}
 
 
 # How often at most an immediate run sends its progress to the App.

@@ -473,3 +473,29 @@ def test_the_panel_lists_the_datasets_runs(summarised_app):
         close_modal(page)
         browser.close()
     assert not errors, errors
+
+
+def test_a_failing_immediate_run_shows_its_error(app):
+    """An immediate run that fails while it streams its progress still ends in the App's error
+    dialog with the library's message."""
+    from playwright.sync_api import sync_playwright
+
+    _, url = app
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        page.keyboard.press("Backquote")
+        page.keyboard.type("CLIP-It: score frames for a query")
+        page.get_by_text("CLIP-It: score frames for a query").last.click()
+        for label, value in {"Query": "a dog", "Scorer: zero-shot or a checkpoint folder": "/no/such/scorer"}.items():
+            box = page.get_by_text(label, exact=True).first.locator("xpath=following::input[1]")
+            expect(box).to_be_visible(timeout=30_000)
+            box.fill(value)
+        page.get_by_role("button", name="Execute").click()
+        failed = page.get_by_text("Error occurred during operator execution")
+        expect(failed).to_be_visible(timeout=120_000)
+        expect(page.get_by_text(re.compile(r"ClipItError: .*/no/such/scorer")).first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "operator_error.png"))
+        assert page.get_by_text(re.compile(r": starting$")).count() == 0  # not left at the progress
+        browser.close()
