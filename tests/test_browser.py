@@ -45,6 +45,12 @@ def scored_dataset(prefix: str, video_dir, tiny_encoder) -> fo.Dataset:
 
 
 @pytest.fixture
+def legacy_orchestrators(monkeypatch):
+    """Lets the App schedule operations (FiftyOne 1.22 offers "Schedule" only with this set)."""
+    monkeypatch.setenv("FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS", "true")
+
+
+@pytest.fixture
 def app(video_dir, tiny_encoder):
     """The App serving a scored two-video dataset; yields (dataset, url)."""
     dataset = scored_dataset("clipit-browser", video_dir, tiny_encoder)
@@ -499,3 +505,39 @@ def test_a_failing_immediate_run_shows_its_error(app):
         page.screenshot(path=str(ARTIFACTS / "operator_error.png"))
         assert page.get_by_text(re.compile(r": starting$")).count() == 0  # not left at the progress
         browser.close()
+
+
+def test_a_scheduled_run_is_queued_from_the_app(legacy_orchestrators, app):
+    """'Schedule' on a heavy operator (whose immediate runs stream their progress) still queues
+    a delegated operation for a worker, with the form's parameters."""
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from playwright.sync_api import sync_playwright
+
+    dataset, url = app
+    service, errors = DelegatedOperationService(), []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = open_page(browser, url, errors)
+            page.keyboard.press("Backquote")
+            page.keyboard.type("CLIP-It: score frames for a query")
+            page.get_by_text("CLIP-It: score frames for a query").last.click()
+            box = page.get_by_text("Query", exact=True).first.locator("xpath=following::input[1]")
+            expect(box).to_be_visible(timeout=30_000)
+            box.fill("a cat")
+            page.get_by_role("button", name="Schedule").click()
+            expect(page.get_by_text("Operation successfully scheduled")).to_be_visible(timeout=60_000)
+            for _ in range(60):
+                queued = service.list_operations(dataset_name=dataset.name)
+                if queued:
+                    break
+                page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / "operator_scheduled.png"))
+            browser.close()
+        op, = queued
+        assert op.operator == "@clipit/video-summarization/score_frames" and op.run_state == "queued"
+        assert op.context.params["query"] == "a cat"
+    finally:  # no worker of a later test may pick it up
+        for op in service.list_operations(dataset_name=dataset.name):
+            service.delete_operation(op.id)
+    assert not errors, errors
