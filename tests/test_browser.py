@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 import shutil
 import socket
 import uuid
@@ -202,6 +203,27 @@ def open_panel(page, option: str, label: str, modal: bool = False) -> None:
     page.locator(f"[data-cy=new-panel-option-{option}]").click()
 
 
+@contextmanager
+def panel_in_modal(url: str, errors: list[str]):
+    """The App in Chromium with the first video's modal open on the CLIP-It panel; yields the page
+    and closes the modal and the browser after."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        page.locator("[data-cy=looker]").first.click()
+        open_panel(page, "clipit_panel", "CLIP-It", modal=True)
+        yield page
+        close_modal(page)
+        browser.close()
+
+
+def curve_drawn(page, timeout: int = 120_000) -> None:
+    """Waits for the panel's relevance curve (long: a busy 2-core machine)."""
+    expect(page.locator(".js-plotly-plot .scatterlayer path.js-line").first).to_be_visible(timeout=timeout)
+
+
 def summaries(dataset) -> tuple[list, dict]:
     """Every video's summary and the summary run's recorded settings, to compare."""
     dataset.reload()
@@ -219,16 +241,10 @@ def pick_budget(page, share: float) -> None:
 
 
 def test_panel_budget_writes_nothing_until_apply(summarised_app):
-    from playwright.sync_api import sync_playwright
-
     dataset, _, url = summarised_app
     before, errors = summaries(dataset), []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = open_page(browser, url, errors)
-        page.locator("[data-cy=looker]").first.click()
-        open_panel(page, "clipit_panel", "CLIP-It", modal=True)
-        expect(page.locator(".js-plotly-plot .scatterlayer path.js-line").first).to_be_visible(timeout=120_000)  # a busy 2-core machine
+    with panel_in_modal(url, errors) as page:
+        curve_drawn(page)
         expect(page.get_by_role("slider")).to_have_attribute("aria-valuenow", RUN_BUDGET, timeout=30_000)
         expect(page.locator(".MuiSlider-valueLabel").first).to_have_text(re.compile(r"^\s*20\s*%\s*$"))  # not "0.200000"
         IMAGES.mkdir(parents=True, exist_ok=True)
@@ -247,8 +263,6 @@ def test_panel_budget_writes_nothing_until_apply(summarised_app):
         expect(page.get_by_text(ABOUT_30)).to_be_visible(timeout=60_000)
         page.get_by_role("button", name="Apply to this video").click()
         expect(page.get_by_text(re.compile(r"re-planned with a budget of (29|30|31)%"))).to_be_visible(timeout=60_000)
-        close_modal(page)
-        browser.close()
     (after, config), (old, old_config) = summaries(dataset), before
     assert after[0] != old[0] and after[1:] == old[1:]
     (budget, unit), = config["video_budgets"].values()
@@ -403,31 +417,21 @@ def test_a_score_filter_in_the_sidebar_narrows_the_frames(summarised_app):
 def test_a_click_above_a_moment_of_the_curve_picks_it(summarised_app):
     """A click anywhere above a moment of the curve (not only on the line) gives its time and
     frame number."""
-    from playwright.sync_api import sync_playwright
-
     _, _, url = summarised_app
     errors = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = open_page(browser, url, errors)
-        page.locator("[data-cy=looker]").first.click()
-        open_panel(page, "clipit_panel", "CLIP-It", modal=True)
-        expect(page.locator(".js-plotly-plot .scatterlayer path.js-line").first).to_be_visible(timeout=120_000)
+    with panel_in_modal(url, errors) as page:
+        curve_drawn(page)
         box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
         x, y = box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.1  # high above the line there
         page.mouse.move(x, y)
         page.mouse.click(x, y)
         expect(page.get_by_text(re.compile(r"^2\.\d\d s = frame \d+$"))).to_be_visible(timeout=60_000)
-        close_modal(page)
-        browser.close()
     assert not errors, errors
 
 
 def test_splitting_the_modal_keeps_the_videos_budget(summarised_app):
     """Splitting the modal's panel space reopens the CLIP-It panel: its slider starts again from
     the video's own budget (not the 15% default), previews nothing and writes nothing."""
-    from playwright.sync_api import sync_playwright
-
     from fiftyone_clipit.fo.summaries import video_budget
 
     dataset, _, url = summarised_app
@@ -435,25 +439,19 @@ def test_splitting_the_modal_keeps_the_videos_budget(summarised_app):
     own = video_budget(dataset, dataset.first().id).fraction
     assert own is not None and round(own, 2) != 0.15
     share = re.compile(rf"^{round(own, 2)}0*$")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = open_page(browser, url, errors)
-        page.locator("[data-cy=looker]").first.click()
-        open_panel(page, "clipit_panel", "CLIP-It", modal=True)
-        expect(page.locator(".js-plotly-plot .scatterlayer path.js-line").first).to_be_visible(timeout=120_000)
+    with panel_in_modal(url, errors) as page:
+        curve_drawn(page)
         expect(page.get_by_role("slider")).to_have_attribute("aria-valuenow", share, timeout=30_000)
         page.locator("#modal [title='Split horizontally']").first.click()
         page.wait_for_timeout(1000)
         open_panel(page, "clipit_panel", "CLIP-It", modal=True)  # its tab, wherever the split put it
-        expect(page.locator(".js-plotly-plot .scatterlayer path.js-line").first).to_be_visible(timeout=120_000)
+        curve_drawn(page)
         page.wait_for_timeout(3000)  # what a panel previewing on opening would have done
         page.screenshot(path=str(ARTIFACTS / "panel_split.png"))
         sliders = page.get_by_role("slider")
         for i in range(sliders.count()):
             expect(sliders.nth(i)).to_have_attribute("aria-valuenow", share, timeout=30_000)
         assert page.get_by_text(re.compile(r"^Preview at")).count() == 0
-        close_modal(page)
-        browser.close()
     assert summaries(dataset) == before
     assert not errors, errors
 
@@ -461,23 +459,15 @@ def test_splitting_the_modal_keeps_the_videos_budget(summarised_app):
 def test_the_panel_lists_the_datasets_runs(summarised_app):
     """The CLIP-It panel's table shows this dataset's runs (here the recorded ones: embeddings,
     scores, summary)."""
-    from playwright.sync_api import sync_playwright
-
     _, _, url = summarised_app
     errors = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = open_page(browser, url, errors)
-        page.locator("[data-cy=looker]").first.click()
-        open_panel(page, "clipit_panel", "CLIP-It", modal=True)
+    with panel_in_modal(url, errors) as page:
         row = page.locator("#modal").get_by_text("clipit_summary_clipit_summary", exact=True).first
         row.scroll_into_view_if_needed(timeout=120_000)
         expect(row).to_be_visible(timeout=30_000)
         expect(page.locator("#modal").get_by_text("Runs on this dataset").first).to_be_visible()
         expect(page.locator("#modal").get_by_role("button", name="Refresh")).to_be_visible()
         row.locator("xpath=ancestor::table[1]").screenshot(path=str(ARTIFACTS / "panel_runs.png"))
-        close_modal(page)
-        browser.close()
     assert not errors, errors
 
 
