@@ -61,9 +61,8 @@ def app(video_dir, tiny_encoder):
     session.close()
 
 
-def run_operator(page, label: str, fields: dict[str, str], close: bool = True) -> None:
-    """Opens the operator browser, picks `label`, fills its form and executes it (and closes
-    the output unless `close` is False)."""
+def fill_operator(page, label: str, fields: dict[str, str]) -> None:
+    """Opens the operator browser, picks `label` and fills its form."""
     page.keyboard.press("Backquote")
     page.keyboard.type(label)
     page.get_by_text(label).last.click()
@@ -71,6 +70,11 @@ def run_operator(page, label: str, fields: dict[str, str], close: bool = True) -
         box = page.get_by_text(field_label, exact=True).first.locator("xpath=following::input[1]")
         expect(box).to_be_visible(timeout=30_000)
         box.fill(value)
+
+
+def run_operator(page, label: str, fields: dict[str, str], close: bool = True) -> None:
+    """Fills `label`'s form and executes it (and closes the output unless `close` is False)."""
+    fill_operator(page, label, fields)
     page.get_by_role("button", name="Execute").click()
     done, failed = page.get_by_text(f"{label}: done"), page.get_by_text("Error occurred during operator execution")
     expect(done.or_(failed)).to_be_visible(timeout=180_000)
@@ -263,7 +267,7 @@ def test_panel_budget_writes_nothing_until_apply(summarised_app):
         expect(page.get_by_text(ABOUT_30)).to_be_visible(timeout=60_000)
         page.get_by_role("button", name="Apply to this video").click()
         expect(page.get_by_text(re.compile(r"re-planned with a budget of (29|30|31)%"))).to_be_visible(timeout=60_000)
-    (after, config), (old, old_config) = summaries(dataset), before
+    (after, config), (old, _) = summaries(dataset), before
     assert after[0] != old[0] and after[1:] == old[1:]
     (budget, unit), = config["video_budgets"].values()
     assert config["budget"] == pytest.approx(0.2) and list(config["video_budgets"]) == [dataset.first().id]
@@ -481,13 +485,8 @@ def test_a_failing_immediate_run_shows_its_error(app):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = open_page(browser, url, errors)
-        page.keyboard.press("Backquote")
-        page.keyboard.type("CLIP-It: score frames for a query")
-        page.get_by_text("CLIP-It: score frames for a query").last.click()
-        for label, value in {"Query": "a dog", "Scorer: zero-shot or a checkpoint folder": "/no/such/scorer"}.items():
-            box = page.get_by_text(label, exact=True).first.locator("xpath=following::input[1]")
-            expect(box).to_be_visible(timeout=30_000)
-            box.fill(value)
+        fill_operator(page, "CLIP-It: score frames for a query",
+                      {"Query": "a dog", "Scorer: zero-shot or a checkpoint folder": "/no/such/scorer"})
         page.get_by_role("button", name="Execute").click()
         failed = page.get_by_text("Error occurred during operator execution")
         expect(failed).to_be_visible(timeout=120_000)
@@ -509,12 +508,7 @@ def test_a_scheduled_run_is_queued_from_the_app(legacy_orchestrators, app):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = open_page(browser, url, errors)
-            page.keyboard.press("Backquote")
-            page.keyboard.type("CLIP-It: score frames for a query")
-            page.get_by_text("CLIP-It: score frames for a query").last.click()
-            box = page.get_by_text("Query", exact=True).first.locator("xpath=following::input[1]")
-            expect(box).to_be_visible(timeout=30_000)
-            box.fill("a cat")
+            fill_operator(page, "CLIP-It: score frames for a query", {"Query": "a cat"})
             page.get_by_role("button", name="Schedule").click()
             expect(page.get_by_text("Operation successfully scheduled")).to_be_visible(timeout=60_000)
             for _ in range(60):
