@@ -158,7 +158,7 @@ def _how_to_supply(model: str) -> str:
 
 
 def _check_weights_available(model: str, architecture: str, pretrained: str) -> None:
-    if os.path.sep in pretrained or os.path.splitext(pretrained)[1]:
+    if _is_file(pretrained):
         if not os.path.isfile(pretrained):
             raise WeightsNotFoundError(
                 f"Weights file '{pretrained}' for CLIP model '{model}' does not exist; "
@@ -187,6 +187,7 @@ class ClipEncoder:
 
     `resize` tells the decoder how to shape frames (shortest side, interpolation, centre crop),
     so frames arrive at the model's input size and only normalisation is left to do here.
+    `activation` ("quick_gelu" or "gelu") is read off the built network.
     `precision` is one of PRECISIONS ("fp32", "fp16" on cuda, "int8" on cpu); `architecture`
     is the open_clip model config name (the name users chose, when not given).
     """
@@ -222,6 +223,10 @@ class ClipEncoder:
         self._mean = torch.tensor(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN), device=device)
         self._std = torch.tensor(cfg.get("std", open_clip.OPENAI_DATASET_STD), device=device)
         self.dim = int(model.text_projection.shape[1]) if hasattr(model, "text_projection") else None
+        quick = any(isinstance(m, open_clip.transformer.QuickGELU) for m in model.modules())
+        #: the activation the network was built with; embeddings record it, so a model built
+        #: another way (GELU for weights trained with QuickGELU, as earlier versions did) is embedded again
+        self.activation = "quick_gelu" if quick else "gelu"
 
     @torch.inference_mode()
     def encode_images(self, frames: np.ndarray) -> np.ndarray:
@@ -259,6 +264,61 @@ class ClipEncoder:
         tokens = self.tokenizer(list(texts)).to(self.device)
         features = self.model.encode_text(tokens)
         return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+
+
+def _is_file(pretrained: str) -> bool:
+    return os.path.sep in pretrained or bool(os.path.splitext(pretrained)[1])
+
+
+def _trained_with(model: str, architecture: str, weights: str | None) -> dict:
+    """open_clip's pretrained config of the tag the weights come from ({} when none is known).
+
+    A tag names it directly; a weights file given for a preset that names a tag is taken to be
+    that tag's weights (the preset's own weights, supplied by hand), so it is built the same way.
+    """
+    if architecture.startswith(_SCHEMAS) or weights is None:
+        return {}
+    tag = weights
+    if _is_file(weights):
+        preset = PRESETS.get(model)
+        tag = preset.pretrained if preset is not None else None
+    return (open_clip.get_pretrained_cfg(architecture, tag) or {}) if tag else {}
+
+
+def build_settings(model: str, architecture: str, weights: str | None) -> dict:
+    """Keyword arguments for open_clip's factory that build the network the weights were trained in.
+
+    open_clip builds an architecture as its config says and only warns when a pretrained tag was
+    trained with another activation (OpenAI's CLIP weights were trained with QuickGELU; the
+    `ViT-B-32` config says GELU): every embedding would then come from another function than the
+    one the weights were trained in. Here the tag's config decides: QuickGELU when it was trained
+    with it, and the tag's preprocessing (mean/std, interpolation, resize mode) also when the
+    weights come from a file given for a preset.
+
+    Raises:
+        ClipItError: the architecture forces QuickGELU but the weights were trained with GELU.
+    """
+    trained = _trained_with(model, architecture, weights)
+    if not trained:
+        return {}
+    built_quick = bool((open_clip.get_model_config(architecture) or {}).get("quick_gelu", False))
+    trained_quick = bool(trained.get("quick_gelu", False))
+    if built_quick and not trained_quick:
+        plain = architecture.replace("-quickgelu", "")
+        raise ClipItError(
+            f"CLIP model '{model}' is built with QuickGELU but its weights '{weights}' were trained "
+            f"with GELU; use the architecture '{plain}' with these weights"
+        )
+    settings: dict = {"force_quick_gelu": trained_quick}
+    if _is_file(weights):
+        settings.update(
+            {
+                f"image_{key}": trained[key]
+                for key in ("mean", "std", "interpolation", "resize_mode")
+                if key in trained
+            }
+        )
+    return settings
 
 
 def _resolve(model: str, pretrained: str | None) -> tuple[str, str | None]:
@@ -299,9 +359,15 @@ def load_clip(
     architecture, weights = _resolve(model, pretrained)
     if weights is not None and not architecture.startswith(_SCHEMAS):
         _check_weights_available(model, architecture, weights)
+    settings = build_settings(model, architecture, weights)
     torch.manual_seed(0)
     try:
-        clip_model, _, _ = open_clip.create_model_and_transforms(architecture, pretrained=weights)
+        with warnings.catch_warnings():
+            # a mismatch open_clip only warns about is an error here: the embeddings would be wrong
+            warnings.filterwarnings("error", message="QuickGELU mismatch", category=UserWarning)
+            clip_model, _, _ = open_clip.create_model_and_transforms(architecture, pretrained=weights, **settings)
+    except UserWarning as e:
+        raise ClipItError(f"CLIP model '{model}' would not be the network its weights were trained in: {e}") from e
     except pickle.UnpicklingError as e:
         raise WeightsNotFoundError(
             f"Refused the weights file '{weights}' for CLIP model '{model}': it holds Python objects "

@@ -128,6 +128,7 @@ def _frame_embeddings(
         embeddings=np.concatenate(chunks),
         info={
             "model": encoder.name,
+            "activation": encoder.activation,
             "precision": encoder.precision,
             "fps": fps,
             "dim": int(chunks[0].shape[1]),

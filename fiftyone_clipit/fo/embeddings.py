@@ -148,7 +148,12 @@ def compute_frame_embeddings(
     infos = samples_info(samples)
     for sample_id, path, _ in infos:
         try:
-            wanted = {"model": encoder.name, "fps": fps, "fingerprint": file_fingerprint(path)}
+            wanted = {
+                "model": encoder.name,
+                "activation": encoder.activation,
+                "fps": fps,
+                "fingerprint": file_fingerprint(path),
+            }
         except OSError:
             report.failures.append(ItemFailure(path, "file not found; check the path"))
             continue
