@@ -76,6 +76,10 @@ def cmd_index(args: argparse.Namespace) -> None:
         f"{report.n_added} added, {report.n_removed} removed"
         + (f"; measured {report.calibration}" if report.calibration else "")
     )
+    if report.stale:
+        paths = dict(zip(*_dataset(args.dataset).select(list(report.stale)).values(["id", "filepath"])))
+        for sample_id, reason in report.stale.items():
+            print(f"left out {paths.get(sample_id, sample_id)}: {reason}")
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -84,11 +88,14 @@ def cmd_search(args: argparse.Namespace) -> None:
     view = search_frames(
         _dataset(args.dataset), args.query, k=args.k, clip_seconds=args.clip_seconds,
         matches_field=args.matches_field, relevance_field=args.relevance_field, backend=args.backend,
+        overwrite=args.overwrite,
     )
     for sample in view.select_fields(["filepath", args.matches_field, args.relevance_field]):
         moments = sorted(sample[args.matches_field].detections, key=lambda d: -d.confidence)
         spans = ", ".join(f"frames {d.support[0]}-{d.support[1]} ({d.confidence:.3f})" for d in moments)
         print(f"{sample[args.relevance_field]:.3f}  {os.path.basename(sample.filepath)}: {spans}")
+        if moments and moments[0].has_field("stale") and moments[0]["stale"]:
+            print(f"       stale: {moments[0]['stale']}")
     print(f"{len(view)} videos; in the App: dataset.to_clips('{args.matches_field}') shows the moments")
 
 
@@ -129,7 +136,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     results = evaluate_summary(
         _dataset(args.dataset), gt_field=args.gt_field, pred_field=args.pred_field,
         eval_key=args.eval_key, protocol=args.protocol, mode=args.mode, score_field=args.score_field,
-        gt_score_field=args.gt_score_field, skip_failures=args.skip_failures, progress=True,
+        gt_score_field=args.gt_score_field, skip_failures=args.skip_failures, allow_stale=args.allow_stale,
+        progress=True,
     )
     results.print_report()
     if args.figures:
@@ -272,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--matches-field", default=DEFAULT_MATCHES_FIELD)
     p.add_argument("--relevance-field", default=DEFAULT_RELEVANCE_FIELD)
     p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss", help="the index to search")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write the matches into fields another stage or tool wrote (a summary, ground truth)")
     p = add("score", cmd_score, "score frames for a text query (zero-shot or a trained scorer)")
     _common(p)
     p.add_argument("--query", help="the text; leave out for a generic summary (captions, or caption-free text)")
@@ -308,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-field", help="frame field of predicted scores (rank correlation, highlights)")
     p.add_argument("--gt-score-field", help="frame field of users' scores (adds Kendall / Spearman)")
     p.add_argument("--figures", help="folder for one PNG per video")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="evaluate summaries or scores that no longer hold (file replaced, scored or summarised again)")
     p = add("eval-check", cmd_eval_check, "reference figures of the metrics from the real annotations")
     p.add_argument("--data", help="folder of tvsum/, summe/, qfvs/, qvhighlights/ (default: shared data)")
     p.add_argument("--seed", type=int, default=0, help="seed of the QVHighlights random baseline")

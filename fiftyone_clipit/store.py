@@ -7,6 +7,7 @@ the video in flight. Every process that can read the directory can read the stor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -80,8 +81,44 @@ def save_npz_atomically(path: str, **arrays: np.ndarray) -> None:
     write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
+#: bytes hashed at each end of a file (container headers: mp4's moov sits at either end)
+FINGERPRINT_END_BYTES = 64 * 1024
+#: blocks of FINGERPRINT_BLOCK_BYTES hashed at even spacing between the ends
+FINGERPRINT_BLOCKS = 64
+FINGERPRINT_BLOCK_BYTES = 4096
+#: what a content fingerprint starts with (earlier versions recorded "size-mtime")
+FINGERPRINT_PREFIX = "sha256-sampled:"
+
+
 def file_fingerprint(path: str) -> str:
-    """Size and modification time of a file: changes when the video is replaced."""
+    """A fingerprint of a file's content: SHA-256 of its size, both ends and evenly spaced blocks.
+
+    Size and modification time are not trusted: a file replaced by other footage of the same
+    size with its timestamp restored (as copy and sync tools do) must not pass as unchanged.
+    Reading everything would cost a second per GB on every run, so a file is read in full only
+    up to the sampled length (about 384 KiB) and sampled beyond it: any other footage differs
+    in its headers and almost every block, while an edit of a few bytes between the blocks of a
+    larger file goes unseen (docs/reliability.md says so).
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        digest.update(size.to_bytes(8, "little"))
+        sampled = 2 * FINGERPRINT_END_BYTES + FINGERPRINT_BLOCKS * FINGERPRINT_BLOCK_BYTES
+        if size <= sampled:
+            digest.update(f.read())
+        else:
+            digest.update(f.read(FINGERPRINT_END_BYTES))
+            span = size - 2 * FINGERPRINT_END_BYTES - FINGERPRINT_BLOCK_BYTES
+            for i in range(FINGERPRINT_BLOCKS):
+                f.seek(FINGERPRINT_END_BYTES + span * i // (FINGERPRINT_BLOCKS - 1))
+                digest.update(f.read(FINGERPRINT_BLOCK_BYTES))
+            f.seek(size - FINGERPRINT_END_BYTES)
+            digest.update(f.read(FINGERPRINT_END_BYTES))
+    return FINGERPRINT_PREFIX + digest.hexdigest()
+
+
+def _write_stamp(path: str) -> str:
     stat = os.stat(path)
     return f"{stat.st_size}-{stat.st_mtime_ns}"
 
@@ -131,9 +168,10 @@ class EmbeddingStore:
             return json.loads(str(data["info"]))
 
     def stamp(self, key: str) -> str | None:
-        """Changes whenever one video's embeddings are rewritten (size and mtime of its file)."""
+        """Changes whenever one video's embeddings are rewritten (size and mtime of its file:
+        only this store writes it, always anew, so no content needs reading)."""
         path = self._path(key)
-        return file_fingerprint(path) if os.path.exists(path) else None
+        return _write_stamp(path) if os.path.exists(path) else None
 
     def put_captions(self, key: str, record: dict) -> None:
         """Keeps one video's captions (and what made them) beside its embeddings, atomically."""

@@ -243,6 +243,11 @@ class EvaluateSummary(ClipItOperator):
             label="Also as a temporal detection evaluation '<key>_segments' (tvsum / summe), the one the Model "
                   "Evaluation panel opens, with the frame-overlap F1",
         )
+        inputs.bool(
+            "allow_stale", default=False,
+            label="Evaluate summaries that no longer hold (source replaced, scored or summarised again since); "
+                  "the run records them as stale",
+        )
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.evaluation import evaluate_summary
@@ -254,7 +259,10 @@ class EvaluateSummary(ClipItOperator):
             mode=ctx.params.get("mode") or None,
         )
         eval_key = ctx.params.get("eval_key") or DEFAULT_EVAL_KEY
-        results = evaluate_summary(self.target(ctx), eval_key=eval_key, protocol=protocol, progress=progress, **options)
+        results = evaluate_summary(
+            self.target(ctx), eval_key=eval_key, protocol=protocol, progress=progress,
+            allow_stale=bool(ctx.params.get("allow_stale")), **options,
+        )
         metrics = results.metrics()
         output = {name: round(float(metrics[name]), 3) for name in ("precision", "recall", "f1") if name in metrics}
         output.update(videos=len(results.per_sample), eval_key=results.key)

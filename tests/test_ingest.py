@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pytest
 
 from conftest import write_video
 from fiftyone_clipit.errors import VideoError
 from fiftyone_clipit.ingest import embed_videos, up_to_date
-from fiftyone_clipit.store import file_fingerprint
+from fiftyone_clipit.store import FINGERPRINT_END_BYTES, file_fingerprint
 
 
 def test_videos_come_out_in_order_each_whole_and_a_bad_one_alone(tmp_path, tiny_encoder, bad_files):
@@ -26,3 +29,26 @@ def test_videos_come_out_in_order_each_whole_and_a_bad_one_alone(tmp_path, tiny_
     assert up_to_date(a.item.info, wanted, keep_partial=False)
     assert not up_to_date(a.item.info, {**wanted, "fps": 1.0}, keep_partial=False)
     assert not up_to_date({**a.item.info, "broken": True}, wanted, keep_partial=False)
+
+
+@pytest.mark.reliability("bad_input")
+@pytest.mark.parametrize("size", [1000, 5 * 2**20])
+def test_the_file_fingerprint_follows_content_not_size_and_time(tmp_path, size):
+    """Issue 22: other bytes of the same size with the timestamp restored are another file; the
+    same bytes under another name and time are the same file. Small files are hashed whole;
+    past the sampled length a change inside a sampled block is seen."""
+    rng = np.random.default_rng(size)
+    original = tmp_path / "a.mp4"
+    original.write_bytes(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+    fingerprint = file_fingerprint(str(original))
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(original.read_bytes())
+    assert file_fingerprint(str(copy)) == fingerprint
+    stat = original.stat()
+    for offset in (0, size // 2 if size < FINGERPRINT_END_BYTES else FINGERPRINT_END_BYTES, size - 1):
+        changed = bytearray(original.read_bytes())
+        changed[offset] ^= 0xFF
+        copy.write_bytes(bytes(changed))
+        os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert copy.stat().st_size == stat.st_size and copy.stat().st_mtime_ns == stat.st_mtime_ns
+        assert file_fingerprint(str(copy)) != fingerprint, offset

@@ -22,11 +22,13 @@ import torch
 from conftest import write_video
 from fiftyone_clipit import compute_frame_embeddings, create_summary, export_summary, score_frames
 from fiftyone_clipit.errors import BatchError, ClipItError
+from fiftyone_clipit.fo import lineage
 from fiftyone_clipit.fo.common import embedding_store
 from fiftyone_clipit.fo.export import export_summary_dataset
 from fiftyone_clipit.fo.scoring import score_run_key
 from fiftyone_clipit.fo.summaries import summary_run_key
-from fiftyone_clipit.scorer import ClipItScorer, load_preset, save_checkpoint
+from fiftyone_clipit.checkpoints import save_checkpoint
+from fiftyone_clipit.scorer import ClipItScorer, load_preset
 from fiftyone_clipit.store import FrameEmbeddings
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability("bad_input")]
@@ -232,3 +234,109 @@ def test_nan_features_fail_a_summary_and_its_old_summary_stays_stale(summarised,
     assert summaries(summarised)[0] == before[0]
     with pytest.raises(BatchError, match="summarising it again failed"):
         export_summary(summarised, str(tmp_path / "out"), clips=False, storyboard=False)
+
+
+# ---- issue 22: content, not size and time; lineage wherever it is read; one write guard ------
+
+def replace_keeping_size_and_time(path: str) -> None:
+    """Other footage put where `path` was, padded to the same size (an mp4 `free` box) and
+    with the old modification time restored, as copy and sync tools do."""
+    before = os.stat(path)
+    other = write_video(Path(path).with_name("other.mp4"), 40, fps=15)
+    missing = before.st_size - other.stat().st_size
+    assert missing >= 8, "the other footage must be smaller to pad it"
+    with open(other, "ab") as f:
+        f.write(missing.to_bytes(4, "big") + b"free" + bytes(missing - 8))
+    os.replace(other, path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_other_footage_of_the_same_size_and_time_is_refused_by_score_summarize_and_export(
+    summarised, tiny_encoder, tmp_path
+):
+    replaced, _ = summarised.values("filepath")
+    replace_keeping_size_and_time(replaced)
+    for run in (
+        lambda: score_frames(summarised, "a red square", model=tiny_encoder, score_field="again"),
+        lambda: create_summary(summarised, segmentation="uniform", segment_seconds=1.0, budget=0.3,
+                               summary_field="again_summary"),
+        lambda: export_summary(summarised, str(tmp_path / "out"), clips=False, storyboard=False),
+    ):
+        with pytest.raises(BatchError) as raised:
+            run()
+        assert "source file was replaced or edited since it was" in failure_for(raised.value, replaced)
+
+
+def add_ground_truth(dataset: fo.Dataset) -> None:
+    truth = fo.TemporalDetections(detections=[fo.TemporalDetection(label="gt", support=[1, 20])])
+    dataset.set_values("gt", [truth] * len(dataset))
+
+
+def test_evaluate_refuses_a_stale_summary_unless_told_and_then_records_it(summarised, tmp_path):
+    from fiftyone_clipit.fo.evaluation import evaluate_summary
+
+    add_ground_truth(summarised)
+    f1 = evaluate_summary(summarised, "gt", eval_key="fresh").metrics()["f1"]
+    replaced, _ = summarised.values("filepath")
+    replace_keeping_size_and_time(replaced)
+    with pytest.raises(ClipItError) as raised:
+        evaluate_summary(summarised, "gt", eval_key="after")
+    message = str(raised.value)
+    assert "1 of 2 video(s)" in message and "first.mp4: the source file was replaced" in message
+    assert "allow_stale=True" in message and not summarised.has_run("after")
+    result = subprocess.run([*CLI, "evaluate", summarised.name, "--gt-field", "gt", "--eval-key", "cli"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1 and "--allow-stale" in result.stderr and "Traceback" not in result.stderr
+    results = evaluate_summary(summarised, "gt", eval_key="after", allow_stale=True)
+    assert results.metrics()["f1"] == pytest.approx(f1)
+    assert list(summarised.get_run_info("after").config.stale) == [summarised.first().id]
+
+
+def test_index_drops_a_replaced_source_and_search_marks_one_it_still_holds(summarised, tiny_encoder):
+    from fiftyone_clipit.fo.search import build_frame_index, search_frames
+
+    first, second = summarised.values("id")
+    replaced, _ = summarised.values("filepath")
+    assert build_frame_index(summarised).n_videos == 2
+    replace_keeping_size_and_time(replaced)
+    # the sync before a search reads no source file: the old vectors are found, and said to be stale
+    view = search_frames(summarised, "a red square", k=50, model=tiny_encoder)
+    assert set(view.values("id")) == {first, second}
+    marks = {d.get_field("stale") if d.has_field("stale") else None for d in summarised[first].clipit_matches.detections}
+    assert marks == {f"the source file was replaced or edited since it was embedded; {lineage.SOURCE_REMEDY}"}
+    assert not any(d.has_field("stale") for d in summarised[second].clipit_matches.detections)
+    assert list(summarised.get_run_info("clipit_search").config.stale) == [first]
+    result = subprocess.run([*CLI, "index", summarised.name], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "1 added, 1 removed" not in result.stdout and "0 added, 1 removed" in result.stdout
+    assert f"left out {replaced}: the source file was replaced" in result.stdout
+    assert set(search_frames(summarised, "a red square", k=50, model=tiny_encoder).values("id")) == {second}
+    summarised.compute_metadata(overwrite=True)
+    compute_frame_embeddings(summarised, model=tiny_encoder, fps=2.0)
+    report = build_frame_index(summarised)
+    assert (report.n_added, report.n_videos, report.stale) == (1, 2, {})
+
+
+def test_search_writes_only_its_own_fields(summarised, tiny_encoder):
+    from fiftyone_clipit.fo.search import search_frames
+
+    add_ground_truth(summarised)
+    before = summaries(summarised)
+    for field in ("clipit_summary", "gt"):
+        with pytest.raises(ClipItError, match=f"Field '{field}' exists and was not written by CLIP-It as the output of 'clipit_search'"):
+            search_frames(summarised, "a red square", model=tiny_encoder, matches_field=field)
+    assert summaries(summarised) == before and summarised.first().gt.detections[0].label == "gt"
+    result = subprocess.run([*CLI, "search", summarised.name, "--query", "a red square", "--matches-field", "clipit_summary"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1 and "--overwrite" in result.stderr and "Traceback" not in result.stderr
+    assert summaries(summarised) == before
+    # its own fields, again and again, and two of them in turn
+    for field in ("clipit_matches", "other_matches", "clipit_matches"):
+        search_frames(summarised, "a red square", model=tiny_encoder, matches_field=field)
+    # a summary into a search's field is refused the same way
+    with pytest.raises(ClipItError, match="was not written by CLIP-It as the output of 'clipit_summary_clipit_matches'"):
+        create_summary(summarised, segmentation="uniform", segment_seconds=1.0, summary_field="clipit_matches")
+    search_frames(summarised, "a red square", model=tiny_encoder, matches_field="gt", overwrite=True)
+    assert summarised.first().gt.detections[0].label == "a red square"

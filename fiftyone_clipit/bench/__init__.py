@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, str] = {
     "scorer": "scorer",
     "embeddings": "embeddings",
     "search": "search",
+    "fingerprint": "fingerprint",
 }
 
 

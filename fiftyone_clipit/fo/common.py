@@ -120,9 +120,10 @@ def output_field_problem(
 ) -> str | None:
     """Why this plugin may not write `path` (None when it may), checked before any work.
 
-    A field may be written when it does not exist yet, or when it is this plugin's own output,
-    recorded by the run `owner_run`; any other field of the right type (ground truth, say) only
-    with `overwrite`. FiftyOne's built-in fields (filepath, metadata, frame_number, ...) and
+    Every command and operator that writes a field checks it here, before any work. A field may
+    be written when it does not exist yet, or when it is this kind of output of this plugin,
+    recorded by the run `owner_run` (in its `written_fields`); any other field of the right type
+    (ground truth, a summary where a search writes, say) only with `overwrite`. FiftyOne's built-in fields (filepath, metadata, frame_number, ...) and
     fields of another type never.
     """
     frames = path.startswith("frames.")
@@ -132,13 +133,27 @@ def output_field_problem(
         kind = "frame" if frames else "sample"
         return f"'{path}' is a field FiftyOne keeps on every {kind}; choose another field name"
     problem = _field_type_problem(samples, path, ftype, embedded_doc_type)
-    if problem or overwrite or samples.get_field(path) is None or root_dataset(samples).has_run(owner_run):
+    if problem or overwrite or samples.get_field(path) is None or _owns(root_dataset(samples), owner_run, path):
         return problem
     return (
-        f"Field '{path}' exists and was not written by CLIP-It (it has no run '{owner_run}'): ground "
-        f"truth or another tool's output, say; choose another field name, or {OVERWRITE_HINT} to "
-        f"replace its values"
+        f"Field '{path}' exists and was not written by CLIP-It as the output of '{owner_run}': ground "
+        f"truth, another stage's output or another tool's, say; choose another field name, or "
+        f"{OVERWRITE_HINT} to replace its values"
     )
+
+
+def _owns(dataset: fo.Dataset, owner_run: str, path: str) -> bool:
+    """Whether the run `owner_run` wrote `path`: it exists and lists `path` in its
+    `written_fields`. A run recorded before that list existed owns the fields whose names
+    start with its key or with a field its settings name (`score_field`, `matches_field`, ...)."""
+    if not dataset.has_run(owner_run):
+        return False
+    config = dataset.get_run_info(owner_run).config
+    written = getattr(config, "written_fields", None)
+    if written is not None:
+        return path in written
+    named = [v for k, v in config.serialize().items() if k.endswith("_field") and isinstance(v, str) and v]
+    return path.split(".", 1)[-1].startswith((owner_run, *named))
 
 
 def check_output_field(

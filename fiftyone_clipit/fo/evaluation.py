@@ -38,13 +38,15 @@ from tabulate import tabulate
 
 from fiftyone_clipit import protocols
 from fiftyone_clipit.defaults import DEFAULT_EVAL_KEY, FALLBACK_FRAME_RATE
-from fiftyone_clipit.errors import ClipItError, ItemFailure
+from fiftyone_clipit.errors import ALLOW_STALE_HINT, ClipItError, ItemFailure
 from fiftyone_clipit.fo.protocols import summary_mask, user_masks
 from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
     check_field_type,
+    check_output_field,
     dataset_name,
+    embedding_store,
     ensure_iterable,
     finish,
     iterate,
@@ -54,8 +56,9 @@ from fiftyone_clipit.fo.common import (
     write_in_chunks,
 )
 from fiftyone_clipit.fo.groundtruth import DEFAULT_CONCEPTS_FIELD
-from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD
-from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD
+from fiftyone_clipit.fo.lineage import stale_scores
+from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
+from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, stale_summaries
 from fiftyone_clipit.shots import frame_scores_array
 from fiftyone_clipit.metrics import F1_MODES
 
@@ -74,6 +77,9 @@ class SummaryEvaluationConfig(fors.RunConfig):
         concepts_field: sample field listing each shot's concepts (qfvs).
         shot_seconds: QFVS shot length.
         clip_seconds: QVHighlights clip length.
+        stale: sample id -> why its summary or scores no longer hold, for the videos evaluated
+            anyway (``allow_stale=True``); empty when every input was current.
+        written_fields: the per-video figure fields the run writes (``<key>_<metric>``).
     """
 
     def __init__(
@@ -87,9 +93,13 @@ class SummaryEvaluationConfig(fors.RunConfig):
         concepts_field: str | None = None,
         shot_seconds: float = 5.0,
         clip_seconds: float = 2.0,
+        stale: dict[str, str] | None = None,
+        written_fields: list[str] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.stale = dict(stale or {})
+        self.written_fields = list(written_fields or [])
         self.pred_field = pred_field
         self.gt_fields = list(gt_fields)
         self.protocol = protocol
@@ -301,6 +311,8 @@ class SummaryEvaluationResults(fors.RunResults):
         print(tabulate(self.report_rows(), headers=header, floatfmt=f".{digits}f"))
         for path, reason in self.failures:
             print(f"not evaluated: {path}: {reason}")
+        for sample_id, reason in self.config.stale.items():
+            print(f"evaluated although stale: {self.filepaths.get(sample_id, sample_id)}: {reason}")
 
     def plot_video(self, sample: str | None = None):
         """A plotly figure of one video: predicted scores vs ground truth, summary segments shaded.
@@ -363,6 +375,7 @@ def evaluate_summary(
     shot_seconds: float = 5.0,
     clip_seconds: float = 2.0,
     skip_failures: bool = False,
+    allow_stale: bool = False,
     progress: Progress = None,
 ) -> SummaryEvaluationResults:
     """Evaluates summaries by a published protocol, as the FiftyOne custom run ``eval_key``.
@@ -384,14 +397,18 @@ def evaluate_summary(
         concepts_field ("gt_shot_concepts"): per-shot concept lists (qfvs).
         shot_seconds (5.0): QFVS shot length. clip_seconds (2.0): QVHighlights clip length.
         skip_failures (False): log videos that cannot be evaluated instead of raising at the end.
+        allow_stale (False): evaluate summaries or scores that no longer hold (their source file
+            was replaced, they were re-embedded or re-scored since, or re-summarising them
+            failed) instead of refusing; the run records which (``config.stale``).
         progress (None): True for a progress bar, or a callback(fraction, label).
 
     Returns:
         The SummaryEvaluationResults (also ``dataset.load_run_results(eval_key)``).
 
     Raises:
-        ClipItError: an unknown protocol or mode, a missing field or one of the wrong type, or
-            ``eval_key`` is the key of another kind of run.
+        ClipItError: an unknown protocol or mode, a missing field or one of the wrong type,
+            ``eval_key`` is the key of another kind of run, or (unless ``allow_stale``) some
+            summary or scores evaluated no longer hold.
         BatchError: some videos could not be evaluated (the others were saved with the run).
     """
     samples = video_collection(samples)
@@ -413,8 +430,18 @@ def evaluate_summary(
         shot_seconds=shot_seconds, clip_seconds=clip_seconds,
     )
     _check_fields(samples, config)
-    for name in config.metric_names:
-        check_field_type(samples, f"{eval_key}_{name}", fo.FloatField)
+    config.stale = _stale_inputs(samples, config)
+    if config.stale and not allow_stale:
+        paths = dict(zip(*samples.values(["id", "filepath"])))
+        named = "; ".join(f"{os.path.basename(paths[i])}: {why}" for i, why in list(config.stale.items())[:5])
+        raise ClipItError(
+            f"Not evaluated: {len(config.stale)} of {len(samples)} video(s) have a summary or scores that no "
+            f"longer hold ({named}); bring them up to date, or {ALLOW_STALE_HINT} to evaluate them anyway "
+            f"(the run records them as stale)"
+        )
+    config.written_fields = [f"{eval_key}_{name}" for name in config.metric_names]
+    for path in config.written_fields:
+        check_output_field(samples, path, eval_key, fo.FloatField)
     _free_run_key(samples, eval_key)
     method = config.build()
     method.register_run(samples, eval_key, overwrite=True)
@@ -424,6 +451,17 @@ def evaluate_summary(
     failures = [ItemFailure(path, reason) for path, reason in results.failures]
     finish("Evaluating", failures, len(results.per_sample), skip_failures)
     return results
+
+
+def _stale_inputs(samples: foc.SampleCollection, config: SummaryEvaluationConfig) -> dict[str, str]:
+    """Sample id -> why the summary or scores it is evaluated on no longer hold."""
+    stale = {}
+    if config.score_field:
+        run_key = score_run_key(config.score_field)
+        stale = stale_scores(samples, run_key, embedding_store(samples), config.score_field)
+    if config.pred_field:
+        stale.update(stale_summaries(samples, config.pred_field))
+    return stale
 
 
 def _free_run_key(samples: foc.SampleCollection, eval_key: str) -> None:

@@ -5,7 +5,9 @@ similarity indexes cover the whole dataset); a search on a view keeps the hits i
 It lives on disk beside the embedding store (`<store>.frame-index/`), recorded by the run
 `clipit_frame_index`, so any process that opens the dataset (the App, a delegated worker)
 loads it. Each build or search first brings it in step with the store: videos deleted from the
-dataset leave the index, videos embedded since join it, re-embedded videos are replaced.
+dataset leave the index, videos embedded since join it, re-embedded videos are replaced; an
+explicit build or update also leaves out videos whose source file changed since they were
+embedded (their vectors show other footage) until they are embedded again.
 The public entry points (`build_frame_index`, `search_frames`) are in `fiftyone_clipit.fo.search`,
 above this module and the Brain backend (`fiftyone_clipit.fo.brain`) that reads the index.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
@@ -30,6 +32,7 @@ from fiftyone_clipit.fo.common import (
     root_dataset,
     video_collection,
 )
+from fiftyone_clipit.fo.lineage import source_problem
 from fiftyone_clipit.index import KINDS, FrameIndex, build_compressed, build_index, choose_kind
 from fiftyone_clipit.mapped import MappedStore
 from fiftyone_clipit.milvus_index import MilvusFrameIndex
@@ -74,6 +77,8 @@ class IndexReport:
     layout: str = ""
     rebuilt: bool = False
     calibration: dict | None = None
+    #: sample id -> why its video is left out: its source file changed since it was embedded
+    stale: dict[str, str] = field(default_factory=dict)
 
 
 def index_dir(dataset: fo.Dataset, backend: str = "faiss") -> str:
@@ -133,6 +138,7 @@ def update_frame_index(
     backend: str = "faiss",
     uri: str | None = None,
     collection: str | None = None,
+    check_sources: bool = True,
 ) -> IndexReport:
     """Builds the dataset's frame index, or brings it in step: `build_frame_index` without the
     Brain run (`fiftyone_clipit.fo.search.build_frame_index` documents the arguments)."""
@@ -156,32 +162,55 @@ def update_frame_index(
         return _build_milvus(dataset, config, directory, uri, collection, overwrite, progress)
     if overwrite or not exists:
         return _build(dataset, config, directory, kind, target_recall, progress)
-    return sync_frame_index(dataset, kind=kind, target_recall=target_recall, progress=progress, backend=backend)
+    return sync_frame_index(
+        dataset, kind=kind, target_recall=target_recall, progress=progress, backend=backend, check_sources=check_sources
+    )
 
 
-def _current(dataset: fo.Dataset, config, known: dict[str, str] | None = None) -> dict[str, str]:
-    """sample id -> store stamp, for the dataset's videos embedded by the run's model and fps.
+def _current(
+    dataset: fo.Dataset,
+    config,
+    known: dict[str, str] | None = None,
+    check_sources: bool = False,
+    stale: dict[str, dict] | None = None,
+) -> dict[str, str]:
+    """sample id -> store stamp, for the dataset's videos embedded by the run's model and fps
+    from the file that is there now.
 
-    A video whose stamp is in `known` (indexed before, so checked then) costs one stat.
+    With `check_sources` every source file is fingerprinted and compared with the one its
+    embeddings were decoded from; a video whose file was replaced or is gone is left out and
+    named in `stale` (sample id -> {"stamp", "reason"}). Without, a video found stale before
+    stays out until it is embedded again (its stamp changes), so the sync before each search
+    reads no source file. A video whose stamp is in `known` (indexed before, so checked then)
+    otherwise costs one stat.
     """
     store = embedding_store(dataset)
     known = known or {}
+    stale = stale if stale is not None else {}
     current = {}
-    for sample_id in dataset.values("id"):
+    for sample_id, path in zip(*dataset.values(["id", "filepath"])):
         stamp = store.stamp(sample_id)
-        if stamp is None:
+        if stamp is None or (not check_sources and stale.get(sample_id, {}).get("stamp") == stamp):
             continue
-        if known.get(sample_id) != stamp:
+        if check_sources or known.get(sample_id) != stamp:
             info = store.info(sample_id)
             if info.get("model") != config.model or info.get("fps") != config.fps:
                 continue
+            problem = source_problem(path, info.get("fingerprint"), "embedded") if check_sources else None
+            if problem:
+                stale[sample_id] = {"stamp": stamp, "reason": problem}
+                continue
+        stale.pop(sample_id, None)
         current[sample_id] = stamp
+    for sample_id in [i for i, entry in stale.items() if store.stamp(i) != entry["stamp"]]:
+        stale.pop(sample_id)  # embedded again, or deleted
     return current
 
 
 def _build(dataset, config, directory, kind, target_recall, progress) -> IndexReport:
     store = embedding_store(dataset)
-    current = _current(dataset, config)
+    stale: dict[str, dict] = {}
+    current = _current(dataset, config, check_sources=True, stale=stale)
 
     def items():
         for sample_id in iterate(list(current), progress, "Indexing frames"):
@@ -189,7 +218,7 @@ def _build(dataset, config, directory, kind, target_recall, progress) -> IndexRe
             yield sample_id, item.frame_numbers, item.embeddings
 
     dim = config.dim or (store.get(next(iter(current))).embeddings.shape[1] if current else 1)
-    info = {"model": config.model, "pretrained": config.pretrained, "fps": config.fps, "stamps": current}
+    info = {"model": config.model, "pretrained": config.pretrained, "fps": config.fps, "stamps": current, "stale": stale}
     source = MappedStore(store.root)
     if kind == "auto":
         kind = choose_kind(source.n_frames(current))
@@ -197,7 +226,7 @@ def _build(dataset, config, directory, kind, target_recall, progress) -> IndexRe
         index = build_compressed(source, list(current), dim, info)
     else:
         index = build_index(items(), dim, info, kind, source)
-    report = IndexReport(n_added=len(current), rebuilt=True)
+    report = IndexReport(n_added=len(current), rebuilt=True, stale=_reasons(stale))
     if index.kind != "flat":
         report.calibration = calibrate_index(index, target_recall)
     _save(dataset, index, directory, report)
@@ -208,14 +237,15 @@ def _build_milvus(dataset, config, directory, uri, collection, overwrite, progre
     """A new Milvus collection of every embedded video; its record is written only at the end,
     so a build that fails part-way leaves no record (and any FAISS index as it was)."""
     store = embedding_store(dataset)
-    current = _current(dataset, config)
+    stale: dict[str, dict] = {}
+    current = _current(dataset, config, check_sources=True, stale=stale)
     dim = config.dim or (store.get(next(iter(current))).embeddings.shape[1] if current else 1)
-    info = {"model": config.model, "pretrained": config.pretrained, "fps": config.fps, "stamps": current}
+    info = {"model": config.model, "pretrained": config.pretrained, "fps": config.fps, "stamps": current, "stale": stale}
     index = MilvusFrameIndex.create(uri, collection, dim, info, overwrite=overwrite)
     for sample_id in iterate(list(current), progress, "Indexing frames in Milvus"):
         item = store.get(sample_id)
         index.add(sample_id, item.frame_numbers, item.embeddings)
-    report = IndexReport(n_added=len(current), rebuilt=True)
+    report = IndexReport(n_added=len(current), rebuilt=True, stale=_reasons(stale))
     _save(dataset, index, directory, report, "milvus")
     return report
 
@@ -226,8 +256,11 @@ def sync_frame_index(
     target_recall: float = 0.95,
     progress: Progress = None,
     backend: str = "faiss",
+    check_sources: bool = False,
 ) -> IndexReport:
-    """Brings the saved frame index in step with the dataset and its store (see the module).
+    """Brings the saved frame index in step with the dataset and its store (see the module);
+    with `check_sources`, videos whose source file changed since they were embedded leave it
+    (`_current`).
 
     Raises:
         ClipItError: no embeddings or no index yet.
@@ -241,8 +274,10 @@ def sync_frame_index(
             return _build_milvus(dataset, config, directory, index.uri, index.collection, True, progress)
         return _build(dataset, config, directory, kind, target_recall, progress)
     stamps = index.info.setdefault("stamps", {})
-    current = _current(dataset, config, stamps)
-    report = IndexReport()
+    stale = index.info.setdefault("stale", {})
+    before = dict(stale)
+    current = _current(dataset, config, stamps, check_sources, stale)
+    report = IndexReport(stale=_reasons(stale))
     for key in [k for k in index.keys if current.get(k) != stamps.get(k)]:
         index.remove(key)
         stamps.pop(key, None)
@@ -260,11 +295,15 @@ def sync_frame_index(
         report.rebuilt = True
         if index.kind != "flat":
             report.calibration = calibrate_index(index, target_recall)
-    if report.n_added or report.n_removed or report.rebuilt:
+    if report.n_added or report.n_removed or report.rebuilt or stale != before:
         _save(dataset, index, directory, report, backend)
     else:
         _fill(report, index)
     return report
+
+
+def _reasons(stale: dict[str, dict]) -> dict[str, str]:
+    return {sample_id: entry["reason"] for sample_id, entry in stale.items()}
 
 
 def _fill(report: IndexReport, index: FrameIndex) -> None:

@@ -1,9 +1,9 @@
 """What each derived output was made from, video by video, and whether it still holds.
 
-Embeddings keep the fingerprint of the file they were decoded from (`store.file_fingerprint`,
-in the store's info); a score run records, per video, that fingerprint and the stamp of the
-embeddings it read; a summary run records, per video, the score run it read, the file's
-fingerprint and the embeddings' stamp. A stage compares what it is about to read with what
+Embeddings keep the content fingerprint of the file they were decoded from
+(`store.file_fingerprint`, in the store's info); a score run records, per video, that
+fingerprint and the stamp of the embeddings it read; a summary run records, per video, the
+score run it read, the file's fingerprint and the embeddings' stamp. A stage compares what it is about to read with what
 made it and refuses, per video and with a remedy, inputs that went stale: a source replaced
 since it was embedded, scores older than the embeddings, a summary older than its scores.
 
@@ -19,9 +19,11 @@ import uuid
 from typing import Any, Mapping
 
 import fiftyone as fo
+import fiftyone.core.collections as foc
 
 from fiftyone_clipit.errors import ALLOW_STALE_HINT
-from fiftyone_clipit.store import EmbeddingStore, file_fingerprint
+from fiftyone_clipit.fo.common import root_dataset
+from fiftyone_clipit.store import FINGERPRINT_PREFIX, EmbeddingStore, file_fingerprint
 
 #: What to do when the source file changed since it was embedded.
 SOURCE_REMEDY = (
@@ -52,6 +54,11 @@ def source_problem(path: str, recorded: str | None, made: str) -> str | None:
     now = current_fingerprint(path)
     if now is None:
         return f"the source file is gone since it was {made}; restore it, or {SOURCE_REMEDY}"
+    if not recorded.startswith(FINGERPRINT_PREFIX):
+        return (
+            f"it was {made} by an earlier version of CLIP-It, which did not fingerprint the source "
+            f"file's content, so it cannot be told from other footage; {SOURCE_REMEDY}"
+        )
     if now != recorded:
         return f"the source file was replaced or edited since it was {made}; {SOURCE_REMEDY}"
     return None
@@ -102,4 +109,25 @@ def scores_problem(entry: dict | None, store: EmbeddingStore, sample_id: str, sc
             f"with score_frames (fiftyone-clipit score), then summarize"
         )
     return None
+
+
+def stale_scores(
+    samples: foc.SampleCollection, run_key: str, store: EmbeddingStore, score_field: str
+) -> dict[str, str]:
+    """Sample id -> why its scores in `frames.<score_field>` no longer hold, for each video of
+    `samples` the score run `run_key` recorded: its source file changed since it was scored,
+    or it was embedded again since. Scores without records are not checked."""
+    made = recorded_videos(root_dataset(samples), run_key)
+    if not made:
+        return {}
+    stale = {}
+    for sample_id, path in zip(*samples.values(["id", "filepath"])):
+        entry = made.get(sample_id)
+        if entry is None:
+            continue
+        problem = source_problem(path, entry.get("source"), "scored")
+        problem = problem or scores_problem(entry, store, sample_id, score_field)
+        if problem:
+            stale[sample_id] = problem
+    return stale
 

@@ -24,12 +24,7 @@ from fiftyone_clipit.fo.common import (
     write_declared,
     write_in_chunks,
 )
-from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
-
-
-def score_label_fields(score_field: str = DEFAULT_SCORE_FIELD) -> tuple[str, str, str]:
-    """The frame label field and the per-video max and mean fields of `score_field`."""
-    return f"{score_field}_label", f"{score_field}_max", f"{score_field}_mean"
+from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_label_fields, score_run_key
 
 
 def label_scores(samples: foc.SampleCollection, score_field: str = DEFAULT_SCORE_FIELD) -> int:

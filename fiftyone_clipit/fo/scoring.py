@@ -67,6 +67,17 @@ def score_run_key(score_field: str) -> str:
     return f"clipit_score_{score_field}"
 
 
+def score_label_fields(score_field: str = DEFAULT_SCORE_FIELD) -> tuple[str, str, str]:
+    """The frame label field and the per-video max and mean fields of `score_field`."""
+    return f"{score_field}_label", f"{score_field}_max", f"{score_field}_mean"
+
+
+def score_written_fields(score_field: str) -> list[str]:
+    """Every field a score run of `score_field` owns: the scores and their App labels."""
+    label_field, max_field, mean_field = score_label_fields(score_field)
+    return [f"frames.{score_field}", f"frames.{label_field}", max_field, mean_field]
+
+
 @dataclass
 class ScoreReport:
     """What `score_frames` did; `captions` maps each captioned video's path to its sentences.
@@ -291,6 +302,7 @@ class _ScoreWriter:
             dataset.reload()
             shards = run_fields(dataset, key) if self.shared_run is not None else {"complete": complete}
             record_run(dataset, key, **self.config, run_id=run_id, **shards,
+                       written_fields=score_written_fields(self.config["score_field"]),
                        **merged_lineage(dataset, key, ids, entries, failed))
 
     def fail(self, sample_id: str, path: str, reason: str) -> None:

@@ -20,12 +20,16 @@ from fiftyone_clipit.fo.brain import register_similarity_run
 from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
-    check_field_type,
+    check_output_field,
+    embedding_store,
+    logger,
     record_run,
     root_dataset,
     video_collection,
     write_in_chunks,
 )
+from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.fo.lineage import source_problem
 from fiftyone_clipit.fo.index import IndexReport, load_frame_index, update_frame_index
 from fiftyone_clipit.index import merge_moments
 from fiftyone_clipit.queries import check_query, embed_query, top_frames
@@ -43,6 +47,7 @@ def build_frame_index(
     backend: str = "faiss",
     uri: str | None = None,
     collection: str | None = None,
+    check_sources: bool = True,
 ) -> IndexReport:
     """Builds the dataset's frame index from its embedding store, or brings it in step.
 
@@ -70,12 +75,18 @@ def build_frame_index(
         uri (None): Milvus: the server (`http://host:19530`) or a Milvus Lite file; None: a
             Milvus Lite file beside the embedding store (one process at a time).
         collection (None): Milvus: the collection; None: `clipit_frames_<dataset name>`.
+        check_sources (True): fingerprint every source file (`store.file_fingerprint`, about
+            384 KiB read per video) and leave out the videos whose file changed since they
+            were embedded, until they are embedded again (`report.stale` names them); False
+            trusts the last check, as the sync before a search does.
 
     Raises:
         ClipItError: no embeddings, embeddings of differing dimension, a bad kind or backend,
             or a Milvus server that cannot be reached or fails (naming its URI).
     """
-    report = update_frame_index(samples, kind, overwrite, target_recall, progress, backend, uri, collection)
+    report = update_frame_index(
+        samples, kind, overwrite, target_recall, progress, backend, uri, collection, check_sources
+    )
     if brain_key is not None and backend == "faiss":
         register_similarity_run(root_dataset(samples), brain_key)
     return report
@@ -91,6 +102,7 @@ def search_frames(
     relevance_field: str = DEFAULT_RELEVANCE_FIELD,
     sync: bool = True,
     backend: str = "faiss",
+    overwrite: bool = False,
 ) -> fo.DatasetView:
     """The top `k` frames across the collection for a text (or an image), as a browsable view.
 
@@ -99,7 +111,10 @@ def search_frames(
     each hit frame, overlapping ones merged; label = the query, confidence = cosine
     similarity), so `view.to_clips(matches_field)` shows the moments as clips; and
     `<relevance_field>` holds the video's best cosine similarity, to filter on in the App.
-    Both fields are cleared on videos that this search did not match.
+    Both fields are cleared on videos that this search did not match. A matched video whose
+    source file changed since it was embedded is still shown (its vectors are what was
+    indexed) but its moments say so (`stale` attribute, a warning, `stale` in the
+    `clipit_search` run); `build_frame_index` drops such videos until they are re-embedded.
 
     Args:
         samples: a video dataset or view with frame embeddings (compute_frame_embeddings).
@@ -112,13 +127,16 @@ def search_frames(
         sync (True): build the index, or bring it in step with the dataset, first (see
             build_frame_index); False searches the index as saved.
         backend ("faiss"): search the FAISS index or the Milvus collection (build_frame_index).
+        overwrite (False): write into existing fields that no search wrote (a summary, ground
+            truth); without it they are refused before the search runs.
 
     Returns:
         a DatasetView of the matched videos, best first.
 
     Raises:
         ClipItError: no index, an empty index, an empty query, a model or vector whose
-            dimension differs from the index's, or bad field names.
+            dimension differs from the index's, bad field names, or (without `overwrite`)
+            fields that another stage or tool wrote.
         ValueError: k < 1 or clip_seconds <= 0.
     """
     samples = video_collection(samples)
@@ -129,11 +147,15 @@ def search_frames(
     check_query(query)
     check_field_name(matches_field, "matches field")
     check_field_name(relevance_field, "relevance field")
-    check_field_type(samples, matches_field, fo.EmbeddedDocumentField, fo.TemporalDetections)
-    check_field_type(samples, relevance_field, fo.FloatField)
+    if matches_field == relevance_field:
+        raise ClipItError(f"The matches and relevance fields must differ, both are '{matches_field}'")
+    check_output_field(samples, matches_field, SEARCH_RUN, fo.EmbeddedDocumentField, fo.TemporalDetections, overwrite)
+    check_output_field(samples, relevance_field, SEARCH_RUN, fo.FloatField, overwrite=overwrite)
     dataset = root_dataset(samples)
-    if sync:  # builds it on first use, else brings it in step
-        build_frame_index(dataset, backend=backend, brain_key=DEFAULT_BRAIN_KEY if backend == "faiss" else None)
+    if sync:  # builds it on first use, else brings it in step (trusting its last source check)
+        build_frame_index(
+            dataset, backend=backend, brain_key=DEFAULT_BRAIN_KEY if backend == "faiss" else None, check_sources=False
+        )
     index = load_frame_index(dataset, backend)
     vector, query_kind, label = embed_query(index, query, model)
     allowed = None if isinstance(samples, fo.Dataset) else set(samples.values("id"))
@@ -141,14 +163,33 @@ def search_frames(
     for sample_id, number, score in top_frames(index, vector, k, allowed, query_kind):
         per_video.setdefault(sample_id, []).append((number, score))
     order = list(per_video)
-    _write_matches(dataset, per_video, label, clip_seconds, matches_field, relevance_field)
+    stale = _stale_results(dataset, order)
+    _write_matches(dataset, per_video, label, clip_seconds, matches_field, relevance_field, stale)
+    written = getattr(dataset.get_run_info(SEARCH_RUN).config, "written_fields", None) if dataset.has_run(SEARCH_RUN) else None
     record_run(dataset, SEARCH_RUN, query=label, k=int(k), model=index.info.get("model"),
-               matches_field=matches_field, relevance_field=relevance_field)
+               matches_field=matches_field, relevance_field=relevance_field, stale=stale,
+               written_fields=sorted(set(written or []) | {matches_field, relevance_field}))
     return dataset.select(order, ordered=True)
 
 
-def _write_matches(dataset, per_video, label, clip_seconds, matches_field, relevance_field) -> None:
-    """Writes this search's moments and relevance, clearing the last search's on other videos."""
+def _stale_results(dataset: fo.Dataset, sample_ids: list[str]) -> dict[str, str]:
+    """Sample id -> why a matched video's vectors show other footage than its file holds now
+    (its file was replaced or is gone since it was embedded), for the matched videos only."""
+    if not sample_ids:
+        return {}
+    store = embedding_store(dataset)
+    stale = {}
+    for sample_id, path in zip(*dataset.select(sample_ids, ordered=True).values(["id", "filepath"])):
+        problem = source_problem(path, (store.info(sample_id) or {}).get("fingerprint"), "embedded")
+        if problem:
+            stale[sample_id] = problem
+            logger.warning("Search result from a stale video %s: %s", path, problem)
+    return stale
+
+
+def _write_matches(dataset, per_video, label, clip_seconds, matches_field, relevance_field, stale) -> None:
+    """Writes this search's moments and relevance, clearing the last search's on other videos;
+    the moments of a video in `stale` carry the reason as their `stale` attribute."""
     for field in (relevance_field, matches_field):
         if dataset.has_field(field):
             stale = [i for i in dataset.exists(field).values("id") if i not in per_video]
@@ -163,8 +204,11 @@ def _write_matches(dataset, per_video, label, clip_seconds, matches_field, relev
         half = max(1, round((rate or FALLBACK_FRAME_RATE) * clip_seconds / 2))
         last_frame = count or max(n for n, _ in frames) + half
         moments = merge_moments([(max(1, n - half), min(last_frame, n + half), s) for n, s in frames])
+        marks = {"stale": stale[sample_id]} if sample_id in stale else {}
         matches[sample_id] = fo.TemporalDetections(
-            detections=[fo.TemporalDetection(label=label, support=[a, b], confidence=s) for a, b, s in moments]
+            detections=[
+                fo.TemporalDetection(label=label, support=[a, b], confidence=s, **marks) for a, b, s in moments
+            ]
         )
         relevance[sample_id] = max(s for _, s in frames)
     write_in_chunks(dataset, matches_field, matches)

@@ -237,6 +237,7 @@ def create_summary(
             settings = dict(
                 score_field=score_field,
                 summary_field=summary_field,
+                written_fields=[summary_field, f"frames.{keyframe_field(summary_field)}"],
                 budget=amount,
                 budget_unit=kind,
                 rounding=rounding,
