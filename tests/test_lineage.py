@@ -340,3 +340,17 @@ def test_search_writes_only_its_own_fields(summarised, tiny_encoder):
         create_summary(summarised, segmentation="uniform", segment_seconds=1.0, summary_field="clipit_matches")
     search_frames(summarised, "a red square", model=tiny_encoder, matches_field="gt", overwrite=True)
     assert summarised.first().gt.detections[0].label == "a red square"
+
+
+def test_a_deleted_embedding_store_is_named_as_the_cause(summarised):
+    """The remedy names what happened: not "embedded again after it was scored"."""
+    import shutil
+
+    store = embedding_store(summarised)
+    shutil.rmtree(store.root)
+    with pytest.raises(BatchError) as raised:
+        create_summary(summarised, segmentation="uniform", segment_seconds=1.0, budget=0.3)
+    for failure in raised.value.failures:
+        assert f"frame embeddings are missing from '{store.root}' (the embedding store is gone)" in failure.reason
+        assert "restore the store from a copy, or re-embed" in failure.reason
+        assert "embedded again" not in failure.reason

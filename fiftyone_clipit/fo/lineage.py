@@ -15,6 +15,7 @@ other videos as they were; a video that fails in a run loses its entry and is na
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any, Mapping
 
@@ -99,11 +100,20 @@ def embeddings_entry(store: EmbeddingStore, sample_id: str, info: dict | None) -
 
 
 def scores_problem(entry: dict | None, store: EmbeddingStore, sample_id: str, score_field: str) -> str | None:
-    """Why a video's scores are older than its embeddings (None when they are not, or when
-    the score run recorded nothing for it)."""
+    """Why a video's scores no longer match its embeddings: they are gone (the store was
+    deleted or moved), or were written again since (None when they match, or when the score
+    run recorded nothing for it)."""
     if entry is None or entry.get("embeddings") is None:
         return None
-    if store.stamp(sample_id) != entry["embeddings"]:
+    stamp = store.stamp(sample_id)
+    if stamp is None:
+        where = "the embedding store is gone" if not os.path.isdir(store.root) else "they were deleted"
+        return (
+            f"its frame embeddings are missing from '{store.root}' ({where}) although "
+            f"'frames.{score_field}' was scored from them; restore the store from a copy, or re-embed "
+            f"with compute_frame_embeddings (fiftyone-clipit embed) and score again"
+        )
+    if stamp != entry["embeddings"]:
         return (
             f"its frames were embedded again after 'frames.{score_field}' was scored; score again "
             f"with score_frames (fiftyone-clipit score), then summarize"
