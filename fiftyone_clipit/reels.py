@@ -125,16 +125,17 @@ def write_segments(
         raise ValueError(f"{len(clip_paths)} clip paths for {len(segments)} segments")
     video = VideoCursor(source)
     audio = None
-    writers: list[_Mp4Writer] = []
+    writers: list[Mp4Writer] = []
     try:
         if not video.frame_rate:
             raise VideoError(source, "states no frame rate; the summary cannot be timed")
-        audio = _AudioCursor(source) if video.has_audio else None
-        reel = _Mp4Writer(reel_path, video, audio, options) if reel_path else None
+        audio = AudioCursor(source) if video.has_audio else None
+        output = OutputFormat.of(video, audio)
+        reel = Mp4Writer(reel_path, output, options) if reel_path else None
         writers = [reel] if reel else []
         clips = []
         for index, (first, last) in enumerate(segments):
-            clip = _Mp4Writer(clip_paths[index], video, audio, options) if clip_paths else None
+            clip = Mp4Writer(clip_paths[index], output, options) if clip_paths else None
             targets = [w for w in (reel, clip) if w is not None]
             writers = targets
             numbers = []
@@ -187,15 +188,19 @@ def read_frames(source: str, frame_numbers: Sequence[int], width: int = 320) -> 
         return [images[int(n)] for n in frame_numbers]
 
 
-class _AudioCursor:
-    """Audio samples by source-clock time, decoded to planar float and kept in sync."""
+class AudioCursor:
+    """Audio samples by source-clock time, decoded to planar float and kept in sync.
 
-    def __init__(self, path: str):
+    `rate` and `layout` (None: the source's) resample on decoding, so sources of other rates
+    and channel layouts can share one output (a highlight reel).
+    """
+
+    def __init__(self, path: str, rate: int | None = None, layout: str | None = None):
         self.container = open_video(path)
         self.stream = self.container.streams.audio[0]
-        self.rate = self.stream.rate
-        self.layout = self.stream.layout.name
-        self.channels = self.stream.channels
+        self.rate = rate or self.stream.rate
+        self.layout = layout or self.stream.layout.name
+        self.channels = av.AudioLayout(self.layout).nb_channels
         self._resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
         self._frames: Iterator[av.AudioFrame] | None = None
         self._buffer = np.zeros((self.channels, 0), dtype=np.float32)
@@ -245,14 +250,38 @@ class _AudioCursor:
         self.container.close()
 
 
-class _Mp4Writer:
-    """One H.264 (+ AAC) mp4 written under a temporary name, renamed by `close`."""
+@dataclass(frozen=True)
+class OutputFormat:
+    """The frame rate, size and audio of an output; `audio_rate` None: no audio stream."""
 
-    def __init__(self, path: str, video: VideoCursor, audio: _AudioCursor | None, options: EncodeOptions):
+    frame_rate: Fraction
+    width: int
+    height: int
+    audio_rate: int | None = None
+    audio_layout: str = "stereo"
+
+    @classmethod
+    def of(cls, video: VideoCursor, audio: AudioCursor | None) -> OutputFormat:
+        """A source's own format (sizes made even, as H.264 in yuv420p needs)."""
+        return cls(
+            video.frame_rate, video.width - video.width % 2, video.height - video.height % 2,
+            audio.rate if audio is not None else None, audio.layout if audio is not None else "stereo",
+        )
+
+
+class Mp4Writer:
+    """One H.264 (+ AAC) mp4 written under a temporary name, renamed by `close`.
+
+    Frames go in with `add_frame` (any size: they are scaled to the output's), their audio with
+    `add_audio`; `end_segment` then pads or trims the audio to the frames, so any number of
+    segments, from any number of sources, stay in sync.
+    """
+
+    def __init__(self, path: str, output: OutputFormat, options: EncodeOptions):
         self.path = path
         self.partial = partial_path(path)
-        self.rate = video.frame_rate
-        self.width, self.height = video.width - video.width % 2, video.height - video.height % 2
+        self.rate = output.frame_rate
+        self.width, self.height = output.width, output.height
         self.segments: list[tuple[int, int]] = []
         self.n_frames = 0
         self._container = av.open(self.partial, "w", format="mp4", options={"movflags": "+faststart"})
@@ -262,11 +291,11 @@ class _Mp4Writer:
             self._video.pix_fmt = "yuv420p"
             self._video.options = {"crf": str(options.crf), "preset": options.preset}
             self._audio = None
-            if audio is not None:
-                self._audio = self._container.add_stream("aac", rate=audio.rate, layout=audio.layout)
+            if output.audio_rate:
+                self._audio = self._container.add_stream("aac", rate=output.audio_rate, layout=output.audio_layout)
                 self._audio.bit_rate = options.audio_bitrate
-                self._audio_rate, self._audio_layout = audio.rate, audio.layout
-                self._pending = np.zeros((audio.channels, 0), dtype=np.float32)
+                self._audio_rate, self._audio_layout = output.audio_rate, output.audio_layout
+                self._pending = np.zeros((av.AudioLayout(output.audio_layout).nb_channels, 0), dtype=np.float32)
                 self._n_samples = 0
         except BaseException:
             self.abort()

@@ -37,6 +37,7 @@ from .base import (
 from .panel import ClipItPanel
 from .runs import DeleteRun, ListRuns
 from .training import TrainScorer
+from .highlights import CreateHighlightReel
 from .search import BuildFrameIndex, SearchFrames
 
 
@@ -388,7 +389,7 @@ class ExportSummary(ClipItOperator):
 
 OPERATORS = [
     AddVideos, ComputeFrameEmbeddings, ScoreFrames, CreateSummary, EvaluateSummary, ExportSummary,
-    FrameOverlapF1, TrainScorer, BuildFrameIndex, SearchFrames, ListRuns, DeleteRun,
+    FrameOverlapF1, TrainScorer, BuildFrameIndex, SearchFrames, CreateHighlightReel, ListRuns, DeleteRun,
 ]
 
 

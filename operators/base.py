@@ -157,7 +157,14 @@ class ClipItOperator(foo.Operator):
         result = self._work(ctx, progress)
         if not ctx.delegated:
             ctx.ops.reload_dataset()
+            view = self.view_after(ctx, result)
+            if view is not None:
+                ctx.ops.set_view(view)
         return result
+
+    def view_after(self, ctx, result: dict[str, Any]):
+        """The view to show in the App once a run from it is done (None: the App's view stays)."""
+        return None
 
     def _work(self, ctx, progress: Callable[[float, str], None]) -> dict[str, Any]:
         """The operator's work: one shard's, the queueing of shards, or the whole run."""
@@ -215,6 +222,9 @@ class ClipItOperator(foo.Operator):
             yield _Failure(outcome["error"])
             return
         yield ctx.ops.reload_dataset()
+        view = self.view_after(ctx, outcome["result"])
+        if view is not None:
+            yield ctx.ops.set_view(view)
         # the App shows this output without its view's label: "<label>: done" is its first line
         done = self._output(outcome["result"], heading=True)
         yield ctx.ops.show_output(done.to_json(), outcome["result"])

@@ -525,3 +525,32 @@ def test_a_scheduled_run_is_queued_from_the_app(legacy_orchestrators, app):
         for op in service.list_operations(dataset_name=dataset.name):
             service.delete_operation(op.id)
     assert not errors, errors
+
+
+def test_a_highlight_reel_from_the_app_opens_its_moments_and_shows_its_storyboard(app):
+    """Issue 27: the operator from the App, the clips view of the moments and the storyboard."""
+    from playwright.sync_api import sync_playwright
+
+    dataset, url = app
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        run_operator(page, "CLIP-It: highlight reel", {
+            "What to find (text, or the path of an image file)": "a person",
+            "Reel length at most (seconds)": "2",
+        }, close=False)
+        storyboard = page.locator("[role=dialog] img[src*='highlights_storyboard.png']").last
+        expect(storyboard).to_be_visible(timeout=30_000)
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=storyboard.element_handle())
+        page.screenshot(path=str(ARTIFACTS / "highlight_reel_done.png"))
+        page.get_by_role("button", name=re.compile(r"^(Close|Done)$")).click()
+        expect(page.get_by_text("clipit_highlights", exact=True).first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("support", exact=True).first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "highlight_reel_clips.png"))
+        browser.close()
+    dataset.reload()
+    run = dataset.get_run_info("clipit_highlights_clipit_highlights").config
+    assert run.query == "a person" and os.path.isfile(run.reel) and run.n_moments >= 1
+    assert len(dataset.load_saved_view("clipit_highlights_clips")) == run.n_moments
+    assert not errors, errors

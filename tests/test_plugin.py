@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import fiftyone as fo
 import fiftyone.operators as foo
@@ -84,6 +85,7 @@ VALID = {
     "train_scorer": {"mode": "supervised", "gt_field": "gt", "output_dir": "~/checkpoints/scorer", "epochs": 10, "seed": 0},
     "build_frame_index": {"kind": "auto", "brain_key": "clipit_frames"},
     "search_frames": {"query": "a person", "k": 5, "clip_seconds": 2.0},
+    "create_highlight_reel": {"query": "a person", "seconds": 5.0, "order": "source", "per_video_seconds": 2.0},
     "list_runs": {},
     "delete_run": {"run_key": "clipit_score_clipit_score"},
 }
@@ -98,6 +100,7 @@ INVALID = {
     "train_scorer": ({"mode": "supervised", "gt_field": "", "output_dir": "checkpoints/scorer"}, "gt_field"),
     "build_frame_index": ({"brain_key": "bad key"}, "brain_key"),
     "search_frames": ({"query": " ", "k": 5}, "query"),
+    "create_highlight_reel": ({"query": "a person", "seconds": -1.0}, "seconds"),
     "list_runs": None,  # no parameters to get wrong; its precondition is tested below
     "delete_run": ({"run_key": "no_such_run"}, "run_key"),
 }
@@ -121,7 +124,10 @@ def test_forms_of_schedulable_operators_say_how_scheduled_runs_run(dataset):
         prop = form(name, dataset, VALID[name]).get("how_it_runs")
         notices[name] = prop.view.label if prop is not None else None
     heavy = {name for name, text in notices.items() if text}
-    assert heavy == {"compute_frame_embeddings", "score_frames", "export_summary", "train_scorer", "build_frame_index"}
+    assert heavy == {
+        "compute_frame_embeddings", "score_frames", "export_summary", "train_scorer", "build_frame_index",
+        "create_highlight_reel",
+    }
     for name in heavy:
         assert "fiftyone delegated launch" in notices[name] and "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true" in notices[name]
 
@@ -201,6 +207,20 @@ def test_operators_execute_against_the_database(dataset_copy, tmp_path):
     assert len(list(out.rglob("*.mp4"))) == result.result["clips"] + result.result["reels"]
     assert not os.path.exists(os.path.join(os.path.dirname(fo.__file__), "server", "run-1"))
     assert result.result["storyboard"].startswith(str(out)) and result.result["storyboard"].endswith("_storyboard.png")
+
+
+@pytest.mark.slow
+def test_the_highlight_reel_operator_writes_the_reel_and_shows_its_storyboard(dataset_copy):
+    result = foo.execute_operator(
+        uri("create_highlight_reel"),
+        ctx={"dataset": dataset_copy, "params": {"query": "a person", "seconds": 2.0, "output_dir": "reel-1"}},
+    ).result
+    out = Path(fo.config.default_dataset_dir) / "clipit-exports" / dataset_copy.name / "reel-1"
+    assert result["reel"] == str(out / "highlights.mp4") and os.path.isfile(result["reel"])
+    assert result["view"] == "clipit_highlights_clips" and result["storyboard"].endswith("highlights_storyboard.png")
+    operator = foo.get_operator(uri("create_highlight_reel"))
+    shown = operator._output(result, heading=True).type.properties["storyboard_image"]
+    assert shown.default == f"/media?filepath={quote(result['storyboard'])}"
 
 
 def test_generic_scores_from_the_app_read_a_captioners_captions(dataset_copy, tiny_captioner_dir):

@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "embeddings": "embeddings",
     "search": "search",
     "fingerprint": "fingerprint",
+    "highlights": "highlights",
 }
 
 
