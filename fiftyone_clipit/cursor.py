@@ -60,14 +60,39 @@ def open_video(path: str) -> av.container.InputContainer:
         raise VideoError(path, f"not a readable video ({e}); is it really a video file?") from e
 
 
+#: FFmpeg demuxers that read one still image (PNG, JPEG, WebP, BMP, TIFF, ...), not a video
+IMAGE_DEMUXERS = ("image2", "image2pipe")
+
+
+def is_still_image(container: av.container.InputContainer) -> bool:
+    """Whether FFmpeg reads the file as a still image, whatever its extension: its demuxer is
+    an image one (`image2`, `image2pipe` or an `*_pipe` one such as `png_pipe`, `jpeg_pipe`),
+    or it is a GIF of one frame. A video of one frame (an mp4 holding one H.264 frame, say) is a
+    video: the decision is the container's, not the number of frames."""
+    name = container.format.name
+    if name in IMAGE_DEMUXERS or name.endswith("_pipe"):
+        return True
+    return name == "gif" and container.streams.video[0].frames <= 1
+
+
 def video_stream(container: av.container.InputContainer, path: str) -> av.video.stream.VideoStream:
     """The first video stream of an open container.
 
     Raises:
-        VideoError: there is none (audio-only or not a video).
+        VideoError: there is none (audio-only or not a video), or the file is a still image
+            (see `is_still_image`), so that an image renamed `.mp4` is never taken as a
+            one-frame video.
     """
     if not container.streams.video:
         raise VideoError(path, "has no video stream (audio-only or not a video)")
+    if is_still_image(container):
+        name = container.format.name
+        kind = container.streams.video[0].codec_context.name if name in IMAGE_DEMUXERS else name.removesuffix("_pipe")
+        raise VideoError(
+            path,
+            f"is a still {kind.upper()} image (FFmpeg reads it as '{name}'), not a video, "
+            "whatever its extension; give the video file instead, or leave it out",
+        )
     return container.streams.video[0]
 
 

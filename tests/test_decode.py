@@ -154,6 +154,20 @@ def test_one_frame_video(tmp_path):
     assert batch.frame_numbers.tolist() == [1] and probe_video(str(path)).n_frames == 1
 
 
+@pytest.mark.reliability("bad_input")
+@pytest.mark.parametrize("image_format", ["PNG", "JPEG", "WEBP", "BMP", "GIF"])
+def test_still_image_renamed_mp4_is_not_a_one_frame_video(tmp_path, image_format):
+    from PIL import Image
+
+    path = tmp_path / f"{image_format.lower()}_still.mp4"
+    Image.fromarray(corner_image()).save(path, image_format)
+    message = f"{path.name}': is a still {image_format} image .*not a video, whatever its extension"
+    with pytest.raises(VideoError, match=message):
+        probe_video(str(path))
+    with pytest.raises(VideoError, match=message):
+        list(iter_sampled_frames(str(path), 2.0))
+
+
 def test_video_breaking_off_mid_stream_fails_or_keeps_what_decodes(tmp_path):
     from fiftyone_clipit.decode import DecodeStatus
     from fiftyone_clipit.errors import BrokenVideoError
