@@ -1,11 +1,18 @@
 """Queries against a frame index: the query's embedding, and the loops that search until enough
 frames or videos of a view are found. FiftyOne-free; `fiftyone_clipit.fo.search` and the Brain
 backend (`fiftyone_clipit.fo.brain`) call these.
+
+A text query is taken as the path of an image (`names_a_file`) when it names an existing
+file, ends with a file extension of `FILE_EXTENSIONS` (images, videos, documents, arrays), or
+starts as a path does (`/`, `./`, `../`, `~/`, a drive `C:/`). Such a query must be a readable
+image file; anything else is refused rather than searched for as text. Every other text is a
+sentence: "a dog. a cat" and "the 3.5 m jump" search by text.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Sequence
 
 import numpy as np
@@ -18,7 +25,13 @@ from fiftyone_clipit.knn import far_queries
 
 #: frames drawn from the index as queries when its nprobe is calibrated (and as many text-like ones)
 CALIBRATION_QUERIES = 200
-_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+#: extensions that make a text query the path of a file (see the module docstring)
+FILE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".heic", ".avif",
+    ".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+    ".txt", ".csv", ".json", ".md", ".pdf", ".html", ".npy", ".npz", ".h5", ".pt", ".wav", ".mp3",
+)
+_PATH_START = re.compile(r"^(/|\.{1,2}[/\\]|~[/\\]|[A-Za-z]:[/\\])")
 _encoders: dict[tuple, ClipEncoder] = {}
 
 
@@ -67,7 +80,7 @@ def embed_query(
     if isinstance(query, np.ndarray):
         vector = np.asarray(query, dtype=np.float32).reshape(-1)
         return vector / max(np.linalg.norm(vector), 1e-12), "near", "vector query"
-    if isinstance(query, str) and query.lower().endswith(_IMAGE_EXTENSIONS) and os.path.isfile(query):
+    if isinstance(query, str) and names_a_file(query):
         encoder = query_encoder(index, model)
         return encoder.encode_images(model_input(query, encoder.image_size))[0], "near", os.path.basename(query)
     sentences = [query] if isinstance(query, str) else list(query)
@@ -84,7 +97,7 @@ def model_input(path: str, size: int) -> np.ndarray:
         shape = (max(size, round(image.width * scale)), max(size, round(image.height * scale)))
         image = image.resize(shape, Image.BICUBIC)
         left, top = (image.width - size) // 2, (image.height - size) // 2
-        return np.asarray(image.crop((left, top, left + size, top + size)))[None]
+        return np.array(image.crop((left, top, left + size, top + size)))[None]  # writable, for torch
 
 
 def top_frames(
@@ -139,10 +152,45 @@ def best_videos(
         k = min(len(index), 4 * k)
 
 
+def names_a_file(query: str) -> bool:
+    """Whether a text query is a path rather than a sentence (the rule is in the module docstring)."""
+    text = query.strip()
+    return os.path.isfile(query) or text.lower().endswith(FILE_EXTENSIONS) or bool(_PATH_START.match(text))
+
+
 def check_query(query: str | Sequence[str] | np.ndarray) -> None:
-    """Refuses an empty text, list of sentences or vector, naming it."""
+    """Refuses an empty text, list of sentences or vector, and a path that is not a readable
+    image (a missing file, a text file, a video), naming it.
+
+    Raises:
+        ClipItError: naming the query and what to pass instead.
+    """
     empty = not query.strip() if isinstance(query, str) else (
         query.size == 0 if isinstance(query, np.ndarray) else not list(query)
     )
     if empty:
         raise ClipItError(f"The query must be non-empty text, an image file or a vector, got {query!r}")
+    if isinstance(query, np.ndarray):
+        return
+    sentences = [query] if isinstance(query, str) else list(query)
+    for path in filter(names_a_file, sentences):
+        if isinstance(query, str):
+            _check_image_file(path)
+        else:
+            raise ClipItError(
+                f"The query {path!r} in a list of sentences looks like a file; pass one image file on its own "
+                f"to search by an image, or sentences without a file extension to search by text"
+            )
+
+
+def _check_image_file(path: str) -> None:
+    """Refuses a path query that is not an image file PIL can read."""
+    remedy = "pass an existing image file, or a sentence without a file extension to search by text"
+    if not os.path.isfile(path):
+        what = "it is a folder" if os.path.isdir(path) else "there is no such file"
+        raise ClipItError(f"The query '{path}' looks like a file, but {what}; {remedy}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, Image.DecompressionBombError) as e:
+        raise ClipItError(f"The query '{path}' is not a readable image ({e}); {remedy}") from e

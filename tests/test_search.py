@@ -230,6 +230,53 @@ def test_search_bad_input(video_dir, tmp_path, tiny_encoder):
         search_frames(dataset, "a person", k=0, model=tiny_encoder)
 
 
+@pytest.mark.reliability("bad_input")
+def test_query_naming_a_file_searches_by_that_image_or_is_refused(video_dir, tmp_path, tiny_encoder):
+    """A query that looks like a path is an image query: a missing file, a text file named .mp4
+    and a video are refused (library, and CLI as one line, exit 1); sentences with full stops
+    still search by text."""
+    from PIL import Image
+
+    from conftest import frame_color
+
+    dataset = new_dataset(persistent=True)
+    add_videos(dataset, [str(video_dir / "colors_a.mp4")])
+    compute_frame_embeddings(dataset, model=tiny_encoder, fps=2.0)
+    build_frame_index(dataset)
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("meeting notes, not a video\n")
+    refused = {
+        str(tmp_path / "missing.png"): "looks like a file, but there is no such file",
+        "missing.png": "looks like a file, but there is no such file",
+        str(notes): "is not a readable image",
+        str(video_dir / "colors_a.mp4"): "is not a readable image",
+    }
+    remedy = "pass an existing image file, or a sentence without a file extension to search by text"
+    for query, why in refused.items():
+        with pytest.raises(ClipItError, match=f"The query '{query}' {why}.*{remedy}"):
+            search_frames(dataset, query, model=tiny_encoder)
+    assert not dataset.has_field("clipit_matches")
+    cli = str(Path(sys.executable).parent / "fiftyone-clipit")
+    try:
+        for query in ("missing.png", str(notes)):
+            result = subprocess.run([cli, "search", dataset.name, "--query", query], capture_output=True,
+                                    text=True, env=same_database_env())
+            assert result.returncode == 1 and result.stdout == ""
+            (line,) = result.stderr.strip().splitlines()
+            assert line.startswith(f"error: The query '{query}'") and remedy in line
+    finally:
+        dataset.persistent = False
+    frame = tmp_path / "frame 31.png"  # frame 31 is sampled at 2 fps (0, 0.5, 1.0 s ...)
+    Image.new("RGB", (96, 64), frame_color(30)).save(frame)
+    view = search_frames(dataset, str(frame), k=1, model=tiny_encoder)
+    (match,) = view.first().clipit_matches.detections
+    assert match.label == "frame 31.png" and match.support[0] <= 31 <= match.support[1]
+    for sentence in ("a red square. a blue one", "the 3.5 m jump"):
+        view = search_frames(dataset, sentence, k=2, model=tiny_encoder)
+        assert {d.label for d in view.first().clipit_matches.detections} == {sentence}
+    dataset.delete()
+
+
 def test_operator_and_cli_search(indexed):
     import fiftyone.operators as foo
 
