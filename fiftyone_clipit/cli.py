@@ -26,7 +26,7 @@ from fiftyone_clipit.defaults import (
     DEFAULT_SUMMARY_FIELD,
     ZERO_SHOT,
 )
-from fiftyone_clipit.errors import ALLOW_STALE_HINT, OVERWRITE_HINT, ClipItError
+from fiftyone_clipit.errors import ALLOW_STALE_HINT, ON_BROKEN_HINT, OVERWRITE_HINT, ClipItError
 
 
 def _dataset(name: str):
@@ -410,9 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli_message(error: ClipItError) -> str:
-    """The library's message in the CLI's words: its flags `--overwrite` for `overwrite=True`
-    and `--allow-stale` for `allow_stale=True`."""
-    return str(error).replace(OVERWRITE_HINT, "pass --overwrite").replace(ALLOW_STALE_HINT, "pass --allow-stale")
+    """The library's message in the CLI's words: its flags `--overwrite` for `overwrite=True`,
+    `--allow-stale` for `allow_stale=True` and `--on-broken keep` for `on_broken='keep'`."""
+    hints = {OVERWRITE_HINT: "pass --overwrite", ALLOW_STALE_HINT: "pass --allow-stale", ON_BROKEN_HINT: "pass --on-broken keep"}
+    message = str(error)
+    for hint, flag in hints.items():
+        message = message.replace(hint, flag)
+    return message
 
 
 def _database_error(error: BaseException | None) -> BaseException | None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 #: How an error says "replace it on purpose"; the CLI shows its own flag instead (`--overwrite`).
 OVERWRITE_HINT = "pass overwrite=True"
 ALLOW_STALE_HINT = "pass allow_stale=True"
+#: How an error says "embed what decodes of a broken video"; the CLI shows `--on-broken keep`.
+ON_BROKEN_HINT = "pass on_broken='keep'"
 
 
 class ClipItError(Exception):

@@ -9,15 +9,18 @@ cases run against the session's real MongoDB, the real decoder and the tiny rand
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 
 import fiftyone as fo
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import write_audio_only, write_video
-from fiftyone_clipit import compute_frame_embeddings, create_summary, export_summary, score_frames
+from fiftyone_clipit import add_videos, compute_frame_embeddings, create_summary, export_summary, score_frames
+from fiftyone_clipit.cli import cli_message
 from fiftyone_clipit.decode import iter_sampled_frames
 from fiftyone_clipit.errors import BatchError, BrokenVideoError, ClipItError, VideoError
 from fiftyone_clipit.fo.common import embedding_store
@@ -44,6 +47,7 @@ def zoo(tmp_path_factory) -> dict[str, Path]:
     write_video(folder / GOOD, 30, fps=15)
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "text.mp4").write_text("definitely not a video\n" * 50)
+    Image.fromarray(images[3]).save(folder / "still_png.mp4", "PNG")  # a PNG renamed .mp4
     whole_moov_last = write_frames(folder / "moov_last.mp4", images, fps=15)
     whole_faststart = write_frames(folder / "faststart.mp4", images, fps=15, faststart=True)
     files = {
@@ -51,6 +55,7 @@ def zoo(tmp_path_factory) -> dict[str, Path]:
         "missing": folder / "missing.mp4",
         "empty": folder / "empty.mp4",
         "text": folder / "text.mp4",
+        "still_png": folder / "still_png.mp4",
         "audio_only": write_audio_only(folder / "audio_only.mp4"),
         "no_moov": cut(whole_moov_last, folder / "no_moov.mp4", 0.5),
         "cut_mid_stream": cut(whole_faststart, folder / "cut_mid_stream.mp4", 0.45),
@@ -71,6 +76,7 @@ REFUSED = [
     ("empty", VideoError, r"file is empty \(0 bytes\); re-copy or re-download it"),
     ("text", VideoError, "not a readable video .*is it really a video file"),
     ("audio_only", VideoError, r"has no video stream \(audio-only or not a video\)"),
+    ("still_png", VideoError, r"is a still PNG image \(FFmpeg reads it as 'png_pipe'\), not a video"),
     ("no_moov", VideoError, "not a readable video"),
     ("cut_mid_stream", BrokenVideoError, "decoding broke off after"),
 ]
@@ -128,7 +134,7 @@ def batch(zoo, tiny_encoder):
     return dataset, raised.value
 
 
-FAILED_IN_BATCH = ["missing", "empty", "text", "audio_only", "no_moov", "cut_mid_stream"]
+FAILED_IN_BATCH = ["missing", "empty", "text", "still_png", "audio_only", "no_moov", "cut_mid_stream"]
 DONE_IN_BATCH = ["good", "one_frame", "vfr", "rotated", "huge"]
 
 
@@ -165,6 +171,41 @@ def test_metadata_lying_about_the_frame_count_is_refused_for_that_video_only(bat
     assert raised.value.n_ok == len(DONE_IN_BATCH) - 1
     liar.reload()
     assert all(frame.get_field("lying") is None for frame in liar.frames.values())
+
+
+def test_image_renamed_mp4_is_not_added_as_a_one_frame_video(zoo, tmp_path):
+    dataset = new_dataset([])
+    with pytest.raises(BatchError) as raised:
+        add_videos(dataset, [str(zoo["good"]), str(zoo["still_png"]), str(zoo["one_frame"])])
+    (failure,) = raised.value.failures
+    assert failure.item == str(zoo["still_png"]) and "is a still PNG image" in failure.reason
+    assert sorted(dataset.values("filepath")) == sorted([str(zoo["good"]), str(zoo["one_frame"])])
+    assert dataset.match(fo.ViewField("filepath") == str(zoo["one_frame"])).first().metadata.total_frame_count == 1
+    dataset.delete()
+
+
+def test_video_that_failed_to_embed_is_named_with_its_cause_when_scored_and_summarised(zoo, tiny_encoder):
+    """A video cut mid-stream fails to embed; scoring and summarising name that failure and its
+    remedy (re-embed keeping what decodes, or replace the file), not "run score_frames"."""
+    dataset = new_dataset([])
+    add_videos(dataset, [str(zoo["good"]), str(zoo["cut_mid_stream"])])
+    compute_frame_embeddings(dataset, model=tiny_encoder, fps=2.0, skip_failures=True)
+    remedy = r"failed to embed \(decoding broke off after \d+ of 30 frames.*re-embed it \(pass on_broken='keep'"
+    with pytest.raises(BatchError) as raised:
+        score_frames(dataset, "a square", model=tiny_encoder)
+    (failure,) = raised.value.failures
+    assert failure.item == str(zoo["cut_mid_stream"]) and re.search(remedy, failure.reason)
+    assert "or replace the file" in failure.reason and raised.value.n_ok == 1
+    assert "re-embed it (pass --on-broken keep to keep the frames that decode)" in cli_message(raised.value)
+    with pytest.raises(BatchError) as raised:
+        create_summary(dataset, segmentation="uniform", segment_seconds=1.0, budget=0.5)
+    (failure,) = raised.value.failures
+    assert failure.item == str(zoo["cut_mid_stream"]) and re.search(remedy, failure.reason)
+    assert "score_frames" not in failure.reason
+    compute_frame_embeddings(dataset, model=tiny_encoder, fps=2.0, on_broken="keep")
+    assert score_frames(dataset, "a square", model=tiny_encoder).n_scored == 2
+    assert create_summary(dataset, segmentation="uniform", segment_seconds=1.0, budget=0.5).n_summarized == 2
+    dataset.delete()
 
 
 @pytest.fixture(scope="module")

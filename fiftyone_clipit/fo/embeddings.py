@@ -16,7 +16,7 @@ import fiftyone.core.collections as foc
 import fiftyone.core.runs as fors
 
 from fiftyone_clipit.encoders import DEFAULT_MODEL, ClipEncoder, load_clip
-from fiftyone_clipit.errors import BrokenVideoError, ClipItError, ItemFailure
+from fiftyone_clipit.errors import ON_BROKEN_HINT, BrokenVideoError, ClipItError, ItemFailure
 from fiftyone_clipit.fo.common import (
     EMBEDDINGS_RUN,
     Progress,
@@ -144,7 +144,7 @@ def compute_frame_embeddings(
     dataset = root_dataset(samples)
     store = embedding_store(dataset)
     report = EmbeddingReport()
-    todo = []
+    todo, failed = [], {}
     infos = samples_info(samples)
     for sample_id, path, _ in infos:
         try:
@@ -156,6 +156,7 @@ def compute_frame_embeddings(
             }
         except OSError:
             report.failures.append(ItemFailure(path, "file not found; check the path"))
+            failed[sample_id] = {"reason": report.failures[-1].reason, "broken": False}
             continue
         if not overwrite and up_to_date(store.info(sample_id), wanted, keep_partial):
             report.n_up_to_date += 1
@@ -165,10 +166,10 @@ def compute_frame_embeddings(
     for _ in iterate(todo, progress, "Embedding frames"):
         outcome = next(outcomes)
         if outcome.error is not None:
-            reason = outcome.error.reason
-            if isinstance(outcome.error, BrokenVideoError):
-                reason += "; pass on_broken='keep' to embed the frames that decode"
-            report.failures.append(ItemFailure(outcome.path, reason))
+            broken = isinstance(outcome.error, BrokenVideoError)
+            failed[outcome.key] = {"reason": outcome.error.reason, "broken": broken}
+            hint = f"; {ON_BROKEN_HINT} to embed the frames that decode" if broken else ""
+            report.failures.append(ItemFailure(outcome.path, outcome.error.reason + hint))
             continue
         store.put(outcome.key, outcome.item)
         report.embedded.append(outcome.key)
@@ -180,27 +181,47 @@ def compute_frame_embeddings(
             report.partial.append(note)
             logger.warning("Embedded part of %s", note)
     report.n_pruned = len(store.prune(dataset.values("id"), written_before=started))
-    _record_run(dataset, store, encoder, pretrained, fps, [sample_id for sample_id, _, _ in infos])
+    _record_run(dataset, store, encoder, pretrained, fps, [sample_id for sample_id, _, _ in infos], failed)
     finish("Embedding frames", report.failures, report.n_embedded + report.n_up_to_date, skip_failures)
     return report
 
 
 def _record_run(
     dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder, pretrained: str | None, fps: float,
-    ids: list[str],
+    ids: list[str], failed: dict[str, dict],
 ) -> None:
-    """Records the run, with what the store holds for this dataset's videos (frames per video),
-    under the run's record lock: shards of one scheduled run record it from several workers.
-    The videos of this call (`ids`) are read from the store; the others' counts are kept from
-    the previous record when it was made by the same model at the same fps, so a shard of a
-    large dataset reads its own videos' files, not every video's."""
+    """Records the run, with what the store holds for this dataset's videos (frames per video)
+    and the videos that failed to embed (`failed`: sample id -> {"reason", "broken"}), under the
+    run's record lock: shards of one scheduled run record it from several workers.
+    The videos of this call (`ids`) are read from the store; the others' counts and failures
+    are kept from the previous record when it was made by the same model at the same fps, so a
+    shard of a large dataset reads its own videos' files, not every video's."""
     with run_record_lock(dataset, EMBEDDINGS_RUN):
         dataset.reload()
-        _write_record(dataset, store, encoder, pretrained, fps, ids)
+        _write_record(dataset, store, encoder, pretrained, fps, ids, failed)
 
 
-def _previous_counts(dataset: fo.Dataset, encoder: ClipEncoder, fps: float) -> tuple[dict, dict] | None:
-    """(frames per video, partial) of the recorded run, when it was made by this model at this fps."""
+def embedding_failures(dataset: fo.Dataset) -> dict[str, dict]:
+    """The videos whose last embedding failed, as the `clipit_embeddings` run recorded them:
+    sample id -> {"reason": why, "broken": whether it broke off mid-stream}."""
+    if not dataset.has_run(EMBEDDINGS_RUN):
+        return {}
+    results = dataset.load_run_results(EMBEDDINGS_RUN, cache=False)
+    return dict(getattr(results, "failed", None) or {})
+
+
+def failed_to_embed(failure: dict) -> str:
+    """Why a video has no embeddings to score or summarise, and the remedy: for a video that
+    breaks off mid-stream, embedding what decodes or replacing the file; else replacing it."""
+    if failure.get("broken"):
+        remedy = f"re-embed it ({ON_BROKEN_HINT} to keep the frames that decode) or replace the file"
+    else:
+        remedy = "replace the file (or fix its path) and embed it again"
+    return f"its frames failed to embed ({failure['reason']}), so it has no embeddings; {remedy}, then score and summarize it"
+
+
+def _previous_counts(dataset: fo.Dataset, encoder: ClipEncoder, fps: float) -> tuple[dict, dict, dict] | None:
+    """(frames per video, partial, failed) of the recorded run, when it was made by this model at this fps."""
     if not dataset.has_run(EMBEDDINGS_RUN):
         return None
     config = dataset.get_run_info(EMBEDDINGS_RUN).config
@@ -211,12 +232,12 @@ def _previous_counts(dataset: fo.Dataset, encoder: ClipEncoder, fps: float) -> t
     results = dataset.load_run_results(EMBEDDINGS_RUN, cache=False)
     if results is None:
         return None
-    return dict(getattr(results, "frames_per_video", {}) or {}), dict(getattr(results, "partial", {}) or {})
+    return tuple(dict(getattr(results, name, {}) or {}) for name in ("frames_per_video", "partial", "failed"))
 
 
 def _write_record(
     dataset: fo.Dataset, store: EmbeddingStore, encoder: ClipEncoder, pretrained: str | None, fps: float,
-    ids: list[str],
+    ids: list[str], failed: dict[str, dict],
 ) -> None:
     in_dataset = dataset.values("id")
     previous = _previous_counts(dataset, encoder, fps)
@@ -226,6 +247,7 @@ def _write_record(
         kept = set(in_dataset) - set(ids)
         embedded = {i: n for i, n in previous[0].items() if i in kept}
         partial = {i: b for i, b in previous[1].items() if i in kept}
+        failed = {**{i: f for i, f in previous[2].items() if i in kept}, **failed}
         to_read = ids
     for sample_id in to_read:
         info = store.info(sample_id)
@@ -249,5 +271,5 @@ def _write_record(
         if not isinstance(dataset.get_run_info(EMBEDDINGS_RUN).config, FrameEmbeddingsRunConfig):
             dataset.delete_run(EMBEDDINGS_RUN)  # an older generic record; its cleanup does nothing
     dataset.register_run(EMBEDDINGS_RUN, config, overwrite=True, cleanup=False)
-    results = dataset.init_run_results(EMBEDDINGS_RUN, frames_per_video=embedded, partial=partial)
+    results = dataset.init_run_results(EMBEDDINGS_RUN, frames_per_video=embedded, partial=partial, failed=failed)
     dataset.save_run_results(EMBEDDINGS_RUN, results)

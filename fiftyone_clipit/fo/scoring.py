@@ -45,6 +45,7 @@ from fiftyone_clipit.fo.common import (
     video_collection,
     write_in_chunks,
 )
+from fiftyone_clipit.fo.embeddings import embedding_failures, failed_to_embed
 from fiftyone_clipit.fo.fieldlock import field_lock
 from fiftyone_clipit.fo.lineage import (
     GO_AHEAD,
@@ -219,7 +220,7 @@ def score_frames(
         writer = _ScoreWriter(
             samples, config, checkpoint, encoder, query_text, captioner, embedding_store(dataset), beat,
             _ScoreOptions(attention, smoothing_seconds, n_captions, captions_field, batch_size, allow_stale),
-            run_id,
+            run_id, not_embedded=embedding_failures(dataset),
         )
         report = writer.run(dataset, progress)
     finish("Scoring frames", report.failures, report.n_scored + report.n_resumed, skip_failures)
@@ -254,6 +255,7 @@ class _ScoreWriter:
     beat: Callable[[], None]
     options: _ScoreOptions
     shared_run: str | None = None
+    not_embedded: dict[str, dict] = field(default_factory=dict)  # why videos failed to embed
     report: ScoreReport = field(default_factory=ScoreReport)
     entries: dict[str, dict] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
@@ -313,6 +315,8 @@ class _ScoreWriter:
         """Reads one video's embeddings and text into the batch, or records why it fails."""
         embedded_with = self.config["model"]
         item = self.store.get(sample_id)
+        if item is None and sample_id in self.not_embedded:
+            return self.fail(sample_id, path, failed_to_embed(self.not_embedded[sample_id]))
         if item is None or item.info.get("model") != embedded_with:
             return self.fail(sample_id, path, f"no frame embeddings by '{embedded_with}'; run compute_frame_embeddings")
         problem = item.non_finite_problem()

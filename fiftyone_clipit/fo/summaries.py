@@ -31,6 +31,7 @@ from fiftyone_clipit.fo.common import (
     write_declared,
     write_in_chunks,
 )
+from fiftyone_clipit.fo.embeddings import embedding_failures, failed_to_embed
 from fiftyone_clipit.fo.fieldlock import field_lock
 from fiftyone_clipit.fo.lineage import (
     GO_AHEAD,
@@ -188,6 +189,7 @@ def create_summary(
         store = embedding_store(samples)
         has_images = _frames_with_images(samples)
         scores_made = recorded_videos(dataset, score_run_key(score_field)) or {}
+        not_embedded = embedding_failures(dataset)
         report, values, keyframes, entries, failed = SummaryReport(), {}, {}, {}, {}
         for row in iterate(rows, progress, "Summarising"):
             beat()
@@ -198,6 +200,8 @@ def create_summary(
                 continue
             try:
                 item = store.get(sample_id)
+                if item is None and sample_id in not_embedded and all(s is None for s in row[4]):
+                    raise ValueError(failed_to_embed(not_embedded[sample_id]))  # not "run score_frames"
                 _check_inputs(item, path, store, sample_id, scores_made.get(sample_id), score_field, allow_stale)
                 n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
                 frame_scores = frame_scores_array(row[3], row[4], n_frames, score_field)
