@@ -16,7 +16,8 @@ the steps' places in the whole video in every mode, so a window deep into a long
 where it is, and "full" and "windowed" agree on a video that fits one window.
 
 Shapes are data, as open_clip keeps them: presets are JSON files `models/scorer-<name>.json`
-(`list_presets()`), parsed into a frozen `ScorerConfig`; a checkpoint keeps its config as JSON
+(`list_presets()`), parsed into a frozen `ScorerConfig` that refuses wrong types and absurd sizes
+before any tensor exists; a checkpoint (`fiftyone_clipit.checkpoints`) keeps its config as JSON
 beside safetensors weights, and loading it never unpickles anything.
 """
 
@@ -24,20 +25,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fiftyone_clipit.defaults import (
     DEFAULT_SCORER_PRESET,
-    ZERO_SHOT,
     check_attention,
     list_scorer_presets,
     scorer_preset_files,
@@ -45,15 +41,17 @@ from fiftyone_clipit.defaults import (
 from fiftyone_clipit.errors import ClipItError
 
 DEFAULT_PRESET = DEFAULT_SCORER_PRESET
-CHECKPOINT_FORMAT = "clipit-scorer"
-CHECKPOINT_VERSION = 2  # 2: fusion and input_norm in the config (version 1: "concat", no input norm)
 #: longest video "auto" attends as a whole: 2,048 steps (17 min at 2 fps) cost the paper preset
 #: about 134 MB of attention scores per layer; longer videos are attended in windows.
 FULL_ATTENTION_MAX_STEPS = 2048
 FUSION_MODES = ("product", "concat")
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "MODEL_CARD.md"
+#: largest value of each size: far above any CLIP embedding (1,280 for ViT-bigG-14) or useful
+#: scorer, low enough that a damaged config (model_dim 2,000,000: a 48 TB layer) is refused
+#: before anything is allocated.
+SIZE_LIMITS = {
+    "feature_dim": 16384, "model_dim": 16384, "text_heads": 256, "layers": 128, "heads": 256,
+    "feedforward_dim": 65536, "window": 65536,
+}
 
 
 @dataclass(frozen=True)
@@ -97,28 +95,34 @@ class ScorerConfig:
     input_norm: bool = True
 
     def __post_init__(self) -> None:
-        positive = ("feature_dim", "model_dim", "text_heads", "layers", "heads", "feedforward_dim", "window")
-        for key in positive:
+        """Refuses wrong types, sizes out of range and shapes that do not fit, before any tensor exists."""
+        name = self.name
+        for key in ("name", "description"):
+            if not isinstance(getattr(self, key), str):
+                raise ClipItError(f"Scorer config {name!r}: {key} must be text, got {getattr(self, key)!r}")
+        for key, limit in SIZE_LIMITS.items():
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ClipItError(f"Scorer config '{self.name}': {key} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+                raise ClipItError(
+                    f"Scorer config '{name}': {key} must be an integer from 1 to {limit:,}, got {value!r}"
+                )
         if self.model_dim % self.heads:
-            raise ClipItError(
-                f"Scorer config '{self.name}': heads={self.heads} must divide model_dim={self.model_dim}"
-            )
+            raise ClipItError(f"Scorer config '{name}': heads={self.heads} must divide model_dim={self.model_dim}")
         if self.feature_dim % self.text_heads:
             raise ClipItError(
-                f"Scorer config '{self.name}': text_heads={self.text_heads} must divide "
-                f"feature_dim={self.feature_dim}"
+                f"Scorer config '{name}': text_heads={self.text_heads} must divide feature_dim={self.feature_dim}"
             )
-        if self.fusion not in FUSION_MODES:
-            raise ClipItError(f"Scorer config '{self.name}': fusion must be one of {list(FUSION_MODES)}, got {self.fusion!r}")
-        if not 0 <= self.dropout < 1:
-            raise ClipItError(f"Scorer config '{self.name}': dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.fusion, str) or self.fusion not in FUSION_MODES:
+            raise ClipItError(f"Scorer config '{name}': fusion must be one of {list(FUSION_MODES)}, got {self.fusion!r}")
+        if not isinstance(self.input_norm, bool):
+            raise ClipItError(f"Scorer config '{name}': input_norm must be true or false, got {self.input_norm!r}")
+        dropout = self.dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ClipItError(f"Scorer config '{name}': dropout must be a number in [0, 1), got {dropout!r}")
         overlap = self.window_overlap
         if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0 or 2 * overlap >= self.window:
             raise ClipItError(
-                f"Scorer config '{self.name}': window_overlap must be an integer in [0, window / 2), "
+                f"Scorer config '{name}': window_overlap must be an integer in [0, window / 2), "
                 f"got {overlap!r} for window={self.window}"
             )
 
@@ -127,12 +131,21 @@ class ScorerConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> ScorerConfig:
-        """A config from JSON values; unknown keys are an error, not silently dropped."""
+    def from_dict(cls, values: dict, complete: bool = False) -> ScorerConfig:
+        """A config from JSON values; unknown keys are an error, not silently dropped.
+
+        Args:
+            values: field name -> value.
+            complete (False): every field must be given, none defaulted (a checkpoint's config,
+                which was written whole: a missing size means a damaged file, not a default).
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ClipItError(f"Unknown scorer config keys {unknown}; the valid keys are {sorted(known)}")
+        missing = sorted(known - set(values)) if complete else []
+        if missing:
+            raise ClipItError(f"Scorer config keys {missing} are missing; a complete config has {sorted(known)}")
         return cls(**values)
 
 
@@ -379,141 +392,3 @@ def predict_scores(
     finally:
         model.train(was_training)
     return [scores[i, : len(f)].float().cpu().numpy() for i, f in enumerate(features)]
-
-
-@dataclass
-class Checkpoint:
-    """A scorer loaded from disk, with what its config.json says about it."""
-
-    model: ClipItScorer
-    config: ScorerConfig
-    metadata: dict
-    path: str
-
-
-def save_checkpoint(
-    path: str, model: ClipItScorer, metadata: dict, card: str, overwrite: bool = False
-) -> str:
-    """Writes a checkpoint folder: model.safetensors, config.json and MODEL_CARD.md.
-
-    The folder is written under a temporary name and renamed into place, so a folder that
-    exists is complete.
-
-    Args:
-        path: the folder to create.
-        model: the scorer whose weights to save.
-        metadata: JSON-ready facts kept in config.json (data, losses, validation figures, ...).
-        card: the model card, Markdown.
-        overwrite (False): replace an existing folder.
-
-    Returns:
-        the folder's absolute path.
-
-    Raises:
-        ClipItError: the folder exists and overwrite is False.
-    """
-    path = os.path.abspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise ClipItError(f"Checkpoint folder '{path}' already exists; choose another path or pass overwrite=True")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=parent)
-    try:
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(weights, os.path.join(staging, WEIGHTS_FILE), metadata={"format": "pt"})
-        document = {
-            "format": CHECKPOINT_FORMAT,
-            "format_version": CHECKPOINT_VERSION,
-            "config": model.config.to_dict(),
-            "metadata": metadata,
-        }
-        with open(os.path.join(staging, CONFIG_FILE), "w") as f:
-            json.dump(document, f, indent=2)
-        with open(os.path.join(staging, CARD_FILE), "w") as f:
-            f.write(card)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return path
-
-
-def load_checkpoint(path: str, device: str | torch.device | None = None) -> Checkpoint:
-    """Loads a checkpoint folder written by `save_checkpoint` (safetensors: no unpickling).
-
-    Args:
-        path: the folder, or a file inside it.
-        device (None): where to put the model; None keeps it on the CPU.
-
-    Raises:
-        ClipItError: the folder or its files are missing, or the config and weights do not fit.
-    """
-    folder = os.path.abspath(path if os.path.isdir(path) else os.path.dirname(path))
-    hint = "pass a folder written by train_scorer (config.json + model.safetensors) or scorer='zero-shot'"
-    config_path, weights_path = os.path.join(folder, CONFIG_FILE), os.path.join(folder, WEIGHTS_FILE)
-    if not os.path.isfile(config_path) or not os.path.isfile(weights_path):
-        raise ClipItError(f"Scorer checkpoint '{path}' not found or incomplete; {hint}")
-    try:
-        with open(config_path) as f:
-            document = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ClipItError(f"Scorer checkpoint '{path}': config.json is not readable JSON ({e}); {hint}") from e
-    if not isinstance(document, dict) or document.get("format") != CHECKPOINT_FORMAT:
-        raise ClipItError(f"'{config_path}' is not a CLIP-It scorer config (format '{CHECKPOINT_FORMAT}'); {hint}")
-    version = document.get("format_version")
-    if version not in (1, CHECKPOINT_VERSION):
-        raise ClipItError(
-            f"Scorer checkpoint '{path}' has format version {version!r}; this version of "
-            f"fiftyone-clipit reads versions 1 and {CHECKPOINT_VERSION}"
-        )
-    values = document["config"]
-    if version == 1:
-        values = {"fusion": "concat", "input_norm": False, **values}
-    config = ScorerConfig.from_dict(values)
-    model = ClipItScorer(config)
-    try:
-        weights = load_file(weights_path, device="cpu")
-    except Exception as e:  # safetensors raises its own error types for damaged files
-        raise ClipItError(f"Scorer checkpoint '{path}': model.safetensors cannot be read ({e})") from e
-    broken = [name for name, tensor in weights.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
-    if broken:
-        raise ClipItError(
-            f"Scorer checkpoint '{path}': weights {broken[:5]} hold NaN or infinite values, so every score "
-            f"would be NaN; retrain the scorer or restore the checkpoint from a copy"
-        )
-    missing, unexpected = model.state_dict().keys() - weights.keys(), weights.keys() - model.state_dict().keys()
-    if missing or unexpected:
-        raise ClipItError(
-            f"Scorer checkpoint '{path}': weights do not fit its config (missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]})"
-        )
-    try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as e:
-        raise ClipItError(f"Scorer checkpoint '{path}': weights do not fit its config ({e})") from e
-    model.eval().to(device or "cpu")
-    return Checkpoint(model=model, config=config, metadata=document.get("metadata", {}), path=folder)
-
-
-def checkpoint_for(scorer: str, embedded_with: str, device: str | None) -> Checkpoint | None:
-    """The trained scorer named by `scorer`, checked against the embeddings' model; None for zero-shot.
-
-    Raises:
-        ClipItError: not "zero-shot" and not a readable checkpoint, or trained on another model's embeddings.
-    """
-    if scorer == ZERO_SHOT:
-        return None
-    if not isinstance(scorer, str) or not os.path.exists(scorer):
-        raise ClipItError(
-            f"Unknown scorer {scorer!r}: use '{ZERO_SHOT}' or the path of a checkpoint folder written by train_scorer"
-        )
-    checkpoint = load_checkpoint(scorer, device)
-    trained_on = checkpoint.metadata.get("data", {}).get("clip_model")
-    if trained_on != embedded_with:
-        raise ClipItError(
-            f"Scorer '{scorer}' was trained on embeddings of '{trained_on}', but these frames were "
-            f"embedded with '{embedded_with}'; use a scorer trained on '{embedded_with}' or re-embed"
-        )
-    return checkpoint

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
+import time
 
 import numpy as np
 import pytest
 import torch
 
+from fiftyone_clipit.checkpoints import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.scorer import (
-    CONFIG_FILE,
     FULL_ATTENTION_MAX_STEPS,
-    WEIGHTS_FILE,
     ClipItScorer,
     ScorerConfig,
     attention_windows,
     list_presets,
-    load_checkpoint,
     load_preset,
     predict_scores,
-    save_checkpoint,
 )
 
 
@@ -198,6 +197,9 @@ def test_loading_never_unpickles(tiny_model, tmp_path):
 
     with open(os.path.join(path, WEIGHTS_FILE), "wb") as f:
         pickle.dump(Payload(), f)
+    with pytest.raises(ClipItError, match=r"model\.safetensors holds \d+ bytes but config\.json records"):
+        load_checkpoint(path)
+    edit_config(path, as_version_2)  # no checksum to stop it: the safetensors reader refuses the pickle
     with pytest.raises(ClipItError, match="model.safetensors cannot be read"):
         load_checkpoint(path)
     assert not marker.exists()
@@ -205,12 +207,11 @@ def test_loading_never_unpickles(tiny_model, tmp_path):
 
 @pytest.mark.reliability("bad_input")
 def test_a_checkpoint_with_nan_weights_is_refused(tiny_model, tmp_path):
-    from safetensors.torch import load_file, save_file
-
-    path = save_checkpoint(str(tmp_path / "nan"), tiny_model, {}, "")
-    weights = load_file(os.path.join(path, WEIGHTS_FILE))
-    weights["score_head.weight"][0, 0] = float("nan")
-    save_file(weights, os.path.join(path, WEIGHTS_FILE))
+    diverged = ClipItScorer(tiny_model.config)  # as a diverged training saves it: checksum and all
+    diverged.load_state_dict(tiny_model.state_dict())
+    with torch.no_grad():
+        diverged.score_head.weight[0, 0] = float("nan")
+    path = save_checkpoint(str(tmp_path / "nan"), diverged, {}, "")
     with pytest.raises(ClipItError, match=r"weights \['score_head.weight'\] hold NaN or infinite values"):
         load_checkpoint(path)
 
@@ -229,3 +230,94 @@ def test_broken_checkpoints_are_named(tiny_model, tmp_path):
     open(config_path, "w").write(json.dumps(document))
     with pytest.raises(ClipItError, match="is not a CLIP-It scorer config"):
         load_checkpoint(path)
+
+
+def edit_config(path: str, change) -> None:
+    """Rewrites a checkpoint's config.json through `change(document)`."""
+    config_path = os.path.join(path, CONFIG_FILE)
+    document = json.loads(open(config_path).read())
+    change(document)
+    open(config_path, "w").write(json.dumps(document))
+
+
+def as_version_2(document: dict) -> None:
+    """A checkpoint as written before checksums were recorded (format version 2, no "files")."""
+    document["format_version"] = 2
+    del document["files"]
+
+
+def refusal(path: str) -> str:
+    """The one-line ClipItError that loading `path` raises, which names the checkpoint."""
+    with pytest.raises(ClipItError) as raised:
+        load_checkpoint(path)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"Scorer checkpoint '{path}'"), message
+    return message
+
+
+@pytest.mark.reliability("bad_input")
+def test_a_flipped_byte_in_the_weights_is_refused_naming_the_file(tiny_model, tmp_path):
+    path = save_checkpoint(str(tmp_path / "ckpt"), tiny_model, {}, "")
+    weights_path = os.path.join(path, WEIGHTS_FILE)
+    data = bytearray(open(weights_path, "rb").read())
+    middle = len(data) // 2
+    assert middle > 8 + int.from_bytes(data[:8], "little")  # a byte of a tensor, past the header
+    data[middle] ^= 0x01  # the same size, a finite weight changed in its last bits
+    open(weights_path, "wb").write(data)
+    message = refusal(path)
+    assert "model.safetensors does not match the SHA-256 recorded in config.json" in message
+    assert message.endswith("retrain the scorer or restore the checkpoint folder from a copy")
+    edit_config(path, lambda document: document.pop("files"))  # the record deleted: not loaded unchecked
+    assert "config.json records no SHA-256 and size for model.safetensors" in refusal(path)
+
+
+@pytest.mark.reliability("bad_input")
+@pytest.mark.parametrize("damage, expected", [
+    (lambda d: d.pop("config"), 'config.json has no "config" object'),
+    (lambda d: d["config"].pop("model_dim"), "config.json is damaged: Scorer config keys ['model_dim'] are missing"),
+    (lambda d: d["config"].update(depth=3), "config.json is damaged: Unknown scorer config keys ['depth']"),
+    (lambda d: d["config"].update(model_dim="32"), "model_dim must be an integer from 1 to 16,384, got '32'"),
+    (lambda d: d["config"].update(dropout="0.1"), "dropout must be a number in [0, 1), got '0.1'"),
+], ids=["no-config", "missing-key", "unknown-key", "text-size", "text-dropout"])
+def test_a_damaged_config_is_one_error_naming_the_key(tiny_model, tmp_path, damage, expected):
+    path = save_checkpoint(str(tmp_path / "ckpt"), tiny_model, {}, "")
+    edit_config(path, damage)
+    message = refusal(path)
+    assert expected in message and message.endswith("restore the checkpoint folder from a copy")
+
+
+@pytest.mark.reliability("bad_input")
+def test_an_absurd_size_is_refused_before_anything_is_allocated(tiny_model, tmp_path):
+    """model_dim 2,000,000 asks for a 48 TB attention layer: refused by the config check, at once."""
+    path = save_checkpoint(str(tmp_path / "ckpt"), tiny_model, {}, "")
+    edit_config(path, lambda d: d["config"].update(model_dim=2_000_000, heads=2))
+    start = time.perf_counter()
+    message = refusal(path)
+    assert time.perf_counter() - start < 2.0
+    assert "model_dim must be an integer from 1 to 16,384, got 2000000" in message
+    with pytest.raises(ClipItError, match="layers must be an integer from 1 to 128, got 100000"):
+        load_preset("tiny", layers=100_000)
+
+
+@pytest.mark.reliability("bad_input")
+@pytest.mark.parametrize("key, value, stored", [
+    ("feedforward_dim", 128, 64), ("layers", 2, 1), ("fusion", "concat", "product"), ("input_norm", False, True),
+])
+def test_a_size_that_disagrees_with_the_weights_names_the_key(tiny_model, tmp_path, key, value, stored):
+    path = save_checkpoint(str(tmp_path / "ckpt"), tiny_model, {}, "")
+    edit_config(path, lambda d: d["config"].update({key: value}))
+    message = refusal(path)
+    assert f"config.json says {key}={value!r} but the weights have {key}={stored!r}" in message
+
+
+@pytest.mark.reliability("bad_input")
+def test_checkpoints_record_a_checksum_and_older_ones_without_it_still_load(tiny_model, tmp_path):
+    path = save_checkpoint(str(tmp_path / "ckpt"), tiny_model, {}, "")
+    data = open(os.path.join(path, WEIGHTS_FILE), "rb").read()
+    record = json.loads(open(os.path.join(path, CONFIG_FILE)).read())["files"][WEIGHTS_FILE]
+    assert record == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    edit_config(path, as_version_2)
+    loaded = load_checkpoint(path)
+    rng = np.random.default_rng(8)
+    frames, text = unit_rows(rng, 30), unit_rows(rng, 1)
+    assert np.array_equal(predict_scores(tiny_model, [frames], [text])[0], predict_scores(loaded.model, [frames], [text])[0])

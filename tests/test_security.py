@@ -49,7 +49,7 @@ def test_malicious_clip_weights_are_refused_without_running_them(tmp_path):
 def test_malicious_scorer_checkpoint_is_refused_without_running_it(tmp_path):
     import json
 
-    from fiftyone_clipit.scorer import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
+    from fiftyone_clipit.checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
 
     marker = tmp_path / "pwned"
     folder = tmp_path / "checkpoint"

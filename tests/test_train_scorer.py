@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import uuid
 from types import SimpleNamespace
 
@@ -26,7 +29,8 @@ from fiftyone_clipit.cli import main
 from fiftyone_clipit.errors import BatchError, ClipItError
 from fiftyone_clipit.fo.common import embedding_store, root_dataset, write_in_chunks
 from fiftyone_clipit.fo.training import train_scorer
-from fiftyone_clipit.scorer import CONFIG_FILE, load_checkpoint, predict_scores
+from fiftyone_clipit.checkpoints import CONFIG_FILE, load_checkpoint
+from fiftyone_clipit.scorer import predict_scores
 from fiftyone_clipit.summary import upsample_scores
 
 pytestmark = pytest.mark.slow
@@ -238,6 +242,51 @@ def test_train_scorer_operator_and_cli(labelled, tmp_path):
                  "--score-field", "cli_score"]) == 0
     assert labelled.count("frames.cli_score") == 4 * 300
 
+
+
+@pytest.mark.reliability("bad_input")
+def test_training_into_an_existing_folder_is_refused_before_any_work(labelled, tiny_encoder, tmp_path, capsys):
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    labels = []
+    arguments = dict(gt_field="gt_summary", query_field="query", model=tiny_encoder, preset="tiny", epochs=1,
+                     validation_fraction=0.25, run_key="clipit_train_taken", progress=lambda _, label: labels.append(label))
+    with pytest.raises(ClipItError, match=re.escape(f"Checkpoint folder '{folder}' already exists; choose another "
+                                                    f"path or pass overwrite=True")):
+        train_scorer(labelled, str(folder), **arguments)
+    assert labels == []  # not one video prepared, not one epoch run
+    assert os.listdir(folder) == ["notes.txt"] and (folder / "notes.txt").read_text() == "keep me"
+    assert not root_dataset(labelled).has_run("clipit_train_taken")
+    assert main(["train", labelled.dataset_name, "--output", str(folder), "--gt-field", "gt_summary",
+                 "--query", "a red frame", "--preset", "tiny", "--epochs", "1"]) == 1
+    assert capsys.readouterr().err == f"error: Checkpoint folder '{folder}' already exists; choose another path or pass --overwrite\n"
+    train_scorer(labelled, str(folder), overwrite=True, **arguments)
+    assert sorted(os.listdir(folder)) == ["MODEL_CARD.md", "config.json", "model.safetensors"] and labels
+
+
+@pytest.mark.reliability("bad_input")
+def test_the_cli_refuses_a_damaged_scorer_in_one_line(labelled, checkpoint, tmp_path):
+    flipped, huge = str(tmp_path / "flipped"), str(tmp_path / "huge")
+    shutil.copytree(checkpoint.checkpoint, flipped)
+    shutil.copytree(checkpoint.checkpoint, huge)
+    weights = os.path.join(flipped, "model.safetensors")
+    data = bytearray(open(weights, "rb").read())
+    data[len(data) // 2] ^= 0x01
+    open(weights, "wb").write(data)
+    document = json.load(open(os.path.join(huge, CONFIG_FILE)))
+    document["config"]["model_dim"] = 2_000_000
+    json.dump(document, open(os.path.join(huge, CONFIG_FILE), "w"))
+    for scorer, reason in [(flipped, "model.safetensors does not match the SHA-256 recorded in config.json"),
+                           (huge, "model_dim must be an integer from 1 to 16,384, got 2000000")]:
+        result = subprocess.run(
+            [sys.executable, "-m", "fiftyone_clipit.cli", "score", labelled.dataset_name, "--skip-failures",
+             "--query", "a red frame", "--scorer", scorer, "--score-field", "never"], capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(f"error: Scorer checkpoint '{scorer}': ") and reason in result.stderr
+        assert result.stderr.endswith("restore the checkpoint folder from a copy\n") and result.stderr.count("\n") == 1
+    assert labelled.get_field("frames.never") is None
 
 def test_train_scorer_form_checks_its_inputs(labelled):
     from fiftyone.operators.executor import ExecutionContext

@@ -57,7 +57,8 @@ from fiftyone_clipit.fo.lineage import (
 )
 from fiftyone_clipit.fo.shards import run_fields, run_record_lock
 from fiftyone_clipit.relevance import frame_relevance
-from fiftyone_clipit.scorer import Checkpoint, checkpoint_for, predict_scores
+from fiftyone_clipit.checkpoints import Checkpoint, checkpoint_for
+from fiftyone_clipit.scorer import predict_scores
 from fiftyone_clipit.store import EmbeddingStore
 from fiftyone_clipit.summary import upsample_scores
 

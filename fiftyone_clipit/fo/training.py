@@ -44,7 +44,8 @@ from fiftyone_clipit.fo.common import (
     video_collection,
 )
 from fiftyone_clipit.fo.protocols import user_masks
-from fiftyone_clipit.scorer import DEFAULT_PRESET, load_preset, save_checkpoint
+from fiftyone_clipit.checkpoints import check_checkpoint_folder, save_checkpoint
+from fiftyone_clipit.scorer import DEFAULT_PRESET, load_preset
 from fiftyone_clipit.shots import ShotOptions, shots_for_video
 from fiftyone_clipit.protocols import importance_keyshot_summary
 from fiftyone_clipit.summary import split_long_shots, summary_capacity
@@ -162,7 +163,8 @@ def train_scorer(
             `kts_summary_shots`, as `create_summary` cuts them).
         run_key ("clipit_train"): the FiftyOne run that records the training.
         device (None): torch device; None picks cuda when available, else cpu.
-        overwrite (False): replace an existing checkpoint folder.
+        overwrite (False): replace an existing checkpoint folder; without it an existing
+            `output_dir` is refused before anything is read or trained.
         skip_failures (False): leave out and log videos that cannot be used instead of raising.
         progress (None): True for progress bars, or a callback(fraction, label).
         **options: `fiftyone_clipit.training.TrainingOptions` fields: mode ("supervised" or
@@ -174,11 +176,13 @@ def train_scorer(
         a TrainReport with the checkpoint's path and the selected epoch.
 
     Raises:
-        ClipItError: bad fields or options, no embeddings, too few usable videos, or a video
-            without any positive frame (named, before any epoch runs).
+        ClipItError: `output_dir` exists (without `overwrite`), bad fields or options, no
+            embeddings, too few usable videos, or a video without any positive frame (named,
+            before any epoch runs).
         BatchError: some videos cannot be used (each is named, before any epoch runs and with
             nothing written); with skip_failures=True they are logged and left out instead.
     """
+    check_checkpoint_folder(output_dir, overwrite)
     samples = video_collection(samples)
     training_options = _options(options)
     gt_fields = ensure_iterable(gt_field) if gt_field is not None else []
