@@ -158,7 +158,7 @@ def cmd_highlights(args: argparse.Namespace) -> None:
 
     options = ReelOptions(
         order=args.order, per_video_seconds=args.per_video_seconds, max_videos=args.max_videos,
-        scorer=args.scorer, clips=args.clips, field=args.field,
+        scorer=args.scorer, clips=args.clips, field=args.field, backend=args.backend,
     )
     reel = create_highlight_reel(
         _dataset(args.dataset), args.query, args.seconds, args.output, options, overwrite=args.overwrite, progress=True
@@ -367,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-videos", type=int, default=20, help="candidate videos, those with the best frames (default: 20)")
     p.add_argument("--scorer", default=ZERO_SHOT, help=f"'{ZERO_SHOT}' (default) or a checkpoint folder from `train`")
     p.add_argument("--clips", action="store_true", help="also one mp4 per moment, under clips/")
+    p.add_argument("--backend", choices=["faiss", "milvus"],
+                   help="the frame index to read candidates from (default: the one the dataset uses)")
     p.add_argument("--field", default=DEFAULT_HIGHLIGHTS_FIELD, help="field for the moments (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a reel already in --output")
     p = add("demo", cmd_demo, "sample videos in, summary clips out")

@@ -197,3 +197,38 @@ def test_highlights_refuses_bad_input_in_one_line(demo_dataset, tmp_path):
                 "--field", "filepath")
     assert taken.returncode == 1 and "FiftyOne keeps on every sample" in taken.stderr
     assert not (tmp_path / "t" / "highlights.mp4").exists()
+
+
+@pytest.mark.db
+@pytest.mark.slow
+@pytest.mark.reliability("bad_input")
+def test_videos_without_embeddings_or_replaced_since_are_skipped_and_named(demo_dataset, tmp_path, tiny_encoder):
+    import fiftyone as fo
+
+    from fiftyone_clipit import compute_frame_embeddings, create_highlight_reel
+    from fiftyone_clipit.errors import ClipItError
+
+    dataset = fo.load_dataset(demo_dataset).clone()
+    try:
+        bare = write_video(tmp_path / "bare.mp4", 30, fps=15)
+        swapped = write_video(tmp_path / "swapped.mp4", 90, fps=15)
+        dataset.add_samples([fo.Sample(filepath=str(bare)), fo.Sample(filepath=str(swapped))])
+        dataset.compute_metadata()
+        compute_frame_embeddings(dataset.match({"filepath": str(swapped)}), model=tiny_encoder)
+        os.replace(write_video(tmp_path / "other.mp4", 90, fps=15, size=(80, 48)), swapped)
+        reel = create_highlight_reel(dataset, "a red square", 3.0, str(tmp_path / "reel"),
+                                     fc_options(max_videos=10))
+        assert reel.skipped[str(bare)] == "no frame embeddings; run compute_frame_embeddings"
+        assert reel.skipped[str(swapped)].startswith("the source file was replaced or edited since it was embedded")
+        assert {m["path"] for m in reel.moments} <= set(dataset.values("filepath")) - {str(bare), str(swapped)}
+        with pytest.raises(ClipItError, match="No video could give a moment"):
+            create_highlight_reel(dataset.match({"filepath": {"$in": [str(bare), str(swapped)]}}), "a red square",
+                                  3.0, str(tmp_path / "none"), fc_options(max_videos=10))
+    finally:
+        dataset.delete()
+
+
+def fc_options(**values):
+    from fiftyone_clipit import ReelOptions
+
+    return ReelOptions(**values)

@@ -146,3 +146,20 @@ def test_unreachable_milvus_leaves_the_faiss_index_as_it_was(embedded):
     assert not dataset.has_run(f"{INDEX_RUN}_milvus")
     with pytest.raises(ClipItError, match="Unknown index backend 'qdrant'. Available: \\['faiss', 'milvus'\\]"):
         build_frame_index(dataset, backend="qdrant")
+
+
+def test_a_highlight_reel_from_milvus_equals_the_faiss_one(embedded, tmp_path):
+    """A dataset whose frames are in Milvus only gets its reel's candidates from Milvus."""
+    import json
+
+    from fiftyone_clipit.fo.highlights import ReelOptions, create_highlight_reel
+
+    dataset = embedded.clone()
+    faiss = create_highlight_reel(dataset, "a red square", 2.0, str(tmp_path / "faiss"))
+    build_frame_index(dataset, backend="milvus")
+    milvus = create_highlight_reel(dataset, "a red square", 2.0, str(tmp_path / "milvus"), ReelOptions(backend="milvus"))
+    moments = lambda reel: [(m["key"], m["first"], m["last"]) for m in json.loads(open(reel.manifest).read())["moments"]]  # noqa: E731
+    assert moments(milvus) == moments(faiss) and moments(faiss)
+    dataset.delete_run(INDEX_RUN)
+    automatic = create_highlight_reel(dataset, "a red square", 2.0, str(tmp_path / "auto"))
+    assert moments(automatic) == moments(faiss) and not dataset.has_run(INDEX_RUN)

@@ -21,6 +21,7 @@ import fiftyone as fo
 import fiftyone.core.collections as foc
 import numpy as np
 
+from fiftyone_clipit.checkpoints import checkpoint_for
 from fiftyone_clipit.defaults import DEFAULT_BRAIN_KEY, DEFAULT_HIGHLIGHTS_FIELD, ZERO_SHOT, Progress
 from fiftyone_clipit.errors import OVERWRITE_HINT, ClipItError
 from fiftyone_clipit.fo.common import (
@@ -33,9 +34,8 @@ from fiftyone_clipit.fo.common import (
     video_collection,
     write_in_chunks,
 )
-from fiftyone_clipit.fo.index import load_frame_index
+from fiftyone_clipit.fo.index import INDEX_RUN, MILVUS_INDEX_RUN, load_frame_index
 from fiftyone_clipit.fo.lineage import embeddings_entry, new_run_id, source_problem
-from fiftyone_clipit.fo.scoring import checkpoint_for
 from fiftyone_clipit.fo.search import build_frame_index
 from fiftyone_clipit.highlights import (
     ORDERS,
@@ -76,6 +76,8 @@ class ReelOptions:
         clips: also write one mp4 per moment under `clips/`.
         field: the TemporalDetections field that holds the moments.
         smoothing_seconds: zero-shot smoothing, as score_frames.
+        backend: "faiss" or "milvus"; None: the one the dataset uses (Milvus when it has a
+            Milvus index and no FAISS one).
     """
 
     order: str = "relevance"
@@ -85,12 +87,15 @@ class ReelOptions:
     clips: bool = False
     field: str = DEFAULT_HIGHLIGHTS_FIELD
     smoothing_seconds: float = 1.0
+    backend: str | None = None
 
     def __post_init__(self) -> None:
         if self.order not in ORDERS:
             raise ClipItError(f"Unknown order '{self.order}'. Valid orders are {list(ORDERS)}")
         if not isinstance(self.max_videos, int) or isinstance(self.max_videos, bool) or self.max_videos < 1:
             raise ClipItError(f"max_videos must be a positive integer, got {self.max_videos!r}")
+        if self.backend not in (None, "faiss", "milvus"):
+            raise ClipItError(f"Unknown index backend '{self.backend}'. Available: ['faiss', 'milvus']")
         if self.per_video_seconds is not None:
             _check_seconds(self.per_video_seconds, "per_video_seconds")
         check_field_name(self.field, "highlights field")
@@ -175,14 +180,20 @@ def create_highlight_reel(
     check_output_field(samples, options.field, run_key, fo.EmbeddedDocumentField, fo.TemporalDetections, overwrite)
     folder = _output_folder(output_dir, overwrite)
     dataset = root_dataset(samples)
-    build_frame_index(dataset, brain_key=DEFAULT_BRAIN_KEY, check_sources=False)
-    index = load_frame_index(dataset)
+    backend = options.backend or (
+        "milvus" if dataset.has_run(MILVUS_INDEX_RUN) and not dataset.has_run(INDEX_RUN) else "faiss"
+    )
+    brain_key = DEFAULT_BRAIN_KEY if backend == "faiss" else None
+    build_frame_index(dataset, brain_key=brain_key, backend=backend, check_sources=False)
+    index = load_frame_index(dataset, backend)
     vector, query_kind, label = embed_query(index, query)
     ids = set(samples.values("id"))
     allowed = None if isinstance(samples, fo.Dataset) else ids
-    skipped = {i: "no frame embeddings; run compute_frame_embeddings" for i in ids - set(index.keys)}
+    left_out = {i: entry["reason"] for i, entry in index.info.get("stale", {}).items()}
+    skipped = {i: left_out.get(i, "no frame embeddings; run compute_frame_embeddings") for i in ids - set(index.keys)}
     ranked = best_videos(index, vector, options.max_videos, allowed, query_kind)
-    candidates, lineage = _candidates(dataset, [key for key, _ in ranked], query, vector, options, seconds, skipped, progress)
+    keys = [key for key, _ in ranked]
+    candidates, lineage = _candidates(dataset, index, keys, query, vector, options, seconds, skipped, progress)
     paths = dict(zip(*dataset.select(list(skipped)).values(["id", "filepath"]))) if skipped else {}
     named_skips = {paths.get(i, i): why for i, why in skipped.items()}
     if not candidates:
@@ -231,7 +242,7 @@ def _output_folder(output_dir: str, overwrite: bool) -> str:
     return folder
 
 
-def _candidates(dataset, keys, query, vector, options, seconds, skipped, progress) -> tuple[list[Candidate], dict]:
+def _candidates(dataset, index, keys, query, vector, options, seconds, skipped, progress) -> tuple[list[Candidate], dict]:
     """The candidate videos scored and cut into shots; those that cannot be are added to `skipped`."""
     store = embedding_store(dataset)
     view = dataset.select(keys, ordered=True)
@@ -240,7 +251,6 @@ def _candidates(dataset, keys, query, vector, options, seconds, skipped, progres
     if options.scorer != ZERO_SHOT:
         embedded_with = dataset.get_run_info("clipit_embeddings").config.model
         checkpoint = checkpoint_for(options.scorer, embedded_with, None)
-        index = load_frame_index(dataset)
         if isinstance(query, str) and not os.path.isfile(query):
             text = query_encoder(index, None).encode_text([query])
     candidates, lineage = [], {}

@@ -39,9 +39,10 @@ from fiftyone_clipit.milvus_index import MilvusFrameIndex
 from fiftyone_clipit.queries import calibrate_index
 
 INDEX_RUN = "clipit_frame_index"
+MILVUS_INDEX_RUN = f"{INDEX_RUN}_milvus"
 #: where the frame index lives: FAISS files beside the store, or a Milvus collection
 BACKENDS = ("faiss", "milvus")
-_RUNS = {"faiss": INDEX_RUN, "milvus": f"{INDEX_RUN}_milvus"}
+_RUNS = {"faiss": INDEX_RUN, "milvus": MILVUS_INDEX_RUN}
 _FOLDERS = {"faiss": ".frame-index", "milvus": ".milvus-index"}
 _cache: dict[str, tuple[float, FrameIndex]] = {}
 
