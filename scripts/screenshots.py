@@ -5,6 +5,11 @@ a throwaway database so yours is untouched:
     export FIFTYONE_DATABASE_DIR="$(mktemp -d)"
     .venv/bin/fiftyone-clipit demo --model tiny-random
     .venv/bin/python scripts/screenshots.py docs/images
+
+The pictures of the panel and the Model Evaluation panel (clipit_panel.png,
+clipit_panel_clips.png, model_evaluation_panel.png) are taken by the browser tests, into
+tests/artifacts/ unless told otherwise; to refresh the README's copies:
+    CLIPIT_README_IMAGES=docs/images scripts/test.sh tests/test_browser.py -k "panel"
 """
 
 from __future__ import annotations
