@@ -129,6 +129,35 @@ def plan_reel(
     return _moments(candidates, [items[c] for c in chosen], order)
 
 
+def plan_reel_and_rate(
+    candidates: Sequence[Candidate],
+    source_rates: dict[str, Fraction],
+    seconds: float,
+    order: str = "relevance",
+    per_video_seconds: float | None = None,
+) -> tuple[list[Moment], Fraction]:
+    """The moments (`plan_reel`) and the reel's frame rate: the highest of the sources chosen
+    (at most MAX_FRAME_RATE).
+
+    The budget is counted in reel frames, so the plan is made at the highest rate of the
+    candidates (`source_rates`: key -> rate), then made again at the highest rate of the
+    sources it chose when that is lower, and kept when its own sources agree: a 60 fps
+    candidate left out does not make the reel 60 fps.
+    """
+
+    def top_rate(keys) -> Fraction:
+        return min(max(source_rates[key] for key in keys), MAX_FRAME_RATE)
+
+    rate = top_rate(c.key for c in candidates)
+    moments = plan_reel(candidates, seconds, rate, order, per_video_seconds)
+    if moments and top_rate(m.key for m in moments) < rate:
+        lower = top_rate(m.key for m in moments)
+        again = plan_reel(candidates, seconds, lower, order, per_video_seconds)
+        if again and top_rate(m.key for m in again) == lower:
+            return again, lower
+    return moments, rate
+
+
 def _capped_shots(candidate: Candidate, reel_rate: Fraction, per_video_seconds: float | None) -> np.ndarray:
     """The video's shots, or, under a cap, its best shots within the cap (the same knapsack)."""
     shots = np.asarray(candidate.shots, dtype=np.int64).reshape(-1, 2)

@@ -232,3 +232,14 @@ def fc_options(**values):
     from fiftyone_clipit import ReelOptions
 
     return ReelOptions(**values)
+
+
+def test_the_reels_rate_is_the_highest_of_the_sources_it_shows():
+    from fiftyone_clipit.highlights import plan_reel_and_rate
+
+    good = candidate("good", [0.9, 0.9], rate=10.0)
+    fast_but_dull = candidate("dull", [0.1, 0.1], shot_frames=60, rate=60.0)
+    moments, rate = plan_reel_and_rate([good, fast_but_dull], {"good": Fraction(10), "dull": Fraction(60)}, 2.0)
+    assert rate == 10 and spans(moments) == [("good", 1, 20)]
+    both, rate = plan_reel_and_rate([good, fast_but_dull], {"good": Fraction(10), "dull": Fraction(60)}, 4.0)
+    assert rate == 60 and {m.key for m in both} == {"good", "dull"}

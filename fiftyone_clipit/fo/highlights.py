@@ -15,7 +15,7 @@ import json
 import math
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
@@ -42,7 +42,7 @@ from fiftyone_clipit.highlights import (
     Candidate,
     Moment,
     moment_record,
-    plan_reel,
+    plan_reel_and_rate,
     reel_format,
     reel_storyboard,
     reel_frames,
@@ -199,15 +199,16 @@ def create_highlight_reel(
     if not candidates:
         raise ClipItError(f"No video could give a moment for '{label}': " + "; ".join(f"{p}: {w}" for p, w in named_skips.items()))
     formats = {c.key: source_format(c.path) for c in candidates}
-    rate = reel_format(list(formats.values())).frame_rate
-    moments = plan_reel(candidates, seconds, rate, options.order, options.per_video_seconds)
+    rates = {key: fmt.frame_rate for key, fmt in formats.items()}
+    moments, rate = plan_reel_and_rate(candidates, rates, seconds, options.order, options.per_video_seconds)
     if not moments:
         shortest = min(reel_frames(int(s[1] - s[0] + 1), c.frame_rate, rate) for c in candidates for s in c.shots)
         raise ClipItError(
             f"A reel of {seconds:g} s holds no moment: the shortest moment of the candidates lasts "
             f"{shortest / float(rate):.2f} s; ask for at least that many seconds"
         )
-    output = reel_format([formats[key] for key in dict.fromkeys(m.key for m in moments)])
+    # the rate the plan counted its budget in; size and audio from the sources chosen
+    output = replace(reel_format([formats[key] for key in dict.fromkeys(m.key for m in moments)]), frame_rate=rate)
     report = _write_files(folder, moments, output, label, options, progress)
     report.skipped = named_skips
     manifest = {
