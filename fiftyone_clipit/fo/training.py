@@ -182,13 +182,13 @@ def train_scorer(
         BatchError: some videos cannot be used (each is named, before any epoch runs and with
             nothing written); with skip_failures=True they are logged and left out instead.
     """
-    check_checkpoint_folder(output_dir, overwrite)
     samples = video_collection(samples)
     training_options = _options(options)
     gt_fields = ensure_iterable(gt_field) if gt_field is not None else []
     gt_kind = _ground_truth_kind(samples, gt_fields) if gt_fields else None
     if training_options.mode == "supervised" and not gt_fields:
         raise ClipItError("Supervised training needs gt_field (users' summaries or a per-frame importance)")
+    check_checkpoint_folder(output_dir, overwrite)  # after the arguments, before any work
     source = _text_source(samples, query_field, query)
     if source != CAPTION_FREE and captioner is not None:
         raise ClipItError("A captioner gives the text of generic scorers; train with a query or a captioner, not both")
