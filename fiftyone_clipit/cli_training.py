@@ -175,7 +175,7 @@ def add_commands(add: Callable[[str, Callable, str], argparse.ArgumentParser], c
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace files already in --output")
     p = add("benchmark", cmd_benchmark, "TVSum / SumMe 5-split protocol, or QFVS's four rounds, on features you computed")
-    p.add_argument("benchmark", choices=["tvsum", "summe", "qfvs"])
+    p.add_argument("benchmark", choices=["tvsum", "summe", "qfvs"], help="the dataset whose protocol to run")
     p.add_argument("--features", help="folder of per-video .npz features (needed unless --h5-features)")
     p.add_argument("--h5", action="append", help="eccv16_dataset_*_google_pool5.h5: ground truth, shots, picks (repeat for mixed splits)")
     p.add_argument("--h5-features", action="store_true", help="with --h5: the file's GoogLeNet features (vision-only)")

@@ -7,6 +7,7 @@ default is written once.
 
 from __future__ import annotations
 
+import argparse
 import json
 from importlib import resources
 from typing import Callable, Union
@@ -21,6 +22,8 @@ Progress = Union[bool, None, Callable[[float, str], None]]
 
 #: the CLIP model used when none is named
 DEFAULT_MODEL = "ViT-B-32"
+#: the random-weight model the demo falls back to, with a banner, when DEFAULT_MODEL's weights are missing
+FALLBACK_MODEL = "tiny-random"
 #: the scorer preset used when none is named
 DEFAULT_SCORER_PRESET = "paper"
 #: the scorer that needs no training: CLIP frame-query similarity, smoothed over time
@@ -78,3 +81,15 @@ def check_attention(attention: str) -> str:
     if attention not in ATTENTION_MODES:
         raise ClipItError(f"Unknown attention '{attention}'; choose one of {list(ATTENTION_MODES)}")
     return attention
+
+
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default (the CLI's and the benchmarks'), unless its text
+    already says it or there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, []) or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+

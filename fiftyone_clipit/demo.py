@@ -6,11 +6,9 @@ import importlib.util
 import os
 import sys
 
-from fiftyone_clipit.defaults import DEFAULT_MODEL
+from fiftyone_clipit.defaults import DEFAULT_MODEL, FALLBACK_MODEL
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
 from fiftyone_clipit.errors import ClipItError, WeightsNotFoundError
-
-FALLBACK_MODEL = "tiny-random"
 
 
 def sample_videos() -> list[str]:

@@ -12,6 +12,8 @@ import importlib
 import json
 from types import ModuleType
 
+from fiftyone_clipit.defaults import HelpWithDefaults
+
 #: benchmark name -> module under fiftyone_clipit.bench
 BENCHMARKS: dict[str, str] = {
     "summary": "summary",
@@ -33,7 +35,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Adds one sub-parser per benchmark under `bench`."""
     for name in BENCHMARKS:
         module = load(name)
-        parser = sub.add_parser(name, help=module.DESCRIPTION)
+        parser = sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION,
+                                formatter_class=HelpWithDefaults)
         module.add_arguments(parser)
         parser.set_defaults(bench=name)
 

@@ -33,8 +33,8 @@ def _default_videos() -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", nargs="+", help="video files (default: the shared sample videos)")
     parser.add_argument("--model", default="ViT-B-32-random", help="CLIP model (default: ViT-B-32-random)")
-    parser.add_argument("--fps", type=float, default=2.0)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--fps", type=float, default=2.0, help="frames sampled per second")
+    parser.add_argument("--batch-size", type=int, default=32, help="frames per model call")
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each figure is the best round")
     parser.add_argument("--device", help="torch device (default: cuda, mps or cpu)")
     parser.add_argument("--skip-fiftyone", action="store_true", help="leave out FiftyOne's path")

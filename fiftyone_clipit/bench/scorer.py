@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="paper", help="scorer preset (default paper)")
     parser.add_argument("--hours", type=float, default=2.0, help="long video length (default 2)")
     parser.add_argument("--baseline-minutes", type=float, default=10.0, help="baseline length (default 10)")
-    parser.add_argument("--steps-per-second", type=float, default=2.0)
+    parser.add_argument("--steps-per-second", type=float, default=2.0, help="sampled steps per second of video")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per length, best kept (default 2)")
     parser.add_argument("--window-batch", type=int, default=16, help="attention windows per encoder call")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

@@ -56,9 +56,9 @@ _CALIBRATION_QUERIES = 200  # as fiftyone_clipit.queries.calibrate_index (not im
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", "--size", dest="frames", type=int, default=1_000_000,
                         help="frames (vectors) in all (default 1,000,000)")
-    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--dim", type=int, default=512, help="vector dimension (ViT-B/32: 512)")
     parser.add_argument("--queries", type=int, default=200, help="held-out queries of each kind")
-    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--k", type=int, default=10, help="frames per query (recall@k)")
     parser.add_argument("--target-recall", type=float, default=0.95,
                         help="recall the library's calibration aims at (build_frame_index's default)")
     parser.add_argument("--kind", default="auto", help="index kind (default: auto, by size)")
@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-memory-gb", type=float, default=4.0, help="gate: peak memory of every phase")
     parser.add_argument("--max-ms", type=float, default=20.0, help="gate: median ms of one query of each kind")
     parser.add_argument("--min-recall", type=float, default=0.9, help="gate: recall@k of each kind")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the planted vectors")
 
 
 def _peak_gb() -> float:

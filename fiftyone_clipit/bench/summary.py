@@ -31,13 +31,13 @@ SHARED_VIDEOS = [SHARED_DATA / "videos" / "car-detection.mp4", SHARED_DATA / "vi
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hours", type=float, default=2.0, help="video length (default 2)")
-    parser.add_argument("--steps-per-second", type=float, default=2.0)
+    parser.add_argument("--steps-per-second", type=float, default=2.0, help="sampled steps per second of video")
     parser.add_argument("--frame-rate", type=float, default=30.0, help="frames per second for the capacity")
     parser.add_argument("--dim", type=int, default=512, help="embedding size (ViT-B-32: 512)")
     parser.add_argument("--baseline-steps", type=int, default=1200, help="steps given to ruptures")
     parser.add_argument("--video", help="a video to export from (default: the two shared videos, looped)")
     parser.add_argument("--export-minutes", type=float, default=10.0, help="source minutes whose summary is exported")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the planted data")
 
 
 def planted_shots(n_steps: int, dim: int, seed: int):
