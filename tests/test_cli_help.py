@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from fiftyone_clipit.cli import build_parser
 
 
@@ -38,3 +40,18 @@ def test_the_demo_says_which_model_it_tries_first():
     (demo,) = [p for path, p in subcommands(build_parser()) if path == ("demo",)]
     (model,) = [a for a in demo._actions if "--model" in a.option_strings]
     assert model.help.startswith("CLIP model (default: ViT-B-32, or the random 'tiny-random' with a banner")
+
+
+@pytest.mark.slow
+def test_bench_summary_on_a_clip_shorter_than_a_segment_says_so(tmp_path):
+    """It ended in IndexError at bench/summary.py:139."""
+    import subprocess
+    import sys
+
+    from conftest import write_video
+
+    clip = write_video(tmp_path / "short.mp4", 60, fps=30)  # 2 s
+    result = subprocess.run([sys.executable, "-m", "fiftyone_clipit.cli", "bench", "summary", "--video", str(clip)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "lasts 2.0 s, shorter than the planned summary's first segment" in result.stderr

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from fiftyone_clipit.errors import ClipItError
+
 DESCRIPTION = "KTS + knapsack on a 2-hour video (14,400 steps), and export speed"
 
 SHARED_DATA = Path(os.environ.get("CLIPIT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
@@ -135,6 +137,13 @@ def _export(source: str, described: str, segments_30fps, keyframe_times, folder:
             break
         if b >= a and (not segments or a > segments[-1][1]):
             segments.append((a, b))
+    if not segments:
+        first = segments_30fps[0][1] + 1 if segments_30fps else 0
+        raise ClipItError(
+            f"'{source}' lasts {info.n_frames / info.frame_rate:.1f} s, shorter than the planned summary's "
+            f"first segment (it ends at {first / frame_rate:.1f} s), so there is nothing to export from it; "
+            f"give --video a longer video (minutes), or leave --video out to loop the shared videos"
+        )
     keyframes = [round(t * info.frame_rate) + 1 for t in keyframe_times if t * info.frame_rate < info.n_frames]
     keyframes = keyframes[:8] or [segments[0][0]]
     out = tempfile.mkdtemp(dir=folder)
