@@ -104,6 +104,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
+    from fiftyone_clipit.fo.score_labels import label_scores
     from fiftyone_clipit.fo.scoring import score_frames
 
     report = score_frames(
@@ -114,7 +115,8 @@ def cmd_score(args: argparse.Namespace) -> None:
         skip_failures=args.skip_failures, progress=True,
     )
     resumed = f"; {report.n_resumed} were already scored by the interrupted run" if report.n_resumed else ""
-    print(f"Scored {report.n_scored} videos into frames.{args.score_field}{resumed}")
+    labelled = label_scores(_dataset(args.dataset), args.score_field)  # the App's labels, as the operator writes
+    print(f"Scored {report.n_scored} videos into frames.{args.score_field}{resumed}; labelled {labelled} for the App")
 
 
 def cmd_summarize(args: argparse.Namespace) -> None:

@@ -36,6 +36,12 @@ def test_demo_with_tiny_random_leaves_playable_clips_within_budget(tmp_path, vid
     assert result.returncode == 0, result.stderr
     assert "DEMO FALLBACK" not in result.stderr
     assert "fiftyone app launch clipit-cli-demo" in result.stdout
+    import fiftyone as fo  # the App's fields, as the score operator writes them (issue 23)
+
+    dataset = fo.load_dataset("clipit-cli-demo")
+    frames = sum(dataset.values("metadata.total_frame_count"))
+    assert dataset.count("frames.clipit_score_label") == dataset.count("frames.clipit_score") == frames
+    assert dataset.count("clipit_score_max") == len(videos)
     for video in videos:
         with av.open(video) as container:
             stream = container.streams.video[0]

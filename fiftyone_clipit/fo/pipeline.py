@@ -13,6 +13,7 @@ from fiftyone_clipit.fo.common import Progress
 from fiftyone_clipit.fo.embeddings import EmbeddingReport, compute_frame_embeddings
 from fiftyone_clipit.fo.evaluation import SummaryEvaluationResults, evaluate_summary
 from fiftyone_clipit.fo.export import ExportReport, export_summary
+from fiftyone_clipit.fo.score_labels import label_scores
 from fiftyone_clipit.fo.scoring import ScoreReport, score_frames
 from fiftyone_clipit.fo.summaries import SummaryReport, create_summary
 
@@ -57,6 +58,7 @@ def run_pipeline(
     options = {"skip_failures": skip_failures, "progress": progress}
     embeddings = compute_frame_embeddings(samples, model=encoder, fps=fps, **options)
     scores = score_frames(samples, query, model=encoder, **options)
+    label_scores(samples)  # the App's per-frame labels, as the operator writes them
     summary = create_summary(samples, budget=budget, **options)
     evaluation = evaluate_summary(samples, gt_field=gt_field, **options) if gt_field else None
     export = (
