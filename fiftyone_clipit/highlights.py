@@ -284,25 +284,29 @@ def write_reel(
     """
     writer = Mp4Writer(path, output, options)
     parts = []
+    # one reader per source for the whole reel: opening one reads its packet index, and the
+    # moments of a source come in relevance order, not one after the other
+    videos: dict[str, VideoCursor] = {}
+    audios: dict[str, AudioCursor] = {}
     try:
         for index, moment in enumerate(moments):
             numbers = conformed_numbers(moment, output.frame_rate)
             start = writer.n_frames + 1
-            with VideoCursor(moment.path) as video:
-                repeats = Counter(numbers)  # frames in order, streamed: a long moment is never held
-                for item in video.frames(moment.first, moment.last):
-                    if repeats[item.number]:
-                        image = letterboxed(video.rgb(item.frame), output.width, output.height)
-                        for _ in range(repeats[item.number]):
-                            writer.add_frame(av.VideoFrame.from_ndarray(image, format="rgb24"))
-                if writer.n_frames - start + 1 != len(numbers):
-                    raise VideoError(moment.path, f"holds fewer frames than its moment {moment.first}-{moment.last}")
-                if output.audio_rate and video.has_audio:
-                    audio = AudioCursor(moment.path, output.audio_rate, output.audio_layout)
-                    try:
-                        writer.add_audio(audio.samples(video.clock_time(moment.first), video.clock_time(moment.last + 1)))
-                    finally:
-                        audio.close()
+            if moment.path not in videos:
+                videos[moment.path] = VideoCursor(moment.path)
+            video = videos[moment.path]
+            repeats = Counter(numbers)  # frames in order, streamed: a long moment is never held
+            for item in video.frames(moment.first, moment.last):
+                if repeats[item.number]:
+                    image = letterboxed(video.rgb(item.frame), output.width, output.height)
+                    for _ in range(repeats[item.number]):
+                        writer.add_frame(av.VideoFrame.from_ndarray(image, format="rgb24"))
+            if writer.n_frames - start + 1 != len(numbers):
+                raise VideoError(moment.path, f"holds fewer frames than its moment {moment.first}-{moment.last}")
+            if output.audio_rate and video.has_audio:
+                if moment.path not in audios:
+                    audios[moment.path] = AudioCursor(moment.path, output.audio_rate, output.audio_layout)
+                writer.add_audio(audios[moment.path].samples(video.clock_time(moment.first), video.clock_time(moment.last + 1)))
             writer.end_segment((moment.first, moment.last))
             parts.append(ReelPart(start, writer.n_frames, numbers))
             if progress is not None:
@@ -311,6 +315,9 @@ def write_reel(
     except BaseException:
         writer.abort()
         raise
+    finally:
+        for reader in (*videos.values(), *audios.values()):
+            reader.close()
     return parts
 
 

@@ -239,6 +239,17 @@ def record_run(dataset: fo.Dataset, run_key: str, **config: Any) -> None:
     dataset.register_run(run_key, dataset.init_run(**config), overwrite=True, cleanup=False)
 
 
+def write_replacing(dataset: fo.Dataset, path: str, values_by_id: dict[str, Any]) -> None:
+    """Writes `values_by_id` into the sample field `path` and clears it on every other sample, so
+    the field holds one run's output (a search's matches, a reel's moments), not a mix."""
+    if dataset.has_field(path):
+        old = [i for i in dataset.exists(path).values("id") if i not in values_by_id]
+        if old:
+            write_in_chunks(dataset, path, {i: None for i in old})
+    if values_by_id:
+        write_in_chunks(dataset, path, values_by_id)
+
+
 def write_in_chunks(
     samples: foc.SampleCollection, path: str, values_by_id: dict[str, Any], chunk: int = 32
 ) -> None:

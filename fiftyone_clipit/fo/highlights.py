@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
@@ -26,13 +27,14 @@ from fiftyone_clipit.defaults import DEFAULT_BRAIN_KEY, DEFAULT_HIGHLIGHTS_FIELD
 from fiftyone_clipit.errors import OVERWRITE_HINT, ClipItError
 from fiftyone_clipit.fo.common import (
     check_field_name,
+    check_number,
     check_output_field,
     embedding_store,
     iterate,
     record_run,
     root_dataset,
     video_collection,
-    write_in_chunks,
+    write_replacing,
 )
 from fiftyone_clipit.fo.index import INDEX_RUN, MILVUS_INDEX_RUN, load_frame_index
 from fiftyone_clipit.fo.lineage import embeddings_entry, new_run_id, source_problem
@@ -62,6 +64,7 @@ REEL_FILE = "highlights.mp4"
 STORYBOARD_FILE = "highlights_storyboard.png"
 MANIFEST_FILE = "highlights.json"
 CLIPS_FOLDER = "clips"
+NO_EMBEDDINGS = "no frame embeddings; run compute_frame_embeddings"
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class ReelOptions:
         if self.backend not in (None, "faiss", "milvus"):
             raise ClipItError(f"Unknown index backend '{self.backend}'. Available: ['faiss', 'milvus']")
         if self.per_video_seconds is not None:
-            _check_seconds(self.per_video_seconds, "per_video_seconds")
+            check_number(self.per_video_seconds, "per_video_seconds")
         check_field_name(self.field, "highlights field")
 
 
@@ -137,12 +140,6 @@ def highlights_run_key(field_name: str) -> str:
     return f"clipit_highlights_{field_name}"
 
 
-def _check_seconds(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ClipItError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
 def create_highlight_reel(
     samples: foc.SampleCollection,
     query: str,
@@ -169,13 +166,14 @@ def create_highlight_reel(
         The HighlightReel written; its moments are also in `options.field` and its clips view.
 
     Raises:
-        ClipItError: an empty query or collection, no embeddings, a bad budget, an output folder
-            that holds a reel (without overwrite), a field of another kind, a budget shorter
-            than every moment, or no candidate video left.
+        ClipItError: an empty query or collection, no embeddings, an output folder that holds
+            a reel (without overwrite), a field of another kind, a budget shorter than every
+            moment, or no candidate video left.
+        ValueError: `seconds` (or the per-video cap) is not a positive finite number.
     """
     samples = video_collection(samples)
     check_query(query)
-    seconds = _check_seconds(seconds, "seconds")
+    check_number(seconds, "seconds")
     run_key = highlights_run_key(options.field)
     check_output_field(samples, options.field, run_key, fo.EmbeddedDocumentField, fo.TemporalDetections, overwrite)
     folder = _output_folder(output_dir, overwrite)
@@ -190,7 +188,7 @@ def create_highlight_reel(
     ids = set(samples.values("id"))
     allowed = None if isinstance(samples, fo.Dataset) else ids
     left_out = {i: entry["reason"] for i, entry in index.info.get("stale", {}).items()}
-    skipped = {i: left_out.get(i, "no frame embeddings; run compute_frame_embeddings") for i in ids - set(index.keys)}
+    skipped = {i: left_out.get(i, NO_EMBEDDINGS) for i in ids - set(index.keys)}
     ranked = best_videos(index, vector, options.max_videos, allowed, query_kind)
     keys = [key for key, _ in ranked]
     candidates, lineage = _candidates(dataset, index, keys, query, vector, options, seconds, skipped, progress)
@@ -198,8 +196,8 @@ def create_highlight_reel(
     named_skips = {paths.get(i, i): why for i, why in skipped.items()}
     if not candidates:
         raise ClipItError(f"No video could give a moment for '{label}': " + "; ".join(f"{p}: {w}" for p, w in named_skips.items()))
-    formats = {c.key: source_format(c.path) for c in candidates}
-    rates = {key: fmt.frame_rate for key, fmt in formats.items()}
+    # rates from the metadata: a source is opened (its packet index read) only once it is chosen
+    rates = {c.key: Fraction(c.frame_rate).limit_denominator(1001) for c in candidates}
     moments, rate = plan_reel_and_rate(candidates, rates, seconds, options.order, options.per_video_seconds)
     if not moments:
         shortest = min(reel_frames(int(s[1] - s[0] + 1), c.frame_rate, rate) for c in candidates for s in c.shots)
@@ -208,7 +206,8 @@ def create_highlight_reel(
             f"{shortest / float(rate):.2f} s; ask for at least that many seconds"
         )
     # the rate the plan counted its budget in; size and audio from the sources chosen
-    output = replace(reel_format([formats[key] for key in dict.fromkeys(m.key for m in moments)]), frame_rate=rate)
+    chosen = dict.fromkeys(m.path for m in moments)
+    output = replace(reel_format([source_format(path) for path in chosen]), frame_rate=rate)
     report = _write_files(folder, moments, output, label, options, progress)
     report.skipped = named_skips
     manifest = {
@@ -259,7 +258,9 @@ def _candidates(dataset, index, keys, query, vector, options, seconds, skipped, 
         item = store.get(sample_id)
         problem = None if item is None else source_problem(path, item.info.get("fingerprint"), "embedded")
         if item is None or problem or not rate or not n_frames:
-            skipped[sample_id] = problem or ("no frame embeddings" if item is None else "no frame rate or frame count in its metadata; run compute_metadata")
+            skipped[sample_id] = problem or (
+                NO_EMBEDDINGS if item is None else "no frame rate or frame count in its metadata; run compute_metadata"
+            )
             continue
         if checkpoint is None:
             scores = frame_relevance(item.embeddings, item.frame_numbers, vector, n_frames, item.info["fps"], options.smoothing_seconds)
@@ -315,11 +316,7 @@ def _write_moments(dataset, moments, label, field_name, run_key, manifest, repor
         values.setdefault(moment.key, fo.TemporalDetections(detections=[])).detections.append(
             fo.TemporalDetection(label=label, support=[moment.first, moment.last], confidence=moment.score, reel_rank=rank)
         )
-    if dataset.has_field(field_name):
-        old = [i for i in dataset.exists(field_name).values("id") if i not in values]
-        if old:
-            write_in_chunks(dataset, field_name, {i: None for i in old})
-    write_in_chunks(dataset, field_name, values)
+    write_replacing(dataset, field_name, values)
     view_name = f"{field_name}_clips"
     dataset.save_view(view_name, dataset.to_clips(field_name).sort_by(f"{field_name}.reel_rank"), overwrite=True)
     record_run(

@@ -296,7 +296,8 @@ def sync_frame_index(
         report.rebuilt = True
         if index.kind != "flat":
             report.calibration = calibrate_index(index, target_recall)
-    if report.n_added or report.n_removed or report.rebuilt or stale != before:
+    unrecorded = not dataset.has_run(_RUNS[backend])  # found on disk (a clone shares the store)
+    if report.n_added or report.n_removed or report.rebuilt or stale != before or unrecorded:
         _save(dataset, index, directory, report, backend)
     else:
         _fill(report, index)

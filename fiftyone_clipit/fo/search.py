@@ -26,7 +26,7 @@ from fiftyone_clipit.fo.common import (
     record_run,
     root_dataset,
     video_collection,
-    write_in_chunks,
+    write_replacing,
 )
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.lineage import source_problem
@@ -190,13 +190,6 @@ def _stale_results(dataset: fo.Dataset, sample_ids: list[str]) -> dict[str, str]
 def _write_matches(dataset, per_video, label, clip_seconds, matches_field, relevance_field, stale) -> None:
     """Writes this search's moments and relevance, clearing the last search's on other videos;
     the moments of a video in `stale` carry the reason as their `stale` attribute."""
-    for field in (relevance_field, matches_field):
-        if dataset.has_field(field):
-            stale = [i for i in dataset.exists(field).values("id") if i not in per_video]
-            if stale:
-                write_in_chunks(dataset, field, {i: None for i in stale})
-    if not per_video:
-        return
     view = dataset.select(list(per_video), ordered=True)
     rates, counts = view.values("metadata.frame_rate"), view.values("metadata.total_frame_count")
     matches, relevance = {}, {}
@@ -211,5 +204,5 @@ def _write_matches(dataset, per_video, label, clip_seconds, matches_field, relev
             ]
         )
         relevance[sample_id] = max(s for _, s in frames)
-    write_in_chunks(dataset, matches_field, matches)
-    write_in_chunks(dataset, relevance_field, relevance)
+    write_replacing(dataset, relevance_field, relevance)
+    write_replacing(dataset, matches_field, matches)
