@@ -33,6 +33,7 @@ import numpy as np
 from fiftyone_clipit.captions import caption_free_text
 from fiftyone_clipit.defaults import DEFAULT_BUDGET
 from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.options import ShotOptions
 from fiftyone_clipit.readers import (
     VideoAnnotation,
     read_eccv16_h5,
@@ -131,7 +132,7 @@ def load_features(
 
 
 def benchmark_videos(
-    dataset: str, features_dir: str, annotations_path: str | None = None, max_segment: float = 60.0,
+    dataset: str, features_dir: str, annotations_path: str | None = None, max_segment: float = ShotOptions.max_segment,
     proportion: float = DEFAULT_BUDGET, captions: bool = False,
 ) -> dict[str, TrainingVideo]:
     """Every annotated video of the benchmark as a TrainingVideo, keyed by split key (video_N).
@@ -163,7 +164,7 @@ def benchmark_videos(
             picks=picks,
             n_frames=annotation.n_frames,
             change_points=split_long_shots(kts_summary_shots(
-                features, picks, annotation.n_frames, step_rate, annotation.fps, capacity, max_segment=max_segment
+                features, picks, annotation.n_frames, step_rate, annotation.fps, capacity, ShotOptions(max_segment=max_segment)
             ), capacity),
             user_summaries=np.asarray(users, dtype=bool),
             user_scores=annotation.user_scores if dataset == "tvsum" else None,

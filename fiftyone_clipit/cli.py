@@ -9,26 +9,38 @@ import sys
 from typing import Callable, Sequence
 
 from fiftyone_clipit.defaults import (
-    ATTENTION_MODES,
     DEFAULT_BRAIN_KEY,
-    DEFAULT_BUDGET,
-    DEFAULT_HIGHLIGHTS_FIELD,
-    HIGHLIGHT_ORDERS,
-    HelpWithDefaults,
-    DEFAULT_FPS,
-    DEFAULT_MODEL,
-    FALLBACK_MODEL,
-    DEMO_DATASET,
-    DEMO_QUERY,
     DEFAULT_EVAL_KEY,
-    FALLBACK_FRAME_RATE,
+    DEFAULT_HIGHLIGHTS_FIELD,
     DEFAULT_MATCHES_FIELD,
+    DEFAULT_MODEL,
     DEFAULT_RELEVANCE_FIELD,
     DEFAULT_SCORE_FIELD,
     DEFAULT_SUMMARY_FIELD,
+    DEMO_DATASET,
+    DEMO_QUERY,
+    FALLBACK_FRAME_RATE,
+    FALLBACK_MODEL,
+    HIGHLIGHT_ORDERS,
     ZERO_SHOT,
+    HelpWithDefaults,
 )
-from fiftyone_clipit.errors import ALLOW_STALE_HINT, ON_BROKEN_HINT, OVERWRITE_HINT, ClipItError
+from fiftyone_clipit.errors import (
+    ALLOW_STALE_HINT,
+    ON_BROKEN_HINT,
+    OVERWRITE_HINT,
+    ClipItError,
+)
+from fiftyone_clipit.options import (
+    EmbeddingOptions,
+    ScoringOptions,
+    SearchOptions,
+    SummaryOptions,
+    add_option_arguments,
+)
+
+#: the summary options `summarize` takes as flags of their own (the budget is read as text)
+SHOT_FLAGS = ("segmentation", "min_segment", "max_segment", "segment_seconds", "shots_field", "n_keyframes")
 
 
 def _dataset(name: str):
@@ -121,15 +133,11 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_summarize(args: argparse.Namespace) -> None:
     from fiftyone_clipit.fo.summaries import create_summary
-    from fiftyone_clipit.summary import Budget
 
-    budget = Budget.parse(args.budget)
+    options = SummaryOptions(budget=args.budget, **{name: getattr(args, name) for name in SHOT_FLAGS})
     report = create_summary(
-        _dataset(args.dataset), score_field=args.score_field, summary_field=args.summary_field,
-        budget=budget, segmentation=args.segmentation, min_segment=args.min_segment,
-        max_segment=args.max_segment, segment_seconds=args.segment_seconds, shots_field=args.shots_field,
-        n_keyframes=args.keyframes, overwrite=args.overwrite, allow_stale=args.allow_stale,
-        skip_failures=args.skip_failures, progress=True,
+        _dataset(args.dataset), options, score_field=args.score_field, summary_field=args.summary_field,
+        overwrite=args.overwrite, allow_stale=args.allow_stale, skip_failures=args.skip_failures, progress=True,
     )
     print(f"Summarised {report.n_summarized} videos into {report.n_segments} segments; saved view '{report.view_name}'")
     if report.storyboard_view:
@@ -151,7 +159,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_eval_check(args: argparse.Namespace) -> None:
-    from fiftyone_clipit.evalcheck import eval_check_json, format_eval_check, run_eval_check
+    from fiftyone_clipit.evalcheck import (
+        eval_check_json,
+        format_eval_check,
+        run_eval_check,
+    )
 
     results = run_eval_check(args.data, seed=args.seed)
     print(eval_check_json(results) if args.json else format_eval_check(results))
@@ -201,6 +213,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from fiftyone_clipit.demo import demo_encoder, sample_videos
     from fiftyone_clipit.fo.pipeline import run_pipeline
     from fiftyone_clipit.fo.videos import load_videos_dataset
+    from fiftyone_clipit.summary import Budget
 
     encoder = demo_encoder(args.model, args.pretrained, args.device)
     videos = args.videos or sample_videos()
@@ -215,7 +228,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         overwrite=True, skip_failures=True, progress=True,
     )
     failures = {failure.item: failure.reason for failure in report.failures()}
-    print(f"\nCLIP-It demo: model '{encoder.name}', query '{args.query}', budget {args.budget:.0%}")
+    print(f"\nCLIP-It demo: model '{encoder.name}', query '{args.query}', budget {Budget.of(args.budget)}")
     for sample in dataset.select_fields(["metadata", DEFAULT_SUMMARY_FIELD]):
         if sample.filepath in failures:
             print(f"  {os.path.basename(sample.filepath)}: FAILED (see below)")
@@ -283,11 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("embed", cmd_embed, "compute frame embeddings")
     _common(p)
     _model_args(p, DEFAULT_MODEL)
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames sampled per second of video")
-    p.add_argument("--batch-size", type=int, default=32, help="frames per model call")
+    add_option_arguments(p, EmbeddingOptions, ["fps", "batch_size", "precision", "on_broken"])
     p.add_argument("--overwrite", action="store_true", help="re-embed up-to-date videos")
-    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="default: fp16 on cuda, fp32 elsewhere; int8: faster CPU path")
-    p.add_argument("--on-broken", choices=["fail", "keep"], default="fail", help="a video that breaks off mid-stream")
     p = add("index", cmd_index, "build or update the FAISS frame index (and its Brain similarity run)")
     _common(p)
     p.add_argument("--kind", choices=["auto", "flat", "ivf", "ivfpq"], default="auto",
@@ -301,8 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("search", cmd_search, "top frames across the dataset for a text (or an image file)")
     _common(p)
     p.add_argument("--query", required=True, help="text, or the path of an image file")
-    p.add_argument("-k", type=int, default=10, help="frames to return")
-    p.add_argument("--clip-seconds", type=float, default=2.0, help="length of the moment around each hit frame")
+    add_option_arguments(p, SearchOptions, ["k", "clip_seconds"], flags={"k": "-k"})
     p.add_argument("--matches-field", default=DEFAULT_MATCHES_FIELD, help="TemporalDetections field for the moments")
     p.add_argument("--relevance-field", default=DEFAULT_RELEVANCE_FIELD, help="float field for each video's best similarity")
     p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss", help="the index to search")
@@ -312,27 +321,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--query", help="the text; leave out for a generic summary (captions, or caption-free text)")
     add_captioner_arguments(p)
-    p.add_argument("--scorer", default=ZERO_SHOT, help=f"'{ZERO_SHOT}' or a checkpoint folder from `train`")
-    p.add_argument("--attention", default="auto", choices=list(ATTENTION_MODES),
-                   help="a trained scorer's temporal attention (auto: whole video up to 2,048 steps)")
+    add_option_arguments(p, ScoringOptions, ["scorer", "attention"])
     p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD, help="frame field the scores go to")
     p.add_argument("--pretrained", help="weights of the embeddings' model")
     p.add_argument("--device", help="torch device (default: cuda, then mps, then cpu)")
-    p.add_argument("--smoothing-seconds", type=float, default=1.0, help="zero-shot: Gaussian smoothing over time (0: none)")
+    add_option_arguments(p, ScoringOptions, ["smoothing_seconds"])
     p.add_argument("--overwrite", action="store_true", help="score into a frame field CLIP-It did not write")
     p.add_argument("--allow-stale", action="store_true", help="score videos whose file changed since they were embedded")
     p = add("summarize", cmd_summarize, "pick the best segments under a budget")
     _common(p)
     p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD, help="frame field of the scores to summarise")
     p.add_argument("--summary-field", default=DEFAULT_SUMMARY_FIELD, help="field the summary goes to")
-    p.add_argument("--budget", default=str(DEFAULT_BUDGET), help=f"fraction of each video (default {DEFAULT_BUDGET}), a percentage (15%%), or seconds (45s)")
-    p.add_argument("--segmentation", choices=["kts", "uniform", "shots"], default="kts",
-                   help="shots by KTS on the embeddings, of equal length, or from --shots-field")
-    p.add_argument("--min-segment", type=float, help="kts: shortest shot in seconds (default: one step)")
-    p.add_argument("--max-segment", type=float, default=60.0, help="kts: longest shot in seconds")
-    p.add_argument("--segment-seconds", type=float, default=2.0, help="uniform: shot length")
-    p.add_argument("--shots-field", help="shots: a TemporalDetections field of shots")
-    p.add_argument("--keyframes", type=int, default=8, help="keyframes per video in the storyboard (0: none)")
+    _add_budget(p)
+    add_option_arguments(p, SummaryOptions, SHOT_FLAGS, flags={"n_keyframes": "--keyframes"})
     p.add_argument("--overwrite", action="store_true", help="write into a field CLIP-It did not write (ground truth)")
     p.add_argument("--allow-stale", action="store_true", help="summarise stale inputs (file replaced, scores older than embeddings)")
     p = add("evaluate", cmd_evaluate, "F1 of a summary against ground-truth summaries")
@@ -386,8 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=DEMO_DATASET, help="the dataset the demo makes")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset of that name the demo did not make (one it made is always replaced)")
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames sampled per second of video")
-    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help="share of each video the summary keeps")
+    add_option_arguments(p, EmbeddingOptions, ["fps"])
+    _add_budget(p)
     p = add("bench", cmd_bench, "run a benchmark; prints one JSON line of figures")
     from fiftyone_clipit import bench
 
@@ -395,6 +396,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(add, _common)
     return parser
+
+
+def _add_budget(parser: argparse.ArgumentParser) -> None:
+    """The summary budget as a person types it: a fraction, a percentage or seconds."""
+    default = SummaryOptions.default("budget")
+    parser.add_argument(
+        "--budget", type=_budget, default=default,
+        help=f"fraction of each video (default {default}), a percentage (15%%), or seconds (45s)",
+    )
+
+
+def _budget(text: str):
+    from fiftyone_clipit.summary import Budget
+
+    return Budget.parse(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

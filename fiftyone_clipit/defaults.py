@@ -47,6 +47,8 @@ HIGHLIGHT_ORDERS = ("relevance", "source")
 DEFAULT_FPS = 2.0
 #: the share of each video a summary keeps
 DEFAULT_BUDGET = 0.15
+#: the budget the App's form offers when a length in seconds is chosen
+DEFAULT_BUDGET_SECONDS = 30.0
 #: the frame rate assumed for a video whose metadata has none
 FALLBACK_FRAME_RATE = 30.0
 #: frames captioned per video for the text of generic summaries

@@ -15,6 +15,7 @@ import numpy as np
 
 from fiftyone_clipit.decode import DecodeStatus, FrameBatch, iter_sampled_frames, prefetch
 from fiftyone_clipit.encoders import ClipEncoder
+from fiftyone_clipit.defaults import DEFAULT_FPS
 from fiftyone_clipit.errors import VideoError
 from fiftyone_clipit.store import FrameEmbeddings, file_fingerprint
 
@@ -82,7 +83,7 @@ def _decode_events(
 def embed_videos(
     videos: Sequence[tuple[str, str]],
     encoder: ClipEncoder,
-    fps: float = 2.0,
+    fps: float = DEFAULT_FPS,
     batch_size: int = 32,
     keep_partial: bool = False,
     prefetch_batches: int = 3,

@@ -1,20 +1,310 @@
-"""How to train the CLIP-It scorer: `TrainingOptions`, importable without torch.
+"""Each stage's settings as data: frozen dataclasses that check themselves and hold each default once.
 
-The training loop (`fiftyone_clipit.training`, which re-exports `TrainingOptions`) reads them; the
-command line and the operators read their defaults for help texts and forms without loading
-torch.
+The library's functions take them (keyword arguments build them: ``create_summary(ds,
+budget=0.2)`` is ``create_summary(ds, SummaryOptions(budget=0.2))``), runs record them
+(`Options.to_dict`) and read them back (`Options.from_dict`, which also reads records written
+before the options existed), and the command line and the operators' forms read each option's
+default, range and help text from here (`Options.spec`, `add_option_arguments`). Importable
+without torch, FiftyOne or open_clip.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import argparse
+import math
+import numbers
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypeVar
 
-from fiftyone_clipit.defaults import DEFAULT_BUDGET, check_attention
+from fiftyone_clipit.budget import Budget
+from fiftyone_clipit.defaults import (
+    ATTENTION_MODES,
+    DEFAULT_BUDGET,
+    DEFAULT_CAPTIONS,
+    DEFAULT_FPS,
+    ZERO_SHOT,
+    check_attention,
+)
 from fiftyone_clipit.errors import ClipItError
 
 if TYPE_CHECKING:
     from fiftyone_clipit.scorer import ScorerConfig
+
+T = TypeVar("T", bound="Options")
+
+SEGMENTATIONS = ("kts", "uniform", "shots")
+#: how a fractional budget becomes frames: `summary.ROUNDING_MODES` less the h5 route's own
+SUMMARY_ROUNDINGS = ("floor", "round")
+PRECISIONS = ("fp32", "fp16", "int8")
+ON_BROKEN = ("fail", "keep")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the command line and the forms show of one option, and the values it takes.
+
+    Attributes:
+        help: one line for a flag's help and a form's description.
+        label: the form's short label.
+        low, high: bounds of a number (None: unbounded); `closed` includes `low`.
+        integer: whole numbers only.
+        choices: the values it takes, for a choice.
+        optional: None is a value (meaning what `help` says).
+    """
+
+    help: str
+    label: str = ""
+    low: float | None = None
+    high: float | None = None
+    closed: bool = False
+    integer: bool = False
+    choices: tuple | None = None
+    optional: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        """Raises ValueError naming `name`, `value` and what it must be, unless `value` fits."""
+        if value is None and self.optional:
+            return
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ValueError(f"Unknown {name} {value!r}. Valid ones are {list(self.choices)}")
+            return
+        if self.low is None and self.high is None and not self.integer:
+            return
+        kind = numbers.Integral if self.integer else numbers.Real
+        number = isinstance(value, kind) and not isinstance(value, bool)
+        wanted = f"{'an integer' if self.integer else 'a finite number'} {self.bounds()}".rstrip()
+        if not number or not math.isfinite(value) or not self._inside(value):
+            raise ValueError(f"{name} must be {wanted}, got {value!r}")
+
+    def _inside(self, value: float) -> bool:
+        above = self.low is None or (value >= self.low if self.closed else value > self.low)
+        return above and (self.high is None or value <= self.high)
+
+    def bounds(self) -> str:
+        """The range in words, e.g. "> 0" or "in [0, 1]"."""
+        if self.low is not None and self.high is not None:
+            return f"in {'[' if self.closed else '('}{self.low:g}, {self.high:g}]"
+        if self.low is not None:
+            return f"{'>=' if self.closed else '>'} {self.low:g}"
+        return f"<= {self.high:g}" if self.high is not None else ""
+
+
+def option(default: Any, help: str, **rules: Any) -> Any:
+    """A dataclass field with its `Spec` (help, label, range) beside its default."""
+    return field(default=default, metadata={"spec": Spec(help, **rules)})
+
+
+@dataclass(frozen=True)
+class Options:
+    """The base of each stage's options: checks every field against its `Spec` on creation."""
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            self.spec(item.name).check(item.name, getattr(self, item.name))
+        self.check()
+
+    def check(self) -> None:
+        """Rules between fields; a subclass raises ValueError naming them."""
+
+    @classmethod
+    def spec(cls, name: str) -> Spec:
+        """The `Spec` of the option `name`."""
+        for item in fields(cls):
+            if item.name == name:
+                return item.metadata.get("spec") or Spec(name)
+        raise KeyError(name)
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default of the option `name`, as written once in its dataclass."""
+        for item in fields(cls):
+            if item.name == name:
+                return item.default if item.default is not MISSING else item.default_factory()
+        raise KeyError(name)
+
+    @classmethod
+    def of(cls: type[T], options: T | None = None, **settings: Any) -> T:
+        """`options` (or the defaults) with `settings` replacing some of them.
+
+        Raises:
+            ValueError: a setting that is not an option of this stage (naming the options), or a
+                value out of range.
+        """
+        names = {item.name for item in fields(cls)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no option {unknown[0]!r}; the options are {sorted(names)}")
+        if options is not None and not isinstance(options, cls):
+            raise ValueError(f"options must be a {cls.__name__}, got {type(options).__name__}")
+        return replace(options, **settings) if options is not None else cls(**settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as a run records them (plain values)."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+    @classmethod
+    def from_dict(cls: type[T], record: Mapping[str, Any]) -> T:
+        """The options a run recorded: keys that are not options are ignored, missing ones take
+        their defaults (records written before an option existed)."""
+        names = {item.name for item in fields(cls)}
+        return cls(**{name: value for name, value in record.items() if name in names})
+
+
+def add_option_arguments(
+    parser: argparse.ArgumentParser, options: type[Options], names: Sequence[str], flags: Mapping[str, str] | None = None
+) -> None:
+    """Adds a flag per option in `names` with the option's default, choices and help.
+
+    `flags` renames a flag (option name -> flag); the default flag is ``--name-with-dashes``.
+    The parsed value lands under the option's own name.
+    """
+    for name in names:
+        spec, default = options.spec(name), options.default(name)
+        flag = (flags or {}).get(name) or "--" + name.replace("_", "-")
+        kind = int if spec.integer else float if spec.low is not None or spec.high is not None else str
+        kwargs: dict[str, Any] = dict(dest=name, default=default, help=spec.help)
+        if spec.choices is not None:
+            kwargs["choices"] = [choice for choice in spec.choices if choice is not None]
+        elif isinstance(default, bool):
+            kwargs["action"] = "store_false" if default else "store_true"
+        else:
+            kwargs["type"] = kind
+        parser.add_argument(flag, **kwargs)
+
+
+@dataclass(frozen=True)
+class EmbeddingOptions(Options):
+    """How frames are sampled and embedded (`compute_frame_embeddings`)."""
+
+    fps: float = option(DEFAULT_FPS, "frames sampled per second of video", label="Frames per second", low=0, high=60)
+    batch_size: int = option(32, "frames per model call", label="Batch size", low=1, closed=True, integer=True)
+    precision: str | None = option(
+        None, "fp16 on cuda, fp32 elsewhere when not given; int8: a faster CPU path",
+        label="Precision", choices=(None, *PRECISIONS),
+    )
+    on_broken: str = option(
+        "fail", "a video that breaks off mid-stream: fail it, or keep the frames that decoded",
+        label="Broken videos", choices=ON_BROKEN,
+    )
+
+
+@dataclass(frozen=True)
+class ShotOptions(Options):
+    """How a video is cut into the shots a summary chooses from (`fiftyone_clipit.shots`)."""
+
+    segmentation: str = option(
+        "kts", "shots by KTS on the embeddings, of equal length, or from a shots field",
+        label="Segmentation", choices=SEGMENTATIONS,
+    )
+    min_segment: float | None = option(
+        None, "kts: the shortest shot in seconds (none: one sampled step)", label="Shortest shot (seconds)",
+        low=0, optional=True,
+    )
+    max_segment: float = option(
+        60.0, "kts: the longest shot in seconds (bounds KTS's memory)", label="Longest shot (seconds)", low=0
+    )
+    segment_seconds: float = option(2.0, "uniform: the shot length in seconds", label="Segment length (seconds)", low=0)
+    shots_field: str | None = option(
+        None, "shots: a TemporalDetections field holding each video's shots", label="Shots field", optional=True
+    )
+    vmax: float = option(1.0, "kts: the penalty's scale (see fiftyone_clipit.segmentation)", low=0)
+
+    def check(self) -> None:
+        if self.min_segment is not None and self.segmentation != "kts":
+            other = "segment_seconds" if self.segmentation == "uniform" else "the shots you give"
+            raise ValueError(f"min_segment applies to segmentation='kts'; for {self.segmentation!r} use {other}")
+        if self.min_segment is not None and self.max_segment < 2 * self.min_segment:
+            raise ValueError(
+                f"max_segment must be at least twice min_segment, got {self.max_segment!r} (min_segment {self.min_segment!r})"
+            )
+        if self.segmentation == "shots" and not self.shots_field:
+            raise ValueError("segmentation='shots' needs shots_field, a TemporalDetections field")
+        if self.segmentation != "shots" and self.shots_field:
+            raise ValueError(f"shots_field is only used with segmentation='shots', not {self.segmentation!r}")
+
+    @property
+    def shots(self) -> ShotOptions:
+        """Only the shot options (a `SummaryOptions` holds more)."""
+        return ShotOptions(**{item.name: getattr(self, item.name) for item in fields(ShotOptions)})
+
+
+@dataclass(frozen=True)
+class SummaryOptions(ShotOptions):
+    """How a summary is planned (`create_summary`): the shots, the budget, the storyboard.
+
+    `budget` is a `Budget` or a number (a fraction of each video); it
+    is recorded as ``budget`` and ``budget_unit``.
+    """
+
+    budget: Any = option(DEFAULT_BUDGET, "the share of each video the summary keeps", label="Budget")
+    rounding: str = option(
+        "floor", "how a fractional budget becomes frames", label="Rounding", choices=SUMMARY_ROUNDINGS
+    )
+    n_keyframes: int = option(
+        8, "keyframes per video in the storyboard (0: none)", label="Keyframes", low=0, closed=True, integer=True
+    )
+
+    def check(self) -> None:
+        object.__setattr__(self, "budget", Budget.of(self.budget))
+        super().check()
+
+    def to_dict(self) -> dict[str, Any]:
+        record = super().to_dict()
+        record["budget"], record["budget_unit"] = self.budget.record()
+        return record
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> SummaryOptions:
+        record = dict(record)
+        if "budget" in record:
+            record["budget"] = Budget.from_record(record["budget"], record.get("budget_unit") or "fraction")
+        return super().from_dict(record)
+
+
+@dataclass(frozen=True)
+class ScoringOptions(Options):
+    """How frames are scored for a query (`score_frames`)."""
+
+    scorer: str = option(ZERO_SHOT, f"'{ZERO_SHOT}' or a checkpoint folder from `train`", label="Scorer")
+    smoothing_seconds: float = option(
+        1.0, "zero-shot: Gaussian smoothing over time in seconds (0: none)", label="Smoothing (seconds)",
+        low=0, high=60, closed=True,
+    )
+    attention: str = option(
+        "auto", "a trained scorer's temporal attention (auto: whole video up to 2,048 steps, then windows)",
+        label="Attention", choices=ATTENTION_MODES,
+    )
+    n_captions: int = option(
+        DEFAULT_CAPTIONS, "frames captioned per video for a generic summary's text", label="Captions",
+        low=1, closed=True, integer=True,
+    )
+    batch_size: int = option(8, "videos per scorer call", label="Batch size", low=1, closed=True, integer=True)
+
+
+@dataclass(frozen=True)
+class SearchOptions(Options):
+    """What a frame search returns (`search_frames`)."""
+
+    k: int = option(10, "frames to return (at most one moment per video and second)", label="Frames to return",
+                    low=1, closed=True, integer=True)
+    clip_seconds: float = option(2.0, "length of the moment around each hit frame, in seconds",
+                                 label="Moment length (seconds)", low=0, high=60)
+
+
+@dataclass(frozen=True)
+class ExportOptions(Options):
+    """What `export_summary` writes per video, and how it encodes."""
+
+    clips: bool = option(True, "one mp4 per summary segment")
+    reel: bool = option(True, "one mp4 of the whole summary")
+    storyboard: bool = option(True, "one storyboard PNG of the keyframes")
+    name_field: str | None = option(None, "a sample field naming each video's files (none: the file name)",
+                                    optional=True)
+    crf: int = option(20, "x264 quality (lower is better, larger files)", low=0, high=51, closed=True, integer=True)
+    preset: str = option("veryfast", "x264 speed preset",
+                         choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"))
+
 
 MODES = ("supervised", "unsupervised")
 #: the default peak learning rate times the scorer's model_dim (see TrainingOptions.learning_rate)

@@ -1,34 +1,112 @@
 """How a video's summary is planned over its frames: its shots, its per-frame scores, its keyframes.
 
-One shot policy (`shots_for_video`) serves `create_summary`, the panel's re-planning and the
-model selection of training, so a scorer is chosen on the shots its summaries will use.
+One plan (`plan_video`: shots by one policy, `shots_for_video`, cut to fit the budget, the best
+of them by an exact knapsack) serves `create_summary`, the panel's preview and re-planning; the
+same shots serve the model selection of training, so a scorer is chosen on the shots its
+summaries will use.
 FiftyOne-free: the FiftyOne layer reads the fields and passes plain values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from fiftyone_clipit.defaults import FALLBACK_FRAME_RATE
+from fiftyone_clipit.options import ShotOptions, SummaryOptions
 from fiftyone_clipit.store import FrameEmbeddings
 from fiftyone_clipit.storyboard import select_keyframes
-from fiftyone_clipit.summary import kts_summary_shots, uniform_change_points
-
-SEGMENTATIONS = ("kts", "uniform", "shots")
+from fiftyone_clipit.summary import (
+    Budget,
+    budget_capacity,
+    kts_summary_shots,
+    select_segments,
+    split_long_shots,
+    uniform_change_points,
+)
 
 
 @dataclass(frozen=True)
-class ShotOptions:
-    """How shots are made; see `fiftyone_clipit.fo.summaries.create_summary` for each."""
+class SummaryPlan:
+    """One video's summary as planned: what `create_summary` writes and the panel previews.
 
-    segmentation: str = "kts"
-    min_segment: float | None = None
-    max_segment: float = 60.0
-    segment_seconds: float = 2.0
-    shots_field: str | None = None
-    vmax: float = 1.0
+    Attributes:
+        segments: [(first, last, score), ...] in time order: inclusive 0-based frames and the
+            mean frame score of each segment.
+        capacity: the budget in frames.
+        n_shots: shots the knapsack chose from (long ones cut to fit the budget).
+        n_split_shots: of those, the pieces added by cutting shots longer than the budget.
+    """
+
+    segments: list[tuple[int, int, float]]
+    capacity: int
+    n_shots: int
+    n_split_shots: int
+
+
+def plan_summary(
+    frame_scores: np.ndarray,
+    frame_rate: float,
+    budget: Budget | float,
+    shots: Callable[[int], np.ndarray],
+    rounding: str = SummaryOptions.rounding,
+) -> SummaryPlan:
+    """The summary of one video under `budget`: its shots, cut to fit, and the best of them.
+
+    Args:
+        frame_scores: float array (n_frames,), one finite score per frame.
+        frame_rate: frames per second (needed for a budget in seconds; 0 when unknown).
+        budget: a `Budget`, or a number: the fraction of the video in (0, 1].
+        shots: the video's shots for a capacity in frames: ``capacity -> (n_shots, 2)`` inclusive
+            0-based [first, last] frame bounds (KTS keeps its shots under the budget, so the
+            shots may depend on it).
+        rounding: how a fractional budget is rounded ("floor" or "round").
+
+    Raises:
+        ValueError: a budget that gives no frame, bad scores, or a budget no shot fits with a
+            positive score.
+    """
+    budget = Budget.of(budget)
+    capacity = budget_capacity(len(frame_scores), frame_rate, budget, rounding)
+    if capacity < 1:
+        raise ValueError(f"the budget {budget} gives 0 frames of this video; raise it")
+    change_points = shots(capacity)
+    fitting = split_long_shots(change_points, capacity)
+    segments = select_segments(frame_scores, fitting, capacity=capacity)
+    if not segments:
+        raise ValueError("no shot has a positive mean score, so the knapsack keeps nothing")
+    return SummaryPlan(segments, capacity, len(fitting), len(fitting) - len(change_points))
+
+
+def plan_video(
+    options: SummaryOptions,
+    frame_scores: np.ndarray,
+    frame_rate: float | None,
+    item: FrameEmbeddings | None,
+    given: Sequence[tuple[int, int]] | None = None,
+) -> SummaryPlan:
+    """One video's summary under `options`: the one sequence `create_summary`, the panel's
+    re-planning and its preview share.
+
+    Args:
+        options: the shots, the budget and its rounding.
+        frame_scores: one finite score per frame of the video.
+        frame_rate: its frames per second (None or 0 when unknown: seconds budgets then fail,
+            shots assume `FALLBACK_FRAME_RATE`).
+        item: its stored frame embeddings (KTS cuts on them); None without.
+        given: "shots" only: its shots as 1-based inclusive [first, last] frames.
+
+    Raises:
+        ValueError: as `plan_summary` and `shots_for_video`.
+    """
+    n_frames = len(frame_scores)
+    rate = frame_rate or FALLBACK_FRAME_RATE
+    return plan_summary(
+        frame_scores, frame_rate or 0.0, options.budget,
+        lambda capacity: shots_for_video(options, n_frames, rate, item, capacity, given), options.rounding,
+    )
 
 
 def shots_for_video(
@@ -66,10 +144,7 @@ def shots_for_video(
     if picks.size == 0:
         raise ValueError("the stored embeddings do not match this video's frames; re-embed it")
     step_rate = float(item.info.get("fps") or frame_rate)
-    return kts_summary_shots(
-        embeddings, picks, n_frames, step_rate, frame_rate, capacity, options.min_segment, options.max_segment,
-        options.vmax,
-    )
+    return kts_summary_shots(embeddings, picks, n_frames, step_rate, frame_rate, capacity, options)
 
 
 def given_shots(supports: Sequence[tuple[int, int]] | None, n_frames: int) -> np.ndarray:

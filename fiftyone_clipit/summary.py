@@ -9,12 +9,12 @@ Pure numpy: no FiftyOne, no torch.
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
 
 import numpy as np
 
+from fiftyone_clipit.budget import Budget
 from fiftyone_clipit.defaults import DEFAULT_BUDGET
+from fiftyone_clipit.options import ShotOptions
 
 ROUNDING_MODES = ("floor", "round", "last_change_point")
 #: how optimal knapsack ties are broken: as the reference evaluation code, or lightest subset
@@ -436,80 +436,6 @@ def split_long_shots(change_points: np.ndarray, max_frames: int) -> np.ndarray:
     return np.array(pieces, dtype=np.int64).reshape(-1, 2)
 
 
-@dataclass(frozen=True)
-class Budget:
-    """A summary budget: a fraction of each video, or a length in seconds (exactly one is set).
-
-    The library takes a `Budget` or a plain number (a fraction); text such as ``"15%"`` or
-    ``"45s"`` is read by :meth:`parse`, which the CLI and the App's forms call.
-    """
-
-    fraction: float | None = None
-    seconds: float | None = None
-
-    def __post_init__(self) -> None:
-        if (self.fraction is None) == (self.seconds is None):
-            raise ValueError(f"A budget is a fraction or seconds, exactly one of them; got {self!r}")
-        if self.fraction is not None and not (_is_number(self.fraction) and 0 < self.fraction <= 1):
-            raise ValueError(f"Budget fraction must be in (0, 1]; got {self.fraction!r}. Give {_BUDGET_FORMS}")
-        if self.seconds is not None and not (_is_number(self.seconds) and 0 < self.seconds < math.inf):
-            raise ValueError(f"Budget in seconds must be > 0; got {self.seconds!r}")
-
-    @classmethod
-    def of(cls, budget: "Budget | float") -> "Budget":
-        """The budget `budget` stands for: itself, or a number read as a fraction of each video.
-
-        Raises:
-            ValueError: anything else (text included: read it with :meth:`parse`).
-        """
-        if isinstance(budget, Budget):
-            return budget
-        if _is_number(budget):
-            return cls(fraction=float(budget))
-        hint = f"; read text with Budget.parse({budget!r})" if isinstance(budget, str) else ""
-        raise ValueError(f"Budget {budget!r} is not understood; give {_BUDGET_FORMS}{hint}")
-
-    @classmethod
-    def parse(cls, text: str) -> "Budget":
-        """Reads a budget typed by a person: ``"0.15"``, ``"15%"``, ``"45s"``, ``"45 seconds"``.
-
-        Raises:
-            ValueError: anything else, naming the text and the accepted forms.
-        """
-        match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*(s|sec|secs|second|seconds|%)?", str(text).strip().lower())
-        if match is None:
-            raise ValueError(f"Budget {text!r} is not understood; give {_BUDGET_FORMS}")
-        value, unit = float(match.group(1)), match.group(2)
-        if unit is None:
-            return cls(fraction=value)
-        return cls(fraction=value / 100.0) if unit == "%" else cls(seconds=value)
-
-    @classmethod
-    def from_record(cls, value: float, unit: str = "fraction") -> "Budget":
-        """The budget a run recorded as ``(value, unit)`` (see :meth:`record`)."""
-        return cls(seconds=float(value)) if unit == "seconds" else cls(fraction=float(value))
-
-    def record(self) -> tuple[float, str]:
-        """``(value, unit)``, unit "fraction" or "seconds": how runs store the budget."""
-        return (self.fraction, "fraction") if self.fraction is not None else (self.seconds, "seconds")
-
-    def share_of(self, duration: float) -> float:
-        """The fraction of a video of `duration` seconds this budget is (at most 1)."""
-        if self.fraction is not None:
-            return self.fraction
-        return min(1.0, self.seconds / duration) if duration > 0 else 1.0
-
-    def __str__(self) -> str:
-        return f"{self.fraction:.0%}" if self.fraction is not None else f"{self.seconds:g} s"
-
-
-_BUDGET_FORMS = "a fraction in (0, 1] such as 0.15, a percentage such as '15%', or seconds such as '45s'"
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
 def kts_summary_shots(
     embeddings: np.ndarray,
     picks: np.ndarray,
@@ -517,9 +443,7 @@ def kts_summary_shots(
     step_rate: float,
     frame_rate: float,
     capacity: int,
-    min_segment: float | None = None,
-    max_segment: float = 60.0,
-    vmax: float = 1.0,
+    options: ShotOptions,
 ) -> np.ndarray:
     """The KTS shots a summary of a video is planned over, kept under the budget where they can be.
 
@@ -531,8 +455,8 @@ def kts_summary_shots(
         embeddings: (n_steps, d) step embeddings; picks: (n_steps,) their 0-based frames.
         n_frames: frames in the video; step_rate: steps per second; frame_rate: frames per second.
         capacity: the summary budget in frames (>= 1).
-        min_segment (None): shortest shot in seconds; max_segment (60.0): longest.
-        vmax (1.0): KTS's penalty scale.
+        options: its `min_segment` and `max_segment` (shortest and longest shot in seconds) and
+            `vmax` (KTS's penalty scale).
 
     Returns:
         (n_shots, 2) int64 inclusive [first, last] frame bounds covering the video; a shot may
@@ -540,12 +464,12 @@ def kts_summary_shots(
     """
     from fiftyone_clipit.segmentation import kts, steps_to_frames
 
-    min_steps = max(1, round((min_segment or 0) * step_rate))
-    max_steps = max(2 * min_steps - 1, round(max_segment * step_rate))
+    min_steps = max(1, round((options.min_segment or 0) * step_rate))
+    max_steps = max(2 * min_steps - 1, round(options.max_segment * step_rate))
     budget_steps = int(capacity * step_rate / frame_rate)
     if budget_steps >= 2 * min_steps - 1:
         max_steps = min(max_steps, budget_steps)
-    step_shots = kts(embeddings, min_length=min_steps, max_length=max_steps, vmax=vmax)
+    step_shots = kts(embeddings, min_length=min_steps, max_length=max_steps, vmax=options.vmax)
     return steps_to_frames(step_shots.change_points, picks, n_frames)
 
 

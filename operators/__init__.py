@@ -16,6 +16,7 @@ import fiftyone.operators.types as types
 from fiftyone_clipit.defaults import (
     ATTENTION_MODES,
     DEFAULT_BUDGET,
+    DEFAULT_BUDGET_SECONDS,
     DEFAULT_EVAL_KEY,
     DEFAULT_FPS,
     DEFAULT_MODEL,
@@ -24,12 +25,14 @@ from fiftyone_clipit.defaults import (
     ZERO_SHOT,
     clip_model_presets,
 )
+from fiftyone_clipit.options import EmbeddingOptions, ScoringOptions, SummaryOptions
 
 from .base import (
     ClipItOperator,
     field_choice,
     fields_of_type,
     float_input,
+    option_input,
     output_field_input,
     shard_input,
     text_input,
@@ -78,7 +81,7 @@ class ComputeFrameEmbeddings(ClipItOperator):
             view=types.DropdownView(),
         )
         inputs.str("pretrained", label="Weights tag or file (optional)", default=embedded.get("pretrained"))
-        float_input(ctx, inputs, "fps", "Frames per second to sample", embedded.get("fps", DEFAULT_FPS), 0.01, 60.0)
+        option_input(ctx, inputs, EmbeddingOptions, "fps", embedded.get("fps"))
         inputs.enum("precision", ["auto", "fp32", "int8", "fp16"], default="auto",
                     label="Precision (auto: fp16 on a GPU, fp32 on CPU; int8: faster CPU path)")
         inputs.enum("on_broken", ["fail", "keep"], default="fail",
@@ -140,7 +143,7 @@ class ScoreFrames(ClipItOperator):
         output_field_input(
             ctx, inputs, "score_field", "Frame field to write", DEFAULT_SCORE_FIELD, score_run_key, fo.FloatField, frames=True
         )
-        float_input(ctx, inputs, "smoothing_seconds", "Smoothing (seconds)", 1.0, 0.0, 60.0)
+        option_input(ctx, inputs, ScoringOptions, "smoothing_seconds")
         text_input(ctx, inputs, "scorer", f"Scorer: {ZERO_SHOT} or a checkpoint folder", default=ZERO_SHOT)
         if (ctx.params.get("scorer") or ZERO_SHOT) != ZERO_SHOT:
             inputs.enum(
@@ -159,7 +162,7 @@ class ScoreFrames(ClipItOperator):
             None if ctx.params.get("generic") else ctx.params["query"],
             captioner=(ctx.params.get("captioner") or None) if ctx.params.get("generic") else None,
             score_field=ctx.params.get("score_field") or DEFAULT_SCORE_FIELD,
-            smoothing_seconds=ctx.params.get("smoothing_seconds", 1.0),
+            smoothing_seconds=ctx.params.get("smoothing_seconds", ScoringOptions.smoothing_seconds),
             scorer=ctx.params.get("scorer") or ZERO_SHOT,
             attention=ctx.params.get("attention") or "auto",
             overwrite=bool(ctx.params.get("overwrite")),
@@ -190,7 +193,7 @@ class CreateSummary(ClipItOperator):
         )
         inputs.enum("budget_unit", ["fraction", "seconds"], default="fraction", label="Budget unit")
         if ctx.params.get("budget_unit") == "seconds":
-            float_input(ctx, inputs, "budget", "Budget (seconds of each video)", 30.0, 0.1, 86400.0)
+            float_input(ctx, inputs, "budget", "Budget (seconds of each video)", DEFAULT_BUDGET_SECONDS, 0.1, 86400.0)
         else:
             float_input(ctx, inputs, "budget", "Budget (fraction of each video)", DEFAULT_BUDGET, 0.01, 1.0)
         inputs.enum("segmentation", ["kts", "uniform", "shots"], default="kts", label="Shots: KTS, uniform or a field")
@@ -198,7 +201,7 @@ class CreateSummary(ClipItOperator):
         if segmentation == "kts":
             inputs.float("min_segment", label="Shortest shot in seconds (empty: one sampled frame)", min=0.1)
         elif segmentation == "uniform":
-            float_input(ctx, inputs, "segment_seconds", "Segment length (seconds)", 2.0, 0.1, 60.0)
+            option_input(ctx, inputs, SummaryOptions, "segment_seconds")
         else:
             text_input(ctx, inputs, "shots_field", "Shots field (TemporalDetections)", required=True, field_name=True)
 
@@ -216,7 +219,7 @@ class CreateSummary(ClipItOperator):
             budget=budget,
             segmentation=segmentation,
             min_segment=ctx.params.get("min_segment") if segmentation == "kts" else None,
-            segment_seconds=ctx.params.get("segment_seconds", 2.0),
+            segment_seconds=ctx.params.get("segment_seconds", SummaryOptions.segment_seconds),
             shots_field=ctx.params.get("shots_field") if segmentation == "shots" else None,
             overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,

@@ -390,6 +390,21 @@ def float_input(
         prop.error_message = f"{label} must be between {low} and {high}"
 
 
+def option_input(ctx, inputs: types.Object, options: type, name: str, default: Any = None) -> None:
+    """A number box for one of the library's options (`fiftyone_clipit.options`): its label,
+    help, default and range written there once; invalid, with the library's own message,
+    outside that range. `default` replaces the option's (e.g. the value a run recorded)."""
+    spec = options.spec(name)
+    default = options.default(name) if default is None else default
+    make = inputs.int if spec.integer else inputs.float
+    prop = make(name, label=spec.label or name, description=spec.help, default=default, min=spec.low, max=spec.high)
+    try:
+        spec.check(spec.label or name, ctx.params.get(name, default))
+    except ValueError as e:
+        prop.invalid = True
+        prop.error_message = str(e)
+
+
 def shard_input(ctx, inputs: types.Object, target_size: int) -> None:
     """'Videos per shard' for a target of more than SHARD_FORM_MIN videos: when scheduled, one
     delegated operation per shard, which several workers run at once (0: one operation)."""

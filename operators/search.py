@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fiftyone_clipit.defaults import DEFAULT_BRAIN_KEY
+from fiftyone_clipit.options import SearchOptions
 
-from .base import ClipItOperator, float_input, text_input
+from .base import ClipItOperator, option_input, text_input
 
 
 class BuildFrameIndex(ClipItOperator):
@@ -46,7 +47,7 @@ class SearchFrames(ClipItOperator):
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
             prop.invalid = True
             prop.error_message = "Frames to return must be a whole number between 1 and 10000"
-        float_input(ctx, inputs, "clip_seconds", "Moment length (seconds)", 2.0, 0.1, 60.0)
+        option_input(ctx, inputs, SearchOptions, "clip_seconds")
         inputs.enum("show", ["clips", "videos"], default="clips", label="Show the moments as clips or the videos")
 
     def run(self, ctx, progress):
@@ -56,7 +57,7 @@ class SearchFrames(ClipItOperator):
             self.target(ctx),
             ctx.params["query"],
             k=ctx.params.get("k", 10),
-            clip_seconds=ctx.params.get("clip_seconds", 2.0),
+            clip_seconds=ctx.params.get("clip_seconds", SearchOptions.clip_seconds),
         )
         n_videos = len(view)
         if ctx.params.get("show", "clips") == "clips" and n_videos:

@@ -65,6 +65,23 @@ def test_the_core_imports_no_fiftyone():
     assert {name: found for name, found in offenders.items() if found} == {}
 
 
+def test_the_core_imports_no_fiftyone_layer():
+    """The core holds the algorithms the FiftyOne layer calls, never the other way round."""
+    offenders = {name: sorted(m for m in GRAPH[name] if m.startswith("fiftyone_clipit.fo")) for name in TREES if is_core(name)}
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_the_layer_check_finds_a_planted_core_to_fo_import():
+    global GRAPH
+    saved = GRAPH
+    GRAPH = {**saved, "fiftyone_clipit.shots": saved["fiftyone_clipit.shots"] | {"fiftyone_clipit.fo.summaries"}}
+    try:
+        with pytest.raises(AssertionError):
+            test_the_core_imports_no_fiftyone_layer()
+    finally:
+        GRAPH = saved
+
+
 def test_the_library_never_imports_the_operators_or_the_cli():
     for name, found in GRAPH.items():
         if name.startswith("fiftyone_clipit") and not name.startswith(COMMANDS):
@@ -94,7 +111,7 @@ def test_no_import_cycles():
 def test_the_cycle_check_finds_a_planted_cycle():
     global GRAPH
     saved = GRAPH
-    GRAPH = {**saved, "fiftyone_clipit.summary": saved["fiftyone_clipit.summary"] | {"fiftyone_clipit.replan"}}
+    GRAPH = {**saved, "fiftyone_clipit.summary": saved["fiftyone_clipit.summary"] | {"fiftyone_clipit.shots"}}
     try:
         with pytest.raises(AssertionError):
             test_no_import_cycles()
@@ -120,3 +137,54 @@ def test_field_names_and_defaults_are_written_only_in_defaults():
         for line, value in string_constants(tree) if value in DEFAULT_LITERALS
     ]
     assert written == []
+
+
+#: settings whose numeric default is written once, in `fiftyone_clipit.options` (or `defaults`)
+NUMERIC_OPTIONS = {"max_segment", "segment_seconds", "smoothing_seconds", "fps", "budget", "proportion", "clip_seconds"}
+OPTION_HOMES = ("fiftyone_clipit.options", "fiftyone_clipit.defaults")
+
+
+def numeric_defaults(tree: ast.Module) -> list[tuple[int, str]]:
+    """Where a number is written as the default of a setting in NUMERIC_OPTIONS: a parameter's
+    default, a dataclass field, ``params.get("name", number)``, or a form's default beside the
+    setting's name."""
+    found = []
+
+    def number(node) -> bool:
+        return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args.posonlyargs + node.args.args
+            pairs = list(zip(args[len(args) - len(node.args.defaults):], node.args.defaults))
+            pairs += [(a, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults) if d is not None]
+            found += [(d.lineno, a.arg) for a, d in pairs if a.arg in NUMERIC_OPTIONS and number(d)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            if node.target.id in NUMERIC_OPTIONS and number(node.value):
+                found.append((node.lineno, node.target.id))
+        elif isinstance(node, ast.Call):
+            values = node.args + [k.value for k in node.keywords]
+            for i, arg in enumerate(values):
+                if isinstance(arg, ast.Constant) and arg.value in NUMERIC_OPTIONS:
+                    if any(number(v) for v in values[i + 1 : i + 3]):
+                        found.append((node.lineno, arg.value))
+    return found
+
+
+def test_numeric_defaults_are_written_only_in_the_options():
+    written = [
+        f"{name}:{line} {setting}"
+        for name, tree in TREES.items() if name not in OPTION_HOMES
+        for line, setting in numeric_defaults(tree)
+    ]
+    assert written == []
+
+
+def test_the_numeric_default_check_finds_planted_defaults():
+    planted = ast.parse(
+        "def f(max_segment=60.0): pass\n"
+        "class C:\n    fps: float = 2.0\n"
+        "x = params.get('smoothing_seconds', 1.0)\n"
+        "float_input(ctx, inputs, 'segment_seconds', 'Segment length', 2.0, 0.1, 60.0)\n"
+    )
+    assert [setting for _, setting in numeric_defaults(planted)] == ["max_segment", "fps", "smoothing_seconds", "segment_seconds"]

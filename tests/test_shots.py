@@ -37,7 +37,7 @@ def test_given_shots_are_checked_and_ordered():
     with pytest.raises(ValueError, match="overlap"):
         given_shots([(1, 10), (10, 20)], 20)
     with pytest.raises(ValueError, match="no shots"):
-        shots_for_video(ShotOptions("shots"), 20, 30.0, None, 5, given=[])
+        shots_for_video(ShotOptions("shots", shots_field="shots"), 20, 30.0, None, 5, given=[])
     with pytest.raises(ValueError, match="run compute_frame_embeddings"):
         shots_for_video(ShotOptions(), 20, 30.0, None, 5)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import fiftyone as fo
+import fiftyone.core.runs as fors
 import numpy as np
 import pytest
 from fiftyone import ViewField as F
@@ -25,6 +26,8 @@ from conftest import frame_color
 from fiftyone_clipit import Budget, add_videos, compute_frame_embeddings, create_summary, export_summary, score_frames
 from fiftyone_clipit.errors import BatchError, ClipItError
 from fiftyone_clipit.fo.export import export_summary_dataset
+from fiftyone_clipit.fo.summaries import SummaryRunConfig, replan_video_summary, summary_options
+from fiftyone_clipit.options import SummaryOptions
 from fiftyone_clipit.summary_files import safe_stem
 
 pytestmark = pytest.mark.slow
@@ -155,6 +158,29 @@ def test_kts_shots_follow_the_scenes(scenes_video, tiny_encoder):
     ((first, last),) = supports(dataset.first(), "short")
     assert 61 <= first <= last <= 120 and last - first + 1 <= 27
     assert report.n_summarized == 1
+
+
+def test_a_run_recorded_before_the_options_still_replans_and_exports(summarised_copy, tmp_path):
+    """A summary run as main recorded it before `SummaryOptions` (a generic RunConfig, no `vmax`)
+    still reads as options, re-plans one video (the panel's Apply) and exports every video."""
+    dataset, _ = summarised_copy
+    key = "clipit_summary_clipit_summary"
+    recorded = dataset.get_run_info(key).config.serialize()
+    assert isinstance(dataset.get_run_info(key).config, SummaryRunConfig)
+    legacy = {k: v for k, v in recorded.items() if k not in ("cls", "type", "method", "vmax")}
+    dataset.delete_run(key)
+    dataset.register_run(key, fors.RunConfig(**legacy), cleanup=False)
+    assert type(dataset.get_run_info(key).config) is fors.RunConfig
+    assert summary_options(dataset) == SummaryOptions()  # the fixture summarised with the defaults
+    first = dataset.first()
+    kept_before = sum(b - a + 1 for a, b in supports(first))
+    replan_video_summary(dataset, first.id, 0.4)
+    first.reload()
+    assert sum(b - a + 1 for a, b in supports(first)) > kept_before
+    assert isinstance(dataset.get_run_info(key).config, SummaryRunConfig)  # the next write upgrades it
+    assert summary_options(dataset).budget == Budget(fraction=0.15)  # the others keep the run's budget
+    report = export_summary(dataset, str(tmp_path / "out"), clips=False, reel=False)
+    assert not report.failures and len(report.storyboards) == len(dataset)
 
 
 def test_uniform_and_given_shots(summarised_copy, tmp_path):

@@ -10,8 +10,9 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import fiftyone as fo
-import fiftyone.core.media as fom
 import fiftyone.core.collections as foc
+import fiftyone.core.media as fom
+import fiftyone.core.runs as fors
 import numpy as np
 from fiftyone.core.clips import ClipsView
 from fiftyone.core.frame import get_default_frame_fields
@@ -234,9 +235,15 @@ def embedding_store(samples: foc.SampleCollection) -> EmbeddingStore:
     return EmbeddingStore(store_root(root_dataset(samples)))
 
 
-def record_run(dataset: fo.Dataset, run_key: str, **config: Any) -> None:
-    """Records what made a result as a FiftyOne custom run (list_runs / get_run_info / delete_run)."""
-    dataset.register_run(run_key, dataset.init_run(**config), overwrite=True, cleanup=False)
+def record_run(dataset: fo.Dataset, run_key: str, config_class: type = fors.RunConfig, **config: Any) -> None:
+    """Records what made a result as a FiftyOne custom run (list_runs / get_run_info / delete_run),
+    as a `config_class` (a `fiftyone.core.runs.RunConfig`) so that the run reads back typed.
+
+    A record of another class under `run_key` (an earlier version's generic one) is replaced:
+    FiftyOne refuses to overwrite a run with one of another class."""
+    if dataset.has_run(run_key) and type(dataset.get_run_info(run_key).config) is not config_class:
+        dataset.delete_run(run_key)
+    dataset.register_run(run_key, config_class(**config), overwrite=True, cleanup=False)
 
 
 def write_replacing(dataset: fo.Dataset, path: str, values_by_id: dict[str, Any]) -> None:

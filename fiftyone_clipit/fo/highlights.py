@@ -55,7 +55,8 @@ from fiftyone_clipit.queries import check_query, embed_query, best_videos, query
 from fiftyone_clipit.reels import write_segments
 from fiftyone_clipit.relevance import frame_relevance
 from fiftyone_clipit.scorer import predict_scores
-from fiftyone_clipit.shots import ShotOptions, shots_for_video
+from fiftyone_clipit.options import ScoringOptions, ShotOptions
+from fiftyone_clipit.shots import shots_for_video
 from fiftyone_clipit.store import write_atomically
 from fiftyone_clipit.summary import upsample_scores
 from fiftyone_clipit.summary_files import clip_name, safe_stem, writable_dir
@@ -89,7 +90,7 @@ class ReelOptions:
     scorer: str = ZERO_SHOT
     clips: bool = False
     field: str = DEFAULT_HIGHLIGHTS_FIELD
-    smoothing_seconds: float = 1.0
+    smoothing_seconds: float = ScoringOptions.smoothing_seconds
     backend: str | None = None
 
     def __post_init__(self) -> None:

@@ -56,6 +56,7 @@ from fiftyone_clipit.fo.lineage import (
     source_problem,
 )
 from fiftyone_clipit.fo.shards import run_fields, run_record_lock
+from fiftyone_clipit.options import ScoringOptions
 from fiftyone_clipit.relevance import frame_relevance
 from fiftyone_clipit.checkpoints import Checkpoint, checkpoint_for
 from fiftyone_clipit.scorer import predict_scores
@@ -109,7 +110,7 @@ def score_frames(
     score_field: str = DEFAULT_SCORE_FIELD,
     model: str | ClipEncoder | None = None,
     pretrained: str | None = None,
-    smoothing_seconds: float = 1.0,
+    smoothing_seconds: float = ScoringOptions.smoothing_seconds,
     scorer: str = ZERO_SHOT,
     attention: str = "auto",
     captioner: Captioner | str | None = None,
@@ -145,7 +146,7 @@ def score_frames(
         score_field ("clipit_score"): the frame field to write.
         model (None): the embeddings' model (default) or a loaded ClipEncoder of it.
         pretrained (None): weights for the model, when it is named.
-        smoothing_seconds (1.0): zero-shot only: Gaussian smoothing over time, in seconds.
+        smoothing_seconds: zero-shot only: Gaussian smoothing over time, in seconds.
         scorer ("zero-shot"): "zero-shot", or the path of a checkpoint written by train_scorer.
         attention ("auto"): a trained scorer's temporal attention: "full" over the whole video,
             "windowed" (memory linear in length), or "auto" (full up to 2,048 steps).

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
+import fiftyone.core.runs as fors
 from fiftyone import ViewField as F
 from PIL import Image
 
-from fiftyone_clipit.defaults import DEFAULT_BUDGET, DEFAULT_SUMMARY_FIELD, FALLBACK_FRAME_RATE
 from fiftyone_clipit.cursor import frame_seconds
+from fiftyone_clipit.defaults import DEFAULT_SUMMARY_FIELD, FALLBACK_FRAME_RATE
 from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
 from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
     check_field_type,
-    check_number,
     check_output_field,
     dataset_name,
     embedding_store,
@@ -45,22 +46,17 @@ from fiftyone_clipit.fo.lineage import (
     source_problem,
 )
 from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
+from fiftyone_clipit.options import SummaryOptions
 from fiftyone_clipit.reels import read_frames
-from fiftyone_clipit.store import FrameEmbeddings
 from fiftyone_clipit.shots import (
-    SEGMENTATIONS,
-    ShotOptions,
+    SummaryPlan,
     frame_scores_array,
-    shots_for_video,
+    plan_video,
     summary_keyframes,
 )
-from fiftyone_clipit.summary import (
-    ROUNDING_MODES,
-    Budget,
-    budget_capacity,
-    select_segments,
-    split_long_shots,
-)
+from fiftyone_clipit.store import FrameEmbeddings
+from fiftyone_clipit.summary import Budget
+
 
 @dataclass
 class SummaryReport:
@@ -84,6 +80,13 @@ class SummaryReport:
     n_split_shots: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
 
+    def add(self, plan: SummaryPlan) -> None:
+        """Counts one video's summary."""
+        self.n_summarized += 1
+        self.n_segments += len(plan.segments)
+        self.n_shots += plan.n_shots
+        self.n_split_shots += plan.n_split_shots
+
 
 def summary_run_key(summary_field: str) -> str:
     """The custom run that records how `<summary_field>` was made."""
@@ -95,23 +98,32 @@ def keyframe_field(summary_field: str) -> str:
     return f"{summary_field}_keyframe"
 
 
+class SummaryRunConfig(fors.RunConfig):
+    """The `clipit_summary_<field>` run: the `SummaryOptions` it planned with (`options()`),
+    the score field, the label, the fields it wrote, per-video budgets of the panel, and per
+    video what each summary was made from (`fiftyone_clipit.fo.lineage`)."""
+
+    def options(self) -> SummaryOptions:
+        """The options recorded (records made before this class existed read the same)."""
+        return SummaryOptions.from_dict(self.serialize())
+
+
+class SummaryRun(fors.Run):
+    """The run class FiftyOne builds from SummaryRunConfig."""
+
+
 def create_summary(
     samples: foc.SampleCollection,
+    options: SummaryOptions | None = None,
+    *,
     score_field: str = DEFAULT_SCORE_FIELD,
     summary_field: str = DEFAULT_SUMMARY_FIELD,
-    budget: Budget | float = DEFAULT_BUDGET,
-    segmentation: str = "kts",
-    min_segment: float | None = None,
-    max_segment: float = 60.0,
-    segment_seconds: float = 2.0,
-    shots_field: str | None = None,
-    rounding: str = "floor",
-    n_keyframes: int = 8,
     label: str | None = None,
     overwrite: bool = False,
     allow_stale: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
+    **settings: Any,
 ) -> SummaryReport:
     """Summarises every video: shots, shot score = mean frame score, an exact 0/1 knapsack.
 
@@ -126,21 +138,16 @@ def create_summary(
     highest-scoring frames that are not near-duplicates (cosine of their embeddings <= 0.9,
     at least 1 s apart; when fewer than `n_keyframes` differ, the best of the others make up
     the number), ranked in `frames.<summary_field>_keyframe`. A video embedded with
-    on_broken="keep" is summarised within the frames that decoded.
+    on_broken="keep" is summarised within the frames that decoded. Each video is planned by
+    the core's `fiftyone_clipit.shots.plan_video`, as the panel's preview is.
 
     Args:
         samples: a video dataset or view whose frames carry `score_field`.
+        options (None): a `SummaryOptions` (budget, segmentation and its settings, rounding,
+            keyframes); None takes the defaults. `settings` given as keyword arguments replace
+            some of them: ``create_summary(ds, budget=Budget.parse("45s"), segmentation="uniform")``.
         score_field ("clipit_score"): the frame field with relevance scores.
         summary_field ("clipit_summary"): the sample field to write.
-        budget (0.15): a `Budget` (``Budget(seconds=45)``, ``Budget.parse("45s")``) or a number,
-            the fraction of each video in (0, 1].
-        segmentation ("kts"): "kts", "uniform" or "shots".
-        min_segment (None): "kts" only: the shortest shot in seconds; None = one sampled step.
-        max_segment (60.0): "kts" only: the longest shot in seconds (bounds KTS's memory).
-        segment_seconds (2.0): "uniform" only: the shot length.
-        shots_field (None): "shots" only: a TemporalDetections field holding each video's shots.
-        rounding ("floor"): how a fractional budget is rounded: one of `ROUNDING_MODES`.
-        n_keyframes (8): keyframes per video in the storyboard (0 for none).
         label (None): the detections' label; None takes the query recorded by score_frames.
         overwrite (False): write into an existing `summary_field` that CLIP-It did not write
             (ground truth, say); FiftyOne's built-in fields are refused regardless.
@@ -148,15 +155,16 @@ def create_summary(
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
 
-    The run `clipit_summary_<summary_field>` records the settings when summaries are written
-    (as in progress until the last one is); a run that writes none, refused or failed for
-    every video, leaves the field and its run as they were. The run records per video what
-    its summary was made from (the score run, the source file's fingerprint, the embeddings'
-    stamp; see `fiftyone_clipit.fo.lineage`) and names the videos that failed: a video that
-    fails keeps its old summary, known to be stale, so `export_summary` refuses it. A video
-    whose file changed since it was embedded, whose scores are older than its embeddings, or
-    whose stored features hold NaN or infinity fails with the remedy, unless `allow_stale`
-    (features never). One run at a time writes a field (`fiftyone_clipit.fo.fieldlock`).
+    The run `clipit_summary_<summary_field>` (a `SummaryRunConfig`) records the options when
+    summaries are written (as in progress until the last one is); a run that writes none,
+    refused or failed for every video, leaves the field and its run as they were. The run
+    records per video what its summary was made from (the score run, the source file's
+    fingerprint, the embeddings' stamp; see `fiftyone_clipit.fo.lineage`) and names the
+    videos that failed: a video that fails keeps its old summary, known to be stale, so
+    `export_summary` refuses it. A video whose file changed since it was embedded, whose
+    scores are older than its embeddings, or whose stored features hold NaN or infinity fails
+    with the remedy, unless `allow_stale` (features never). One run at a time writes a field
+    (`fiftyone_clipit.fo.fieldlock`).
 
     Raises:
         ClipItError: not videos, no numeric `score_field`, `summary_field` is not free to
@@ -165,105 +173,142 @@ def create_summary(
         ValueError: an option out of range (named with the valid values).
         BatchError: some videos could not be summarised (the others were written).
     """
+    options = SummaryOptions.of(options, **settings)
     samples = video_collection(samples)
     check_field_name(score_field, "score field")
     check_field_name(summary_field, "summary field")
     run_key = summary_run_key(summary_field)
     check_output_field(samples, summary_field, run_key, fo.EmbeddedDocumentField, fo.TemporalDetections, overwrite)
     check_output_field(samples, f"frames.{keyframe_field(summary_field)}", run_key, fo.IntField, overwrite=overwrite)
-    budget = Budget.of(budget)
-    shots = _check_options(samples, segmentation, min_segment, max_segment, segment_seconds,
-                           shots_field, rounding, n_keyframes)
+    _check_shots_field(samples, options)
     _check_score_field(samples, score_field)
     dataset = root_dataset(samples)
-    if label is None:
-        key = score_run_key(score_field)
-        query = dataset.get_run_info(key).config.query if dataset.has_run(key) else None
-        label = str(query) if query is not None else f"summary ({score_field})"
-    fields = ["id", "filepath", "metadata", "frames.frame_number", f"frames.{score_field}"]
-    if shots.shots_field:
-        fields.append(shots.shots_field)
-    what = f"create_summary from 'frames.{score_field}' (budget {budget})"
+    label = _summary_label(dataset, score_field) if label is None else label
+    what = f"create_summary from 'frames.{score_field}' (budget {options.budget})"
     with field_lock(dataset, summary_field, what) as beat:
-        rows = list(zip(*samples.values(fields)))
-        store = embedding_store(samples)
-        has_images = _frames_with_images(samples)
-        scores_made = recorded_videos(dataset, score_run_key(score_field)) or {}
-        not_embedded = embedding_failures(dataset)
-        report, values, keyframes, entries, failed = SummaryReport(), {}, {}, {}, {}
-        for row in iterate(rows, progress, "Summarising"):
+        inputs = _SummaryInputs.read(samples, options, score_field, allow_stale)
+        report, made = SummaryReport(), _MadeSummaries()
+        for row in iterate(inputs.rows, progress, "Summarising"):
             beat()
-            sample_id, path, meta = row[:3]
-            if meta is None or not meta.total_frame_count:
-                failed[sample_id] = "no video metadata; add it with add_videos"
-                report.failures.append(ItemFailure(path, failed[sample_id]))
-                continue
             try:
-                item = store.get(sample_id)
-                if item is None and sample_id in not_embedded and all(s is None for s in row[4]):
-                    raise ValueError(failed_to_embed(not_embedded[sample_id]))  # not "run score_frames"
-                _check_inputs(item, path, store, sample_id, scores_made.get(sample_id), score_field, allow_stale)
-                n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
-                frame_scores = frame_scores_array(row[3], row[4], n_frames, score_field)
-                capacity = budget_capacity(n_frames, meta.frame_rate or 0.0, budget, rounding)
-                if capacity < 1:
-                    raise ValueError(f"the budget {budget} gives 0 frames of this video; raise it")
-                given = _supports(row[5]) if shots.shots_field else None
-                change_points = shots_for_video(shots, n_frames, meta.frame_rate or FALLBACK_FRAME_RATE, item, capacity, given)
-                fitting = split_long_shots(change_points, capacity)
-                segments = select_segments(frame_scores, fitting, capacity=capacity)
-                if not segments:
-                    raise ValueError("no shot has a positive mean score, so the knapsack keeps nothing")
-                seconds = frame_seconds(path, n_frames, meta.frame_rate or FALLBACK_FRAME_RATE) if n_keyframes else None
-                chosen = summary_keyframes(frame_scores, segments, item, seconds, n_keyframes)
-                images = _save_keyframe_images(dataset, sample_id, path, [n for n, _ in chosen], has_images)
+                plan, keyframes, entry = inputs.summarize(row)
             except (ValueError, VideoError) as e:
-                failed[sample_id] = str(e)
-                report.failures.append(ItemFailure(path, str(e)))
+                made.failed[row[0]] = str(e)
+                report.failures.append(ItemFailure(row[1], str(e)))
                 continue
-            scored = scores_made.get(sample_id) or {}
-            made_from = embeddings_entry(store, sample_id, item.info if item else None)
-            made_from["source"] = made_from["source"] or scored.get("source") or current_fingerprint(path)
-            entries[sample_id] = {"score_field": score_field, "scores": scored.get("run"), **made_from}
-            values[sample_id] = fo.TemporalDetections(
-                detections=[
-                    fo.TemporalDetection(label=label, support=[first + 1, last + 1], confidence=score)
-                    for first, last, score in segments
-                ]
-            )
-            keyframes[sample_id] = (chosen, images)
-            report.n_summarized += 1
-            report.n_segments += len(segments)
-            report.n_shots += len(fitting)
-            report.n_split_shots += len(fitting) - len(change_points)
-        if values:
-            amount, kind = budget.record()
+            made.add(row[0], plan, label, keyframes, entry)
+            report.add(plan)
+        if made.values:
             settings = dict(
-                score_field=score_field,
-                summary_field=summary_field,
-                written_fields=[summary_field, f"frames.{keyframe_field(summary_field)}"],
-                budget=amount,
-                budget_unit=kind,
-                rounding=rounding,
-                segmentation=segmentation,
-                min_segment=min_segment,
-                max_segment=max_segment,
-                segment_seconds=segment_seconds,
-                shots_field=shots_field,
-                n_keyframes=n_keyframes,
-                label=label,
-                run_id=new_run_id(),
-                **merged_lineage(dataset, run_key, [row[0] for row in rows], entries, failed),
+                options.to_dict(), score_field=score_field, summary_field=summary_field, label=label,
+                written_fields=[summary_field, f"frames.{keyframe_field(summary_field)}"], run_id=new_run_id(),
+                **merged_lineage(dataset, run_key, [row[0] for row in inputs.rows], made.entries, made.failed),
             )
-            record_run(dataset, run_key, **settings, complete=False)
-            write_in_chunks(samples, summary_field, values)
-            dataset.reload()  # another process (the App's server) may hold an older schema
-            report.view_name = f"{summary_field}_clips"
-            dataset.save_view(report.view_name, dataset.to_clips(summary_field), overwrite=True)
-            report.storyboard_view = _write_storyboard(dataset, samples, summary_field, keyframes)
-            record_run(dataset, run_key, **settings, complete=True)
+            _write_summaries(dataset, samples, summary_field, settings, made, report)
     finish("Summarising", report.failures, report.n_summarized, skip_failures)
     return report
+
+
+def _summary_label(dataset: fo.Dataset, score_field: str) -> str:
+    """The query score_frames recorded for `score_field`, else a label naming the field."""
+    key = score_run_key(score_field)
+    query = dataset.get_run_info(key).config.query if dataset.has_run(key) else None
+    return str(query) if query is not None else f"summary ({score_field})"
+
+
+@dataclass
+class _SummaryInputs:
+    """What `create_summary` reads once for every video, and the plan of one video from it."""
+
+    rows: list[tuple]
+    options: SummaryOptions
+    score_field: str
+    allow_stale: bool
+    dataset: fo.Dataset
+    store: Any
+    has_images: dict[str, set[int]]
+    scores_made: dict
+    not_embedded: dict[str, str]
+
+    @classmethod
+    def read(cls, samples, options: SummaryOptions, score_field: str, allow_stale: bool) -> _SummaryInputs:
+        fields = ["id", "filepath", "metadata", "frames.frame_number", f"frames.{score_field}"]
+        fields += [options.shots_field] if options.shots_field else []
+        dataset = root_dataset(samples)
+        return cls(
+            list(zip(*samples.values(fields))), options, score_field, allow_stale, dataset, embedding_store(samples),
+            _frames_with_images(samples), recorded_videos(dataset, score_run_key(score_field)) or {},
+            embedding_failures(dataset),
+        )
+
+    def summarize(self, row: tuple) -> tuple[SummaryPlan, tuple, dict]:
+        """(plan, (keyframes, their new images), lineage entry) of the video of `row`.
+
+        Raises:
+            ValueError, VideoError: why the video cannot be summarised, with the remedy.
+        """
+        sample_id, path, meta, numbers, scores = row[:5]
+        if meta is None or not meta.total_frame_count:
+            raise ValueError("no video metadata; add it with add_videos")
+        item = self.store.get(sample_id)
+        if item is None and sample_id in self.not_embedded and all(s is None for s in scores):
+            raise ValueError(failed_to_embed(self.not_embedded[sample_id]))  # not "run score_frames"
+        _check_inputs(item, path, self.store, sample_id, self.scores_made.get(sample_id), self.score_field,
+                      self.allow_stale)
+        n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
+        frame_scores = frame_scores_array(numbers, scores, n_frames, self.score_field)
+        given = _supports(row[5]) if self.options.shots_field else None
+        plan = plan_video(self.options, frame_scores, meta.frame_rate, item, given)
+        n_keyframes = self.options.n_keyframes
+        rate = meta.frame_rate or FALLBACK_FRAME_RATE
+        seconds = frame_seconds(path, n_frames, rate) if n_keyframes else None
+        chosen = summary_keyframes(frame_scores, plan.segments, item, seconds, n_keyframes)
+        images = _save_keyframe_images(self.dataset, sample_id, path, [n for n, _ in chosen], self.has_images)
+        return plan, (chosen, images), self._made_from(sample_id, path, item)
+
+    def _made_from(self, sample_id: str, path: str, item: FrameEmbeddings | None) -> dict:
+        """The lineage entry of one video: its score run, source and embeddings."""
+        scored = self.scores_made.get(sample_id) or {}
+        made_from = embeddings_entry(self.store, sample_id, item.info if item else None)
+        made_from["source"] = made_from["source"] or scored.get("source") or current_fingerprint(path)
+        return {"score_field": self.score_field, "scores": scored.get("run"), **made_from}
+
+
+@dataclass
+class _MadeSummaries:
+    """The summaries planned so far: values to write, keyframes, lineage entries, failures."""
+
+    values: dict[str, fo.TemporalDetections] = field(default_factory=dict)
+    keyframes: dict[str, tuple] = field(default_factory=dict)
+    entries: dict[str, dict] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def add(self, sample_id: str, plan: SummaryPlan, label: str, keyframes: tuple, entry: dict) -> None:
+        self.values[sample_id] = _detections(plan.segments, label)
+        self.keyframes[sample_id] = keyframes
+        self.entries[sample_id] = entry
+
+
+def _detections(segments, label: str | None) -> fo.TemporalDetections:
+    """A summary's segments as TemporalDetections of 1-based inclusive frame supports."""
+    return fo.TemporalDetections(detections=[
+        fo.TemporalDetection(label=label, support=[first + 1, last + 1], confidence=score)
+        for first, last, score in segments
+    ])
+
+
+def _write_summaries(dataset: fo.Dataset, samples, summary_field: str, settings: dict, made: _MadeSummaries,
+                     report: SummaryReport) -> None:
+    """Writes the summaries, their clips view and storyboard, recording the run as in progress
+    until the last of them is written."""
+    run_key = summary_run_key(summary_field)
+    record_run(dataset, run_key, config_class=SummaryRunConfig, **settings, complete=False)
+    write_in_chunks(samples, summary_field, made.values)
+    dataset.reload()  # another process (the App's server) may hold an older schema
+    report.view_name = f"{summary_field}_clips"
+    dataset.save_view(report.view_name, dataset.to_clips(summary_field), overwrite=True)
+    report.storyboard_view = _write_storyboard(dataset, samples, summary_field, made.keyframes)
+    record_run(dataset, run_key, config_class=SummaryRunConfig, **settings, complete=True)
 
 
 def _check_score_field(samples: foc.SampleCollection, score_field: str) -> None:
@@ -339,34 +384,14 @@ def stale_summaries(samples: foc.SampleCollection, summary_field: str) -> dict[s
             stale[sample_id] = problem
     return stale
 
-def _check_options(samples, segmentation, min_segment, max_segment, segment_seconds,
-                   shots_field, rounding, n_keyframes) -> ShotOptions:
-    if segmentation not in SEGMENTATIONS:
-        raise ValueError(f"Unknown segmentation {segmentation!r}. Valid ones are {list(SEGMENTATIONS)}")
-    if rounding not in ROUNDING_MODES[:2]:
-        raise ValueError(f"Unknown rounding {rounding!r}. Valid ones are {list(ROUNDING_MODES[:2])}")
-    if min_segment is not None and segmentation != "kts":
-        raise ValueError(
-            f"min_segment applies to segmentation='kts'; for {segmentation!r} use "
-            f"{'segment_seconds' if segmentation == 'uniform' else 'the shots you give'}"
-        )
-    if min_segment is not None:
-        check_number(min_segment, "min_segment")
-    check_number(max_segment, "max_segment")
-    if min_segment is not None and max_segment < 2 * min_segment:
-        raise ValueError(f"max_segment must be at least twice min_segment, got {max_segment!r} (min_segment {min_segment!r})")
-    check_number(segment_seconds, "segment_seconds")
-    check_number(n_keyframes, "n_keyframes", integer=True, inclusive=True)
-    if segmentation == "shots":
-        if not shots_field:
-            raise ValueError("segmentation='shots' needs shots_field, a TemporalDetections field")
-        check_field_name(shots_field, "shots field")
-        if samples.get_field(shots_field) is None:
-            raise ValueError(f"shots_field '{shots_field}' does not exist on this collection")
-        check_field_type(samples, shots_field, fo.EmbeddedDocumentField, fo.TemporalDetections)
-    elif shots_field:
-        raise ValueError(f"shots_field is only used with segmentation='shots', not {segmentation!r}")
-    return ShotOptions(segmentation, min_segment, max_segment, segment_seconds, shots_field)
+def _check_shots_field(samples: foc.SampleCollection, options: SummaryOptions) -> None:
+    """Refuses a shots field that is not a TemporalDetections field of the collection."""
+    if options.segmentation != "shots":
+        return
+    check_field_name(options.shots_field, "shots field")
+    if samples.get_field(options.shots_field) is None:
+        raise ValueError(f"shots_field '{options.shots_field}' does not exist on this collection")
+    check_field_type(samples, options.shots_field, fo.EmbeddedDocumentField, fo.TemporalDetections)
 
 
 def _supports(detections) -> list[tuple[int, int]]:
@@ -425,30 +450,43 @@ def _write_storyboard(dataset: fo.Dataset, samples, summary_field: str, keyframe
     return name
 
 
-def summary_settings(samples: foc.SampleCollection, summary_field: str = DEFAULT_SUMMARY_FIELD) -> dict:
-    """The `create_summary` keyword arguments its run recorded for `summary_field` (budget included).
+def summary_options(samples: foc.SampleCollection, summary_field: str = DEFAULT_SUMMARY_FIELD) -> SummaryOptions:
+    """The `SummaryOptions` the run of `summary_field` recorded (also from records made before
+    the options existed).
 
     Raises:
         ClipItError: no summary run for `summary_field`.
     """
+    return SummaryOptions.from_dict(_summary_config(samples, summary_field).serialize())
+
+
+def summary_settings(samples: foc.SampleCollection, summary_field: str = DEFAULT_SUMMARY_FIELD) -> dict:
+    """The `create_summary` keyword arguments its run recorded for `summary_field`: the options,
+    the score field and the label.
+
+    Raises:
+        ClipItError: no summary run for `summary_field`.
+    """
+    config = _summary_config(samples, summary_field)
+    options = SummaryOptions.from_dict(config.serialize())
+    settings = {name: getattr(options, name) for name in options.to_dict() if hasattr(options, name)}
+    settings.update(score_field=config.score_field, label=getattr(config, "label", None))
+    return settings
+
+
+def _summary_config(samples: foc.SampleCollection, summary_field: str) -> fors.RunConfig:
     dataset = root_dataset(samples)
     run_key = summary_run_key(summary_field)
     if not dataset.has_run(run_key):
         raise ClipItError(f"'{dataset.name}' has no summary in '{summary_field}'; run create_summary first")
-    config = dataset.get_run_info(run_key).config
-    names = ("score_field", "segmentation", "min_segment", "max_segment", "segment_seconds", "shots_field",
-             "rounding", "n_keyframes", "label")
-    settings = {name: getattr(config, name) for name in names if getattr(config, name, None) is not None}
-    settings["budget"] = Budget.from_record(config.budget, getattr(config, "budget_unit", "fraction"))
-    return settings
+    return dataset.get_run_info(run_key).config
 
 
 def video_budget(samples: foc.SampleCollection, sample_id: str, summary_field: str = DEFAULT_SUMMARY_FIELD) -> Budget:
     """The budget one video's summary was planned with: its own (`replan_video_summary`) or the run's."""
-    settings = summary_settings(samples, summary_field)
-    config = root_dataset(samples).get_run_info(summary_run_key(summary_field)).config
+    config = _summary_config(samples, summary_field)
     own = (getattr(config, "video_budgets", None) or {}).get(sample_id)
-    return settings["budget"] if own is None else Budget.from_record(*own)
+    return SummaryOptions.from_dict(config.serialize()).budget if own is None else Budget.from_record(*own)
 
 
 def plan_video_summary(
@@ -457,8 +495,8 @@ def plan_video_summary(
     """One video's summary re-planned in memory under `budget` with its run's other settings.
 
     Nothing is written: the CLIP-It panel previews a budget with this. Shots are made as the
-    run made them (`fiftyone_clipit.replan.replan_segments`), so the preview is what
-    `replan_video_summary` writes.
+    run made them (`fiftyone_clipit.shots.plan_video`, as `create_summary` plans), so the
+    preview is what `replan_video_summary` writes.
 
     Raises:
         ClipItError: no summary run, or the sample is not in the dataset.
@@ -480,31 +518,30 @@ def replan_video_summary(
     """
     detections, frame_scores, segments, item, (path, rate) = _planned(samples, sample_id, budget, summary_field)
     dataset = root_dataset(samples)
-    settings = summary_settings(dataset, summary_field)
-    run_info = dataset.get_run_info(summary_run_key(summary_field)).config.serialize()
-    n_keyframes = settings.get("n_keyframes", 0)
+    config = _summary_config(dataset, summary_field)
+    n_keyframes = SummaryOptions.from_dict(config.serialize()).n_keyframes
     seconds = frame_seconds(path, len(frame_scores), rate) if n_keyframes else None
     chosen = summary_keyframes(frame_scores, segments, item, seconds, n_keyframes)
     images = _save_keyframe_images(dataset, sample_id, path, [n for n, _ in chosen],
                                    _frames_with_images(dataset.select(sample_id)))
-    budgets = dict(run_info.get("video_budgets") or {}, **{sample_id: list(Budget.of(budget).record())})
-    recorded = {k: v for k, v in run_info.items() if k not in ("cls", "type", "method", "video_budgets")}
+    recorded = {k: v for k, v in config.serialize().items() if k not in ("cls", "type", "method", "video_budgets")}
+    budgets = dict(getattr(config, "video_budgets", None) or {}, **{sample_id: list(Budget.of(budget).record())})
     write_in_chunks(dataset, summary_field, {sample_id: detections})
     _write_storyboard(dataset, dataset.select(sample_id), summary_field, {sample_id: (chosen, images)})
-    record_run(dataset, summary_run_key(summary_field), **recorded, video_budgets=budgets)
+    record_run(dataset, summary_run_key(summary_field), config_class=SummaryRunConfig, **recorded, video_budgets=budgets)
     return detections
 
 
 def _planned(samples, sample_id: str, budget, summary_field: str):
     """(detections, frame scores, segments, embeddings item, (path, frame rate)) of one re-planned video."""
-    from fiftyone_clipit.replan import replan_segments
-
     dataset = root_dataset(samples)
-    settings = summary_settings(dataset, summary_field)
+    config = _summary_config(dataset, summary_field)
+    options = SummaryOptions.from_dict(config.serialize())
+    options = SummaryOptions.of(options, budget=Budget.of(budget))
     view = dataset.select(sample_id)
     if len(view) == 0:
         raise ClipItError(f"Sample '{sample_id}' is not in '{dataset.name}'")
-    score_field, shots_field = settings["score_field"], settings.get("shots_field")
+    score_field, shots_field = config.score_field, options.shots_field
     fields = ["filepath", "metadata", "frames.frame_number", f"frames.{score_field}"] + ([shots_field] if shots_field else [])
     path, meta, numbers, scores, *given = (values[0] for values in view.values(fields))
     if meta is None or not meta.total_frame_count:
@@ -512,17 +549,6 @@ def _planned(samples, sample_id: str, budget, summary_field: str):
     item = embedding_store(dataset).get(sample_id)
     n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
     frame_scores = frame_scores_array(numbers, scores, n_frames, score_field)
-    options = ShotOptions(settings.get("segmentation", "kts"), settings.get("min_segment"),
-                          settings.get("max_segment", 60.0), settings.get("segment_seconds", 2.0), shots_field)
-    rate = meta.frame_rate or FALLBACK_FRAME_RATE
-    segments = replan_segments(
-        frame_scores, meta.frame_rate or 0.0, budget,
-        lambda capacity: shots_for_video(options, n_frames, rate, item, capacity, _supports(given[0]) if given else None),
-        settings.get("rounding", "floor"),
-    )
-    label = settings.get("label")
-    detections = fo.TemporalDetections(detections=[
-        fo.TemporalDetection(label=label, support=[first + 1, last + 1], confidence=score)
-        for first, last, score in segments
-    ])
-    return detections, frame_scores, segments, item, (path, rate)
+    plan = plan_video(options, frame_scores, meta.frame_rate, item, _supports(given[0]) if given else None)
+    detections = _detections(plan.segments, getattr(config, "label", None))
+    return detections, frame_scores, plan.segments, item, (path, meta.frame_rate or FALLBACK_FRAME_RATE)

@@ -131,7 +131,7 @@ def train_scorer(
     model: ClipEncoder | None = None,
     captioner: Captioner | str | None = None,
     n_captions: int = DEFAULT_CAPTIONS,
-    max_segment: float = 60.0,
+    max_segment: float = ShotOptions.max_segment,
     run_key: str = DEFAULT_TRAIN_RUN,
     device: str | None = None,
     overwrite: bool = False,
@@ -159,7 +159,7 @@ def train_scorer(
             `score_frames` with the same captioner reads the same text. The checkpoint records
             it, and scoring with other text is refused.
         n_captions (7): frames captioned per video.
-        max_segment (60.0): longest KTS shot in seconds, for the validation summaries (cut by
+        max_segment: longest KTS shot in seconds, for the validation summaries (cut by
             `kts_summary_shots`, as `create_summary` cuts them).
         run_key ("clipit_train"): the FiftyOne run that records the training.
         device (None): torch device; None picks cuda when available, else cpu.
