@@ -33,6 +33,7 @@ from fiftyone_clipit.errors import (
 )
 from fiftyone_clipit.options import (
     EmbeddingOptions,
+    IndexOptions,
     ScoringOptions,
     SearchOptions,
     SummaryOptions,
@@ -41,6 +42,8 @@ from fiftyone_clipit.options import (
 
 #: the summary options `summarize` takes as flags of their own (the budget is read as text)
 SHOT_FLAGS = ("segmentation", "min_segment", "max_segment", "segment_seconds", "shots_field", "n_keyframes")
+#: the index options `index` takes as flags
+INDEX_FLAGS = ("kind", "target_recall", "backend", "uri", "collection")
 
 
 def _dataset(name: str):
@@ -83,9 +86,8 @@ def cmd_index(args: argparse.Namespace) -> None:
     from fiftyone_clipit.fo.search import build_frame_index
 
     report = build_frame_index(
-        _dataset(args.dataset), kind=args.kind, overwrite=args.overwrite, target_recall=args.target_recall,
-        brain_key=args.brain_key or None, progress=True, backend=args.backend, uri=args.uri,
-        collection=args.collection,
+        _dataset(args.dataset), IndexOptions(**{name: getattr(args, name) for name in INDEX_FLAGS}),
+        overwrite=args.overwrite, brain_key=args.brain_key or None, progress=True,
     )
     print(
         f"Frame index ({report.kind}: {report.layout}): {report.n_videos} videos, {report.n_frames} frames; "
@@ -224,7 +226,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     if not len(dataset):
         raise ClipItError(f"None of {videos} could be read as a video")
     report = run_pipeline(
-        dataset, args.query, encoder, fps=args.fps, budget=args.budget, export_dir=args.output,
+        dataset, args.query, encoder, EmbeddingOptions(fps=args.fps), SummaryOptions(budget=args.budget),
+        export_dir=args.output,
         overwrite=True, skip_failures=True, progress=True,
     )
     failures = {failure.item: failure.reason for failure in report.failures()}
@@ -300,13 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="re-embed up-to-date videos")
     p = add("index", cmd_index, "build or update the FAISS frame index (and its Brain similarity run)")
     _common(p)
-    p.add_argument("--kind", choices=["auto", "flat", "ivf", "ivfpq"], default="auto",
-                   help="auto: flat to 20,000 frames, IVF to 1M, compressed IVF-PQ past that")
-    p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss", help="where the index lives")
-    p.add_argument("--uri", help="Milvus server (http://host:19530) or Milvus Lite file; default: a Lite file beside the store")
-    p.add_argument("--collection", help="Milvus collection (default: clipit_frames_<dataset>)")
+    add_option_arguments(p, IndexOptions, INDEX_FLAGS)
     p.add_argument("--overwrite", action="store_true", help="rebuild from scratch")
-    p.add_argument("--target-recall", type=float, default=0.95, help="recall@10 the IVF search settings must reach")
     p.add_argument("--brain-key", default=DEFAULT_BRAIN_KEY, help="Brain similarity run key ('' for none)")
     p = add("search", cmd_search, "top frames across the dataset for a text (or an image file)")
     _common(p)
@@ -419,12 +417,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except ValueError as e:  # a bad option (an OptionError too, though it is a ClipItError)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except ClipItError as e:
         print(f"error: {cli_message(e)}", file=sys.stderr)
         return 1
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except Exception as e:
         lost = _database_error(e)
         if lost is None:

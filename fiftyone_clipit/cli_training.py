@@ -79,7 +79,7 @@ def cmd_features(args: argparse.Namespace) -> None:
 
     report = export_features(
         existing_dataset(args.dataset), args.output, captioner=args.captioner, n_captions=args.n_captions,
-        pretrained=args.pretrained, device=args.device, overwrite=args.overwrite,
+        device=args.device, overwrite=args.overwrite,
         skip_failures=args.skip_failures, progress=True,
     )
     print(f"Wrote {len(report.files)} feature files to {args.output} (text: {report.text}); "
@@ -171,7 +171,6 @@ def add_commands(add: Callable[[str, Callable, str], argparse.ArgumentParser], c
     common(p)
     p.add_argument("--output", required=True, help="folder to write <video file stem>.npz into")
     add_captioner_arguments(p)
-    p.add_argument("--pretrained", help="weights of the embeddings' model (embeds the captions)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace files already in --output")
     p = add("benchmark", cmd_benchmark, "TVSum / SumMe 5-split protocol, or QFVS's four rounds, on features you computed")

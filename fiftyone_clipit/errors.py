@@ -15,6 +15,11 @@ class ClipItError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+class OptionError(ClipItError, ValueError):
+    """A setting out of range or unknown, named with the values it takes (a ValueError too, as
+    Python's own functions raise for a bad argument)."""
+
+
 class VideoError(ClipItError):
     """One video could not be read or processed; other videos are unaffected."""
 

@@ -29,7 +29,8 @@ import numpy as np
 from fiftyone_clipit.cursor import VideoCursor
 from fiftyone_clipit.defaults import HIGHLIGHT_ORDERS
 from fiftyone_clipit.errors import VideoError
-from fiftyone_clipit.reels import AudioCursor, EncodeOptions, Mp4Writer, OutputFormat, read_frames
+from fiftyone_clipit.options import EncodeOptions
+from fiftyone_clipit.reels import AudioCursor, Mp4Writer, OutputFormat, read_frames
 from fiftyone_clipit.storyboard import format_time, render_storyboard
 from fiftyone_clipit.summary import knapsack, shot_scores
 

@@ -1,20 +1,10 @@
 """A FAISS inner-product index over the frame embeddings of many videos.
 
-Each vector's FAISS id packs (video slot, frame number): `slot << 32 | frame_number`, and a
-table maps slots to keys (FiftyOne sample ids), so a hit names its video and frame directly
-and a video's frames are removed with one id range. Embeddings are L2-normalised, so inner
-product is cosine similarity.
-
-Exact search (a flat index) is kept while the index is small; past `EXACT_MAX_FRAMES` an IVF
-index takes over. The switch point was measured on the 2-core machine this project is built
-on (`fiftyone-clipit bench search`, frame-like 512-d vectors, one query, one thread): a flat
-scan took 0.5 ms at 10,000 frames, 1.7 ms at 20,000, 3.9 ms at 50,000 and 12 ms at 100,000
-(linear in size), while IVF answered in 0.1 ms at recall@10 >= 0.97. So exact search is kept
-up to 20,000 frames (about 3 hours of video at 2 fps), where it is still ~2 ms.
-
-An IVF index's recall is measured when it is built (`calibrate`): for queries near the data (a
-frame or an image as the query) and, when given, for text queries, which sit farther from
-every frame; the smallest `nprobe` that reaches the target recall is kept for each kind.
+Each vector's FAISS id packs (video slot, frame number) and a table maps slots to keys
+(FiftyOne sample ids); embeddings are L2-normalised, so inner product is cosine similarity.
+The layout for a size (flat, IVF, IVF-PQ) and the ids are `fiftyone_clipit.index_layout`'s;
+an IVF index's search settings are measured when it is built (`calibrate`, from
+`fiftyone_clipit.index_calibration`).
 
 Past `COMPRESSED_MIN_FRAMES` (or asked with kind="ivfpq") the index keeps no vectors: 4-bit
 fast-scan IVF-PQ codes of dim/8 bytes per frame (dim/4 sub-quantizers of 4 bits: 64 bytes for
@@ -40,7 +30,6 @@ import json
 import logging
 import os
 import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Protocol
@@ -49,37 +38,29 @@ import faiss
 import numpy as np
 
 from fiftyone_clipit.errors import ClipItError
-from fiftyone_clipit.knn import check_vectors, exact_top_k, recall_at_k
+from fiftyone_clipit.index_calibration import QUERY_KINDS, RERANK_FACTOR, Calibration
+from fiftyone_clipit.index_layout import (
+    EXACT_MAX_FRAMES,
+    TRAIN_PER_LIST,
+    check_kind,
+    choose_kind,
+    describe_kind,
+    nlist_for,
+    pack_ids,
+    pq_subquantizers,
+    slot_id_range,
+    train_size,
+    unpack_ids,
+)
+from fiftyone_clipit.knn import check_vectors
 from fiftyone_clipit.store import write_atomically
 
 logger = logging.getLogger("fiftyone_clipit")
 
-#: exact (flat) search up to this many frames; IVF past it (see the module docstring)
-EXACT_MAX_FRAMES = 20_000
-#: compressed IVF-PQ past this many frames: an IVF-Flat index holds 2 KB per 512-d frame
-#: (2 GB per million, twice that while building); IVF-PQ holds ~72 bytes per frame
-COMPRESSED_MIN_FRAMES = 1_000_000
-#: index kinds `kind=` accepts
-KINDS = ("auto", "flat", "ivf", "ivfpq")
-#: an IVF-PQ search re-ranks this many times k candidates with their exact vectors, unless
-#: `calibrate` chose another pool for the query kind
-RERANK_FACTOR = 10
-#: re-rank pools (multiples of k) `calibrate` tries for an IVF-PQ index, smallest first
-RERANK_FACTORS = (10, 30, 100, 300)
-#: `calibrate` keeps the best recall within this median single-query time (ms) when no setting
-#: reaches the target recall (text-like queries at 10M frames: see docs/scale.md)
-SEARCH_BUDGET_MS = 20.0
-_BUDGET_TRIES = 12
-#: query kinds with their own measured nprobe
-QUERY_KINDS = ("near", "text")
 _POOL_MIN_K = 10  # a search for fewer than 10 frames re-ranks as many candidates as one for 10
-_FRAME_BITS = 32
-_FRAME_MASK = (1 << _FRAME_BITS) - 1
 _META_FILE = "frame_index.json"
 _KMEANS_ITERATIONS = 10
-_TRAIN_PER_LIST = 32
 _ADD_CHUNK = 65536
-_PQ_MIN_TRAIN = 10_000  # PQ codebooks of 256 centroids want >= 39 points each
 _OPQ_ITERATIONS = 10
 
 
@@ -100,74 +81,6 @@ class FrameHits:
     keys: list[str]
     frame_numbers: np.ndarray
     scores: np.ndarray
-
-
-def nlist_for(n_frames: int) -> int:
-    """IVF lists for an index of n frames, as a power of two, at least 64: ~4 sqrt(n) up to
-    1,024 lists, then ~sqrt(n) (2,048 at 4M frames, 4,096 at 10M, 8,192 at 72M), growing
-    with the data.
-
-    At 1M frame-like vectors, 1,024 lists answered as well as 2,048 or 4,096 (recall@10 0.99
-    for near queries at nprobe 1, 0.96 for text-like ones at nprobe 8, both under 1 ms) and
-    built in a fraction of their time (k-means cost grows with the number of lists squared);
-    past that, sqrt(n) lists keep both the assignment of every frame to a list and the
-    frames scanned per list growing as sqrt(n).
-    """
-    root = np.sqrt(max(n_frames, 1))
-    target = max(min(4.0 * root, 1024.0), root)
-    return int(max(64, 2 ** round(np.log2(target))))
-
-
-def choose_kind(n_frames: int) -> str:
-    """The index kind "auto" picks for n frames: "flat" up to EXACT_MAX_FRAMES, "ivf" up to
-    COMPRESSED_MIN_FRAMES, "ivfpq" past it."""
-    if n_frames <= EXACT_MAX_FRAMES:
-        return "flat"
-    return "ivf" if n_frames <= COMPRESSED_MIN_FRAMES else "ivfpq"
-
-
-def pq_subquantizers(dim: int) -> int:
-    """4-bit fast-scan PQ sub-quantizers for `dim`: the largest even divisor of dim up to dim / 4
-    (half a byte each: dim / 8 bytes per frame).
-
-    Raises:
-        ClipItError: an odd dimension (no even divisor).
-    """
-    even = [m for m in range(2, max(2, dim // 4) + 1, 2) if dim % m == 0]
-    if not even:
-        raise ClipItError(f"An IVF-PQ index needs an even embedding dimension, got {dim}; use kind='ivf'")
-    return max(even)
-
-
-def describe_kind(kind: str, nlist: int, dim: int, opq: bool = False, m: int = 0, nbits: int = 4) -> str:
-    """The FAISS layout of an index kind, in FAISS factory words ("IVF4096,PQ128x4fs ...").
-
-    Args:
-        m (0): PQ sub-quantizers; 0 takes `pq_subquantizers(dim)`.
-        nbits (4): bits per sub-quantizer (4: fast-scan, "x4fs"; 8: indexes built before it).
-    """
-    if kind == "flat":
-        return "Flat (inner product)"
-    lists = f"IVF{nlist}"
-    if kind == "ivf":
-        return f"{lists},Flat (inner product)"
-    m = m or pq_subquantizers(dim)
-    codes = f"PQ{m}x4fs" if nbits == 4 else f"PQ{m}x{nbits}"
-    return f"{'OPQ%d,' % m if opq else ''}{lists},{codes} (inner product, re-ranked exactly)"
-
-
-def pack_ids(slot: int, frame_numbers: np.ndarray) -> np.ndarray:
-    """FAISS ids of one video's frames: slot << 32 | frame number."""
-    numbers = np.asarray(frame_numbers, dtype=np.int64)
-    if numbers.size and (numbers.min() < 1 or numbers.max() > _FRAME_MASK):
-        raise ValueError(f"frame numbers must lie in [1, {_FRAME_MASK}], got {numbers.min()}..{numbers.max()}")
-    return (np.int64(slot) << _FRAME_BITS) | numbers
-
-
-def unpack_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(slots, frame numbers) of FAISS ids."""
-    ids = np.asarray(ids, dtype=np.int64)
-    return ids >> _FRAME_BITS, ids & _FRAME_MASK
 
 
 @contextmanager
@@ -193,7 +106,7 @@ class VectorSource(Protocol):
         """(frame numbers (n,), vectors (n, d)) of one video."""
 
 
-class FrameIndex:
+class FrameIndex(Calibration):
     """Frame embeddings of many videos in one FAISS index, keyed by video.
 
     Args:
@@ -257,10 +170,10 @@ class FrameIndex:
             raise ValueError(f"{len(vectors)} vectors, {len(owners)} owners, {len(frame_numbers)} frame numbers")
         index.slots = list(keys)
         index._slot_of = {key: slot for slot, key in enumerate(keys)}
-        ids = (owners << _FRAME_BITS) | pack_ids(0, frame_numbers)
-        kind = _check_kind(kind, len(vectors))
+        ids = pack_ids(owners, frame_numbers)
+        kind = check_kind(kind, len(vectors))
         if kind == "ivfpq":
-            sample = np.random.default_rng(0).choice(len(vectors), _train_size(len(vectors)), replace=False)
+            sample = np.random.default_rng(0).choice(len(vectors), train_size(len(vectors)), replace=False)
             index._train(kind, len(vectors), vectors[np.sort(sample)])
             index._add_rows(vectors, ids)
         else:
@@ -326,7 +239,7 @@ class FrameIndex:
         if slot is None:
             return 0
         self.slots[slot] = None
-        selector = faiss.IDSelectorRange(slot << _FRAME_BITS, (slot + 1) << _FRAME_BITS)
+        selector = faiss.IDSelectorRange(*slot_id_range(slot))
         return int(self._index.remove_ids(selector))
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -392,13 +305,13 @@ class FrameIndex:
 
         After an IVF rebuild, call `calibrate` to choose nprobe from measured recall.
         """
-        kind = _check_kind(kind, len(self))
+        kind = check_kind(kind, len(self))
         if kind != "ivfpq":
             vectors, ids = self.vectors()
             self._build(vectors, ids, kind, seed)
             return
         n = len(self)
-        sample = self.sample(_train_size(n), seed)
+        sample = self.sample(train_size(n), seed)
         # an IVF-PQ index reads its vectors from the source; others hold them, so copy first
         old = self.chunks() if self.kind == "ivfpq" else iter(list(self.chunks()))
         self._train("ivfpq", n, sample)
@@ -430,7 +343,7 @@ class FrameIndex:
                 rotation.niter = _OPQ_ITERATIONS
                 index = faiss.IndexPreTransform(rotation, ivf)
         ivf.cp.niter = _KMEANS_ITERATIONS
-        ivf.cp.max_points_per_centroid = _TRAIN_PER_LIST
+        ivf.cp.max_points_per_centroid = TRAIN_PER_LIST
         ivf.cp.min_points_per_centroid = 1
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
         self._index, self.kind, self.trained_size = index, kind, n
@@ -455,7 +368,7 @@ class FrameIndex:
             nlist = nlist_for(n)
             if n < nlist:
                 raise ClipItError(f"An IVF index needs at least {nlist} frames, got {n}; use kind='flat'")
-            sample = np.random.default_rng(seed).choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False)
+            sample = np.random.default_rng(seed).choice(n, min(n, TRAIN_PER_LIST * nlist), replace=False)
             self._train("ivf", n, vectors[np.sort(sample)])
             self._add_rows(vectors, ids)
             return
@@ -472,123 +385,6 @@ class FrameIndex:
                 "none is attached; load it with FrameIndex.load(directory, source=MappedStore(store_root))"
             )
         return self.source
-
-    def calibrate(
-        self,
-        queries: dict[str, np.ndarray],
-        target_recall: float = 0.95,
-        k: int = 10,
-        max_nprobe: int = 1024,
-        reference: tuple[np.ndarray, np.ndarray] | None = None,
-        max_ms: float | None = SEARCH_BUDGET_MS,
-    ) -> dict[str, dict]:
-        """Measures recall@k against exact search and keeps, per query kind, the smallest nprobe
-        (a power of two) that reaches `target_recall`; for an IVF-PQ index, with each re-rank
-        pool (RERANK_FACTORS, as multiples of k), the fastest (pool, nprobe) as measured.
-
-        An IVF-PQ pool too small for a kind levels off below the target however many lists are
-        probed (text queries: their best frames are within thousandths of each other), so each
-        pool's nprobe doubling stops once recall stops rising; a larger pool is tried only with
-        fewer lists than the best so far. When none reaches the target, the setting with the
-        best recall among those whose median single-query time is within `max_ms` is kept (the
-        best recall of all when none is). Times are measured on this machine as it is loaded
-        now: a busy machine at build time gives a more cautious setting.
-
-        Args:
-            queries: query kind ("near", "text") -> float array (m, dim) of sample queries.
-            target_recall (0.95): the recall@k to reach.
-            k (10): recall@k.
-            max_nprobe (1024): stop there (capped at the number of lists) if not reached.
-            reference (None): `vectors()` when the caller has it already; else the exact
-                search streams through `chunks()`.
-            max_ms (SEARCH_BUDGET_MS): the search time to stay within when the target cannot
-                be reached (None: no limit, the best recall).
-
-        Returns:
-            kind -> {"nprobe", "rerank", "recall", "median_ms"} as measured (flat: nprobe 0,
-            recall 1; rerank is 0 but for IVF-PQ).
-        """
-        for kind in queries:
-            if kind not in QUERY_KINDS:
-                raise ValueError(f"Unknown query kind '{kind}'. Available: {list(QUERY_KINDS)}")
-        queries = {kind: self._check_vectors(q, f"Calibration queries '{kind}'") for kind, q in queries.items()}
-        truths: dict[str, np.ndarray] = {}
-        if self.kind != "flat" and sum(len(q) for q in queries.values()):
-            # one exact pass over every vector (an IVF-PQ index's stream from the store) for all kinds
-            chunks = [reference] if reference is not None else self.chunks()
-            found = exact_top_k(chunks, np.concatenate(list(queries.values())), min(k, len(self)))[1]
-            bounds = np.cumsum([len(q) for q in queries.values()])[:-1]
-            truths = dict(zip(queries, np.split(found, bounds)))
-        report = {}
-        for kind, q in queries.items():
-            if self.kind == "flat" or not len(q):
-                report[kind] = {"nprobe": 0, "rerank": 0, "recall": 1.0, "median_ms": self._median_ms(q, k, None)}
-                continue
-            truth = truths[kind]
-            limit = min(max_nprobe, self.nlist)
-            pools = RERANK_FACTORS if self.kind == "ivfpq" else (0,)
-            tried: list[tuple[float, int, int]] = []  # (recall, nprobe, pool) of every setting measured
-            fastest = None
-            for pool in pools:
-                recall, nprobe = self._lowest_nprobe(q, truth, k, pool, target_recall, limit, tried)
-                if recall >= target_recall:
-                    ms = self._median_ms(q, k, nprobe, pool or RERANK_FACTOR)
-                    if fastest is None or ms < fastest[0]:
-                        fastest = (ms, recall, nprobe, pool)
-                    if nprobe == 1:
-                        break
-                    limit = nprobe // 2  # a larger pool pays only if it needs fewer lists
-            if fastest is None:
-                ms, recall, nprobe, pool = self._best_within(q, k, tried, max_ms)
-            else:
-                ms, recall, nprobe, pool = fastest
-            self.nprobe[kind], self.recall[kind] = nprobe, recall
-            if self.kind == "ivfpq":
-                self.rerank[kind] = pool
-            report[kind] = {"nprobe": nprobe, "rerank": pool, "recall": recall, "median_ms": ms}
-        return report
-
-    def _best_within(
-        self, queries: np.ndarray, k: int, tried: list[tuple[float, int, int]], max_ms: float | None
-    ) -> tuple[float, float, int, int]:
-        """(ms, recall, nprobe, pool): of the settings tried, the best recall whose median time
-        is within max_ms (timing the best few, best first), else the best recall of all."""
-        ranked = sorted(tried, key=lambda t: (-t[0], t[1], t[2]))
-        first = None
-        for recall, nprobe, pool in ranked[: 1 if max_ms is None else _BUDGET_TRIES]:
-            ms = self._median_ms(queries, k, nprobe, pool or RERANK_FACTOR)
-            first = first or (ms, recall, nprobe, pool)
-            if max_ms is None or ms <= max_ms:
-                return ms, recall, nprobe, pool
-        return first
-
-    def _lowest_nprobe(
-        self, queries: np.ndarray, truth: np.ndarray, k: int, rerank: int, target: float, limit: int,
-        tried: list[tuple[float, int, int]],
-    ) -> tuple[float, int]:
-        """(recall, nprobe): the smallest power-of-two nprobe reaching `target` with this re-rank
-        pool, or the best one seen once recall stops rising (or at `limit`); each setting
-        measured is added to `tried` as (recall, nprobe, pool)."""
-        best, nprobe = (-1.0, 1), 1
-        while True:
-            recall = recall_at_k(self._search(queries, k, nprobe, rerank or RERANK_FACTOR)[1], truth)
-            tried.append((recall, nprobe, rerank))
-            if recall >= target:
-                return recall, nprobe
-            if recall <= best[0] and self.kind == "ivfpq":
-                return best
-            best = max(best, (recall, nprobe), key=lambda r: r[0])
-            if nprobe >= limit:
-                return best
-            nprobe = min(2 * nprobe, limit)
-
-    def _median_ms(self, queries: np.ndarray, k: int, nprobe: int | None, rerank: int = RERANK_FACTOR) -> float:
-        times = []
-        for q in queries[:100]:
-            start = time.perf_counter()
-            self._search(q[None], k, nprobe, rerank)
-            times.append(time.perf_counter() - start)
-        return 1000.0 * float(np.median(times)) if times else 0.0
 
     def _search(
         self, queries: np.ndarray, k: int, nprobe: int | None, rerank: int = RERANK_FACTOR
@@ -735,18 +531,6 @@ class FrameIndex:
         return self
 
 
-def _check_kind(kind: str, n_frames: int) -> str:
-    """The concrete kind for `kind` and n frames ("auto" resolved)."""
-    if kind not in KINDS:
-        raise ValueError(f"Unknown index kind '{kind}'. Available: {list(KINDS)}")
-    return choose_kind(n_frames) if kind == "auto" else kind
-
-
-def _train_size(n_frames: int) -> int:
-    """Training sample of an IVF-PQ index: 32 per list, at least 10,000 (PQ codebooks)."""
-    return min(n_frames, max(_TRAIN_PER_LIST * nlist_for(n_frames), _PQ_MIN_TRAIN))
-
-
 def merge_moments(moments: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
     """Overlapping [first, last] frame ranges merged, keeping the best score: sorted by first."""
     merged: list[list] = []
@@ -819,7 +603,7 @@ def build_compressed(
     index.opq = bool(opq)
     counts = [len(source.video(key)[0]) for key in keys]
     n = int(sum(counts))
-    picks = np.sort(np.random.default_rng(seed).choice(n, _train_size(n), replace=False))
+    picks = np.sort(np.random.default_rng(seed).choice(n, train_size(n), replace=False))
     sample, seen = [], 0
     for key, count in zip(keys, counts):
         inside = picks[(picks >= seen) & (picks < seen + count)] - seen

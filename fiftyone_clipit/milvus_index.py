@@ -23,7 +23,8 @@ import os
 import numpy as np
 
 from fiftyone_clipit.errors import ClipItError
-from fiftyone_clipit.index import QUERY_KINDS, EmptyIndexError, FrameHits
+from fiftyone_clipit.index import EmptyIndexError, FrameHits
+from fiftyone_clipit.index_calibration import QUERY_KINDS
 from fiftyone_clipit.knn import check_vectors
 from fiftyone_clipit.store import write_atomically
 

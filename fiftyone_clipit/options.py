@@ -25,7 +25,8 @@ from fiftyone_clipit.defaults import (
     ZERO_SHOT,
     check_attention,
 )
-from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.errors import ClipItError, OptionError
+from fiftyone_clipit.index_layout import KINDS
 
 if TYPE_CHECKING:
     from fiftyone_clipit.scorer import ScorerConfig
@@ -36,6 +37,8 @@ SEGMENTATIONS = ("kts", "uniform", "shots")
 #: how a fractional budget becomes frames: `summary.ROUNDING_MODES` less the h5 route's own
 SUMMARY_ROUNDINGS = ("floor", "round")
 PRECISIONS = ("fp32", "fp16", "int8")
+#: where a frame index lives
+BACKENDS = ("faiss", "milvus")
 ON_BROKEN = ("fail", "keep")
 
 
@@ -62,12 +65,12 @@ class Spec:
     optional: bool = False
 
     def check(self, name: str, value: Any) -> None:
-        """Raises ValueError naming `name`, `value` and what it must be, unless `value` fits."""
+        """Raises OptionError naming `name`, `value` and what it must be, unless `value` fits."""
         if value is None and self.optional:
             return
         if self.choices is not None:
             if value not in self.choices:
-                raise ValueError(f"Unknown {name} {value!r}. Valid ones are {list(self.choices)}")
+                raise OptionError(f"Unknown {name} {value!r}. Valid ones are {list(self.choices)}")
             return
         if self.low is None and self.high is None and not self.integer:
             return
@@ -75,7 +78,7 @@ class Spec:
         number = isinstance(value, kind) and not isinstance(value, bool)
         wanted = f"{'an integer' if self.integer else 'a finite number'} {self.bounds()}".rstrip()
         if not number or not math.isfinite(value) or not self._inside(value):
-            raise ValueError(f"{name} must be {wanted}, got {value!r}")
+            raise OptionError(f"{name} must be {wanted}, got {value!r}")
 
     def _inside(self, value: float) -> bool:
         above = self.low is None or (value >= self.low if self.closed else value > self.low)
@@ -105,7 +108,7 @@ class Options:
         self.check()
 
     def check(self) -> None:
-        """Rules between fields; a subclass raises ValueError naming them."""
+        """Rules between fields; a subclass raises OptionError naming them."""
 
     @classmethod
     def spec(cls, name: str) -> Spec:
@@ -128,15 +131,15 @@ class Options:
         """`options` (or the defaults) with `settings` replacing some of them.
 
         Raises:
-            ValueError: a setting that is not an option of this stage (naming the options), or a
+            OptionError: a setting that is not an option of this stage (naming the options), or a
                 value out of range.
         """
         names = {item.name for item in fields(cls)}
         unknown = sorted(set(settings) - names)
         if unknown:
-            raise ValueError(f"{cls.__name__} has no option {unknown[0]!r}; the options are {sorted(names)}")
+            raise OptionError(f"{cls.__name__} has no option {unknown[0]!r}; the options are {sorted(names)}")
         if options is not None and not isinstance(options, cls):
-            raise ValueError(f"options must be a {cls.__name__}, got {type(options).__name__}")
+            raise OptionError(f"options must be a {cls.__name__}, got {type(options).__name__}")
         return replace(options, **settings) if options is not None else cls(**settings)
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,7 +180,7 @@ def add_option_arguments(
 class EmbeddingOptions(Options):
     """How frames are sampled and embedded (`compute_frame_embeddings`)."""
 
-    fps: float = option(DEFAULT_FPS, "frames sampled per second of video", label="Frames per second", low=0, high=60)
+    fps: float = option(DEFAULT_FPS, "frames sampled per second of video", label="Frames per second", low=0)
     batch_size: int = option(32, "frames per model call", label="Batch size", low=1, closed=True, integer=True)
     precision: str | None = option(
         None, "fp16 on cuda, fp32 elsewhere when not given; int8: a faster CPU path",
@@ -213,15 +216,15 @@ class ShotOptions(Options):
     def check(self) -> None:
         if self.min_segment is not None and self.segmentation != "kts":
             other = "segment_seconds" if self.segmentation == "uniform" else "the shots you give"
-            raise ValueError(f"min_segment applies to segmentation='kts'; for {self.segmentation!r} use {other}")
+            raise OptionError(f"min_segment applies to segmentation='kts'; for {self.segmentation!r} use {other}")
         if self.min_segment is not None and self.max_segment < 2 * self.min_segment:
-            raise ValueError(
+            raise OptionError(
                 f"max_segment must be at least twice min_segment, got {self.max_segment!r} (min_segment {self.min_segment!r})"
             )
         if self.segmentation == "shots" and not self.shots_field:
-            raise ValueError("segmentation='shots' needs shots_field, a TemporalDetections field")
+            raise OptionError("segmentation='shots' needs shots_field, a TemporalDetections field")
         if self.segmentation != "shots" and self.shots_field:
-            raise ValueError(f"shots_field is only used with segmentation='shots', not {self.segmentation!r}")
+            raise OptionError(f"shots_field is only used with segmentation='shots', not {self.segmentation!r}")
 
     @property
     def shots(self) -> ShotOptions:
@@ -289,21 +292,55 @@ class SearchOptions(Options):
     k: int = option(10, "frames to return (at most one moment per video and second)", label="Frames to return",
                     low=1, closed=True, integer=True)
     clip_seconds: float = option(2.0, "length of the moment around each hit frame, in seconds",
-                                 label="Moment length (seconds)", low=0, high=60)
+                                 label="Moment length (seconds)", low=0)
 
 
 @dataclass(frozen=True)
-class ExportOptions(Options):
+class IndexOptions(Options):
+    """How the frame index is built and where it lives (`build_frame_index`)."""
+
+    kind: str = option("auto", "auto: flat to 20,000 frames, IVF to 1M, compressed IVF-PQ past that",
+                       label="Index kind", choices=KINDS)
+    target_recall: float = option(0.95, "recall@10 the IVF search settings must reach", label="Target recall",
+                                  low=0, high=1)
+    backend: str = option("faiss", "where the index lives: a FAISS file, or a Milvus collection",
+                          label="Backend", choices=BACKENDS)
+    uri: str | None = option(None, "Milvus: the server (http://host:19530) or a Milvus Lite file; "
+                                   "none: a Lite file beside the store", optional=True)
+    collection: str | None = option(None, "Milvus: the collection (none: clipit_frames_<dataset>)", optional=True)
+
+
+@dataclass(frozen=True)
+class EncodeOptions(Options):
+    """How outputs are encoded (`fiftyone_clipit.reels`)."""
+
+    crf: int = option(20, "x264 constant rate factor: lower is better and larger (18-23 looks good)",
+                      label="Quality (CRF)", low=0, high=51, closed=True, integer=True)
+    preset: str = option("veryfast", "x264 speed preset", label="Encoder speed",
+                         choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                                  "slower", "veryslow"))
+    audio_bitrate: int = option(128_000, "AAC bit rate in bits per second", low=8_000, closed=True, integer=True)
+
+    @property
+    def encoding(self) -> EncodeOptions:
+        """Only the encoding options (an `ExportOptions` holds more)."""
+        return EncodeOptions(**{item.name: getattr(self, item.name) for item in fields(EncodeOptions)})
+
+
+@dataclass(frozen=True)
+class ExportOptions(EncodeOptions):
     """What `export_summary` writes per video, and how it encodes."""
 
     clips: bool = option(True, "one mp4 per summary segment")
     reel: bool = option(True, "one mp4 of the whole summary")
     storyboard: bool = option(True, "one storyboard PNG of the keyframes")
-    name_field: str | None = option(None, "a sample field naming each video's files (none: the file name)",
-                                    optional=True)
-    crf: int = option(20, "x264 quality (lower is better, larger files)", low=0, high=51, closed=True, integer=True)
-    preset: str = option("veryfast", "x264 speed preset",
-                         choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"))
+    name_field: str | None = option(
+        None, "a sample field naming each video's files (none: the file name)", optional=True
+    )
+
+    def check(self) -> None:
+        if not (self.clips or self.reel or self.storyboard):
+            raise OptionError("Nothing to export: clips, reel and storyboard are all False")
 
 
 MODES = ("supervised", "unsupervised")

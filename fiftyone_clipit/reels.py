@@ -31,21 +31,7 @@ import numpy as np
 
 from fiftyone_clipit.cursor import VideoCursor, open_video
 from fiftyone_clipit.errors import VideoError
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """How outputs are encoded.
-
-    Attributes:
-        crf: x264 constant rate factor (lower = better and larger; 18-23 looks good).
-        preset: x264 speed preset ("ultrafast" ... "veryslow").
-        audio_bitrate: AAC bit rate in bits per second.
-    """
-
-    crf: int = 20
-    preset: str = "veryfast"
-    audio_bitrate: int = 128_000
+from fiftyone_clipit.options import EncodeOptions
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from fiftyone_clipit.cursor import frame_seconds
 from fiftyone_clipit.defaults import FALLBACK_FRAME_RATE
 from fiftyone_clipit.errors import OVERWRITE_HINT, ClipItError
-from fiftyone_clipit.reels import EncodeOptions, read_frames, write_segments
+from fiftyone_clipit.options import EncodeOptions
+from fiftyone_clipit.reels import read_frames, write_segments
 from fiftyone_clipit.store import file_fingerprint, write_atomically
 from fiftyone_clipit.storyboard import format_time, render_storyboard
 

@@ -7,16 +7,8 @@ import pytest
 
 from fiftyone_clipit.bench.vectors import FrameLikeVectors
 from fiftyone_clipit.errors import ClipItError
-from fiftyone_clipit.index import (
-    EXACT_MAX_FRAMES,
-    EmptyIndexError,
-    FrameIndex,
-    build_index,
-    merge_moments,
-    nlist_for,
-    pack_ids,
-    unpack_ids,
-)
+from fiftyone_clipit.index import EmptyIndexError, FrameIndex, build_index, merge_moments
+from fiftyone_clipit.index_layout import EXACT_MAX_FRAMES, nlist_for, pack_ids, unpack_ids
 from fiftyone_clipit.knn import far_queries, recall_at_k
 
 

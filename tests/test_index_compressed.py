@@ -11,13 +11,11 @@ import pytest
 
 from fiftyone_clipit.bench.vectors import FrameLikeVectors
 from fiftyone_clipit.errors import ClipItError
-from fiftyone_clipit.index import (
+from fiftyone_clipit.index import FrameIndex, build_compressed, build_index
+from fiftyone_clipit.index_calibration import RERANK_FACTORS
+from fiftyone_clipit.index_layout import (
     COMPRESSED_MIN_FRAMES,
     EXACT_MAX_FRAMES,
-    RERANK_FACTORS,
-    FrameIndex,
-    build_compressed,
-    build_index,
     choose_kind,
     describe_kind,
     nlist_for,
@@ -193,6 +191,7 @@ def test_videos_removed_and_added_and_rebuilt_from_the_store(archive):
     assert hits.keys[0] != "v7" and len(index) == 50 * 300
 
 
+@pytest.mark.slow  # trains OPQ / runs the search bench: seconds, not milliseconds
 def test_opq_rotation_is_a_layout_of_its_own(archive):
     data, root, keys, _ = archive
     index = build_compressed(MappedStore(root), keys[:40], DIM, opq=True)
@@ -222,6 +221,7 @@ def test_streamed_exact_search_equals_one_pass():
     np.testing.assert_allclose(scores, np.take_along_axis(queries @ vectors.T, truth, 1), rtol=1e-5)
 
 
+@pytest.mark.slow  # trains OPQ / runs the search bench: seconds, not milliseconds
 def test_search_bench_reuses_its_store_and_reports_failed_gates(tmp_path):
     import argparse
 

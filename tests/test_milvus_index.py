@@ -144,7 +144,7 @@ def test_unreachable_milvus_leaves_the_faiss_index_as_it_was(embedded):
         build_frame_index(dataset, backend="milvus", uri=uri)
     assert (open(meta).read(), os.stat(meta).st_mtime_ns) == before
     assert not dataset.has_run(f"{INDEX_RUN}_milvus")
-    with pytest.raises(ClipItError, match="Unknown index backend 'qdrant'. Available: \\['faiss', 'milvus'\\]"):
+    with pytest.raises(ClipItError, match="Unknown backend 'qdrant'. Valid ones are \\['faiss', 'milvus'\\]"):
         build_frame_index(dataset, backend="qdrant")
 
 

@@ -256,3 +256,28 @@ def test_runs_are_listed_and_deleted_through_operators(dataset_copy, tiny_encode
     assert result == {"deleted": "clipit_score_to_delete", "kind": "run"}
     assert "clipit_score_to_delete" not in dataset.list_runs()
     assert "clipit_score_to_delete" not in foo.get_operator(uri("list_runs"))(dataset)
+
+
+@pytest.mark.slow
+def test_the_demo_leaves_the_same_app_fields_as_the_operators(video_dir, tmp_path):
+    """One front door per action: the README's main command (`fiftyone-clipit demo`) and the
+    App's operators (embed, score, summarise) leave the same sample and frame fields."""
+    from fiftyone_clipit.cli import main
+
+    videos = [str(video_dir / "colors_a.mp4"), str(video_dir / "colors_b.mp4")]
+    demo_name = f"clipit-demo-fields-{uuid.uuid4().hex[:6]}"
+    assert main(["demo", "--model", "tiny-random", "--query", "a person", "--videos", *videos,
+                 "--dataset", demo_name, "--output", str(tmp_path / "demo")]) == 0
+    by_demo = fo.load_dataset(demo_name)
+    by_operators = fo.Dataset(f"clipit-operator-fields-{uuid.uuid4().hex[:6]}")
+    add_videos(by_operators, videos)
+    for name, params in [
+        ("compute_frame_embeddings", {"model": "tiny-random"}),
+        ("score_frames", {"query": "a person"}),
+        ("create_summary", {"budget": 0.15}),
+    ]:
+        foo.execute_operator(uri(name), ctx={"dataset": by_operators, "params": params}).raise_exceptions()
+    for schema in ("get_field_schema", "get_frame_field_schema"):
+        assert sorted(getattr(by_demo, schema)()) == sorted(getattr(by_operators, schema)()), schema
+    assert by_demo.count("frames.clipit_score_label.classifications") == by_operators.count(
+        "frames.clipit_score_label.classifications") > 0

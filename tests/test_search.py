@@ -226,7 +226,7 @@ def test_search_bad_input(video_dir, tmp_path, tiny_encoder):
         search_frames(dataset, "a person", model=other)
     with pytest.raises(ClipItError, match="non-empty"):
         search_frames(dataset, "  ", model=tiny_encoder)
-    with pytest.raises(ValueError, match="k must be a positive integer"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1, got 0"):
         search_frames(dataset, "a person", k=0, model=tiny_encoder)
 
 

@@ -235,7 +235,7 @@ def _large(args, root: str, manifest: dict) -> dict:
     process."""
     import numpy as np
 
-    from fiftyone_clipit.index import choose_kind
+    from fiftyone_clipit.index_layout import choose_kind
     from fiftyone_clipit.mapped import MappedStore
 
     _, queries = _queries(args, args.frames)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
@@ -17,10 +18,10 @@ import fiftyone.core.runs as fors
 
 from fiftyone_clipit.encoders import DEFAULT_MODEL, ClipEncoder, load_clip
 from fiftyone_clipit.errors import ON_BROKEN_HINT, BrokenVideoError, ClipItError, ItemFailure
+from fiftyone_clipit.options import EmbeddingOptions
 from fiftyone_clipit.fo.common import (
     EMBEDDINGS_RUN,
     Progress,
-    check_number,
     embedding_store,
     finish,
     iterate,
@@ -83,16 +84,15 @@ class FrameEmbeddingsRun(fors.Run):
 
 def compute_frame_embeddings(
     samples: foc.SampleCollection,
+    options: EmbeddingOptions | None = None,
+    *,
     model: str | ClipEncoder = DEFAULT_MODEL,
     pretrained: str | None = None,
-    fps: float = 2.0,
-    batch_size: int = 32,
     device: str | None = None,
-    precision: str | None = None,
-    on_broken: str = "fail",
     overwrite: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
+    **settings: Any,
 ) -> EmbeddingReport:
     """Embeds every video's frames sampled at `fps` and keeps them in the dataset's store.
 
@@ -107,15 +107,16 @@ def compute_frame_embeddings(
 
     Args:
         samples: a video dataset or view.
+        options (None): an `EmbeddingOptions`; keyword `settings` build or replace them:
+            `fps`, frames sampled per second of video, by timestamp (variable frame rate too);
+            `batch_size`, frames per forward pass; `precision`, "fp32", "fp16" (cuda) or "int8"
+            (faster CPU path, embeddings at cosine >= 0.999 to fp32), None for fp16 on cuda
+            and fp32 elsewhere (only for a model name); `on_broken`, whether a video that
+            breaks off mid-stream fails ("fail") or is embedded as far as it decodes ("keep";
+            the report and a warning say how far).
         model (DEFAULT_MODEL): a model name for `load_clip`, or a loaded ClipEncoder.
         pretrained (None): weights tag or file (see `load_clip`).
-        fps (2.0): frames sampled per second of video, by timestamp (variable frame rate too).
-        batch_size (32): frames per forward pass.
         device (None): torch device; None picks cuda, mps or cpu.
-        precision (None): "fp32", "fp16" (cuda) or "int8" (faster CPU path, embeddings at
-            cosine >= 0.999 to fp32); None: fp16 on cuda, fp32 elsewhere. Only for a model name.
-        on_broken ("fail"): a video that breaks off mid-stream either fails ("fail") or is
-            embedded as far as it decodes ("keep"; the report and a warning say how far).
         overwrite (False): re-embed videos even when they are up to date.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
@@ -125,11 +126,9 @@ def compute_frame_embeddings(
             weights not found.
         BatchError: some videos failed (after all others were embedded and stored).
     """
+    options = EmbeddingOptions.of(options, **settings)
+    fps, precision = options.fps, options.precision
     samples = video_collection(samples)
-    check_number(fps, "fps")
-    check_number(batch_size, "batch_size", minimum=1, integer=True, inclusive=True)
-    if on_broken not in ON_BROKEN:
-        raise ClipItError(f"Unknown on_broken '{on_broken}'. Available: {list(ON_BROKEN)}")
     if isinstance(model, ClipEncoder):
         if precision is not None and precision != model.precision:
             raise ClipItError(
@@ -139,7 +138,7 @@ def compute_frame_embeddings(
         encoder = model
     else:
         encoder = load_clip(model, pretrained, device, precision)
-    keep_partial = on_broken == "keep"
+    keep_partial = options.on_broken == "keep"
     started = time.time()
     dataset = root_dataset(samples)
     store = embedding_store(dataset)
@@ -162,7 +161,7 @@ def compute_frame_embeddings(
             report.n_up_to_date += 1
         else:
             todo.append((sample_id, path))
-    outcomes = embed_videos(todo, encoder, fps, batch_size, keep_partial)
+    outcomes = embed_videos(todo, encoder, fps, options.batch_size, keep_partial)
     for _ in iterate(todo, progress, "Embedding frames"):
         outcome = next(outcomes)
         if outcome.error is not None:

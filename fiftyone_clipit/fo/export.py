@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from typing import Any
 
 import av
 import fiftyone as fo
@@ -30,7 +31,7 @@ from fiftyone_clipit.fo.common import (
 )
 from fiftyone_clipit.fo.lineage import GO_AHEAD, recorded_videos
 from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, keyframe_field, stale_summaries, summary_run_key
-from fiftyone_clipit.reels import EncodeOptions
+from fiftyone_clipit.options import ExportOptions
 from fiftyone_clipit.summary_files import (
     WrittenFiles,
     already_exported,
@@ -92,17 +93,14 @@ def app_export_dir(samples: foc.SampleCollection, typed: str | None) -> str:
 def export_summary(
     samples: foc.SampleCollection,
     export_dir: str,
+    options: ExportOptions | None = None,
+    *,
     summary_field: str = DEFAULT_SUMMARY_FIELD,
-    clips: bool = True,
-    reel: bool = True,
-    storyboard: bool = True,
-    name_field: str | None = None,
     overwrite: bool = False,
-    crf: int = 20,
-    preset: str = "veryfast",
     allow_stale: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
+    **settings: Any,
 ) -> ExportReport:
     """Writes each video's summary as files: clips, a reel and a storyboard.
 
@@ -126,16 +124,14 @@ def export_summary(
     Args:
         samples: a video dataset or view with `summary_field`.
         export_dir: the folder to write to (created if needed).
+        options (None): an `ExportOptions`; keyword `settings` build or replace them: `clips`,
+            `reel`, `storyboard` (which files to write, each True by default), `name_field` (a
+            sample field whose value names each video's folder and files, made safe: letters,
+            digits, '-', '_', '.'; a value with none of them falls back to the file name; None
+            uses the video's file name), and the encoding (`crf`, `preset`, `audio_bitrate`).
         summary_field ("clipit_summary"): the TemporalDetections field of the summary.
-        clips (True): write one mp4 per segment.
-        reel (True): write the summary reel.
-        storyboard (True): write the storyboard PNG.
-        name_field (None): a sample field whose value names each video's folder and files
-            (made safe: letters, digits, '-', '_', '.'; a value with none of them falls back to
-            the file name); None uses the video's file name.
         overwrite (False): replace existing files (and clips of an earlier export of the video)
             unless they are this very export.
-        crf (20), preset ("veryfast"): x264 quality and speed.
         allow_stale (False): export stale summaries anyway.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
@@ -144,16 +140,16 @@ def export_summary(
         ClipItError: the export directory cannot be created or written, or a field is missing.
         BatchError: some videos could not be exported (the others were written).
     """
+    wanted = ExportOptions.of(options, **settings)
+    name_field, storyboard = wanted.name_field, wanted.storyboard
     samples = video_collection(samples)
     _check_summary_field(samples, summary_field)
-    if not (clips or reel or storyboard):
-        raise ValueError("Nothing to export: clips, reel and storyboard are all False")
     if name_field is not None:
         check_field_name(name_field, "name field")
         if samples.get_field(name_field) is None:
             raise ClipItError(f"Name field '{name_field}' does not exist on '{dataset_name(samples)}'")
     export_dir = writable_dir(export_dir)
-    options = EncodeOptions(crf=crf, preset=preset)
+    encoding = wanted.encoding
     report = ExportReport(export_dir=export_dir)
     names = [name_field] if name_field else []
     rows = list(zip(*samples.values(["id", "filepath", "metadata", summary_field, *names])))
@@ -174,14 +170,14 @@ def export_summary(
             if sample_id in stale:
                 raise ClipItError(f"{stale[sample_id]}, {GO_AHEAD}")
             segments = [(int(d.support[0]), int(d.support[1]), float(d.confidence or 0.0)) for d in summary.detections]
-            plan = plan_files(export_dir, stem, segments, clips, reel, storyboard, overwrite)
-            made_of = recipe(path, plan, keyframes.get(sample_id), options, made_from.get(sample_id))
+            plan = plan_files(export_dir, stem, segments, wanted.clips, wanted.reel, storyboard, overwrite)
+            made_of = recipe(path, plan, keyframes.get(sample_id), encoding, made_from.get(sample_id))
             if already_exported(plan, made_of):
                 _report_files(report, path, WrittenFiles(plan.clips or [], plan.reel, plan.storyboard))
                 report.up_to_date.append(path)
             else:
                 check_targets(plan)
-                written = write_video_files(path, meta.frame_rate if meta else None, plan, keyframes.get(sample_id), options)
+                written = write_video_files(path, meta.frame_rate if meta else None, plan, keyframes.get(sample_id), encoding)
                 _report_files(report, path, written)
                 report.seconds_written += written.seconds
                 write_manifest(plan.folder, made_of)

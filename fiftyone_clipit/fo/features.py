@@ -48,7 +48,6 @@ def export_features(
     output_dir: str,
     captioner: Captioner | str | None = None,
     n_captions: int = DEFAULT_CAPTIONS,
-    pretrained: str | None = None,
     device: str | None = None,
     overwrite: bool = False,
     skip_failures: bool = False,
@@ -60,9 +59,9 @@ def export_features(
         samples: a video dataset or view with frame embeddings.
         output_dir: the folder to write (an absolute or working-directory-relative path).
         captioner (None): also write the video's captions and their CLIP text embeddings (a
-            callable or a transformers image-to-text model folder / hub id).
+            callable or a transformers image-to-text model folder / hub id), embedded by the
+            model and weights the embeddings run recorded.
         n_captions (7): frames captioned per video.
-        pretrained (None): weights of the embeddings' model, for the caption text.
         device (None): torch device of the captioner and the text encoder.
         overwrite (False): replace files already in `output_dir`.
         skip_failures (False): log videos that fail instead of raising at the end.
@@ -87,9 +86,10 @@ def export_features(
     in_the_way = [s for s in stems if (folder / f"{s}.npz").exists()]
     if in_the_way and not overwrite:
         raise ClipItError(f"'{folder}' already holds {in_the_way[:3]}.npz ...; pass overwrite=True (--overwrite) to replace")
-    model = dataset.get_run_info(EMBEDDINGS_RUN).config.model
+    embedded = dataset.get_run_info(EMBEDDINGS_RUN).config
+    model = embedded.model
     captioner = load_captioner(captioner, device)
-    encoder = load_clip(model, pretrained, device) if captioner is not None else None
+    encoder = load_clip(model, getattr(embedded, "pretrained", None), device) if captioner is not None else None
     store = embedding_store(dataset)
     report = FeaturesReport(text=text_source(None, captioner))
     for (sample_id, path, metadata), stem in iterate(list(zip(rows, stems)), progress, "Writing features"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import Any
 from dataclasses import dataclass, field
 
 import fiftyone as fo
@@ -33,7 +34,9 @@ from fiftyone_clipit.fo.common import (
     video_collection,
 )
 from fiftyone_clipit.fo.lineage import source_problem
-from fiftyone_clipit.index import KINDS, FrameIndex, build_compressed, build_index, choose_kind
+from fiftyone_clipit.index import FrameIndex, build_compressed, build_index
+from fiftyone_clipit.index_layout import choose_kind
+from fiftyone_clipit.options import BACKENDS, IndexOptions
 from fiftyone_clipit.mapped import MappedStore
 from fiftyone_clipit.milvus_index import MilvusFrameIndex
 from fiftyone_clipit.queries import calibrate_index
@@ -41,7 +44,6 @@ from fiftyone_clipit.queries import calibrate_index
 INDEX_RUN = "clipit_frame_index"
 MILVUS_INDEX_RUN = f"{INDEX_RUN}_milvus"
 #: where the frame index lives: FAISS files beside the store, or a Milvus collection
-BACKENDS = ("faiss", "milvus")
 _RUNS = {"faiss": INDEX_RUN, "milvus": MILVUS_INDEX_RUN}
 _FOLDERS = {"faiss": ".frame-index", "milvus": ".milvus-index"}
 _cache: dict[str, tuple[float, FrameIndex]] = {}
@@ -132,21 +134,19 @@ def load_frame_index(samples: foc.SampleCollection, backend: str = "faiss") -> F
 
 def update_frame_index(
     samples: foc.SampleCollection,
-    kind: str = "auto",
+    options: IndexOptions | None = None,
+    *,
     overwrite: bool = False,
-    target_recall: float = 0.95,
-    progress: Progress = None,
-    backend: str = "faiss",
-    uri: str | None = None,
-    collection: str | None = None,
     check_sources: bool = True,
+    progress: Progress = None,
+    **settings: Any,
 ) -> IndexReport:
     """Builds the dataset's frame index, or brings it in step: `build_frame_index` without the
     Brain run (`fiftyone_clipit.fo.search.build_frame_index` documents the arguments)."""
+    options = IndexOptions.of(options, **settings)
+    kind, target_recall, backend = options.kind, options.target_recall, options.backend
+    uri, collection = options.uri, options.collection
     samples = video_collection(samples)
-    if kind not in KINDS:
-        raise ClipItError(f"Unknown index kind '{kind}'. Available: {list(KINDS)}")
-    _check_backend(backend)
     dataset = root_dataset(samples)
     config = _embeddings_config(dataset)
     directory = index_dir(dataset, backend)
@@ -163,9 +163,7 @@ def update_frame_index(
         return _build_milvus(dataset, config, directory, uri, collection, overwrite, progress)
     if overwrite or not exists:
         return _build(dataset, config, directory, kind, target_recall, progress)
-    return sync_frame_index(
-        dataset, kind=kind, target_recall=target_recall, progress=progress, backend=backend, check_sources=check_sources
-    )
+    return sync_frame_index(dataset, options, check_sources=check_sources, progress=progress)
 
 
 def _current(
@@ -253,11 +251,11 @@ def _build_milvus(dataset, config, directory, uri, collection, overwrite, progre
 
 def sync_frame_index(
     samples: foc.SampleCollection,
-    kind: str = "auto",
-    target_recall: float = 0.95,
-    progress: Progress = None,
-    backend: str = "faiss",
+    options: IndexOptions | None = None,
+    *,
     check_sources: bool = False,
+    progress: Progress = None,
+    **settings: Any,
 ) -> IndexReport:
     """Brings the saved frame index in step with the dataset and its store (see the module);
     with `check_sources`, videos whose source file changed since they were embedded leave it
@@ -266,6 +264,8 @@ def sync_frame_index(
     Raises:
         ClipItError: no embeddings or no index yet.
     """
+    options = IndexOptions.of(options, **settings)
+    kind, target_recall, backend = options.kind, options.target_recall, options.backend
     dataset = root_dataset(samples)
     config = _embeddings_config(dataset)
     index = load_frame_index(dataset, backend)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import fiftyone.core.collections as foc
 
-from fiftyone_clipit.defaults import DEFAULT_BUDGET
 from fiftyone_clipit.encoders import ClipEncoder
 from fiftyone_clipit.errors import ItemFailure
 from fiftyone_clipit.fo.common import Progress
@@ -16,6 +15,7 @@ from fiftyone_clipit.fo.export import ExportReport, export_summary
 from fiftyone_clipit.fo.score_labels import label_scores
 from fiftyone_clipit.fo.scoring import ScoreReport, score_frames
 from fiftyone_clipit.fo.summaries import SummaryReport, create_summary
+from fiftyone_clipit.options import EmbeddingOptions, SummaryOptions
 
 
 @dataclass
@@ -46,20 +46,22 @@ def run_pipeline(
     samples: foc.SampleCollection,
     query: str,
     encoder: ClipEncoder,
-    fps: float = 2.0,
-    budget: float = DEFAULT_BUDGET,
+    embedding_options: EmbeddingOptions | None = None,
+    summary_options: SummaryOptions | None = None,
     export_dir: str | None = None,
     gt_field: str | None = None,
     overwrite: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
 ) -> PipelineReport:
-    """Runs every stage with default fields; each stage's failures are reported by that stage."""
+    """Runs every stage with default fields and the given options (None: the defaults); each
+    stage's failures are reported by that stage. The fields it writes are those the operators
+    write, the App's score labels included."""
     options = {"skip_failures": skip_failures, "progress": progress}
-    embeddings = compute_frame_embeddings(samples, model=encoder, fps=fps, **options)
+    embeddings = compute_frame_embeddings(samples, embedding_options, model=encoder, **options)
     scores = score_frames(samples, query, model=encoder, **options)
     label_scores(samples)  # the App's per-frame labels, as the operator writes them
-    summary = create_summary(samples, budget=budget, **options)
+    summary = create_summary(samples, summary_options, **options)
     evaluation = evaluate_summary(samples, gt_field=gt_field, **options) if gt_field else None
     export = (
         export_summary(samples, export_dir, overwrite=overwrite, **options) if export_dir else None

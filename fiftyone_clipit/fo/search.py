@@ -8,7 +8,7 @@ of the matching videos and their moments. The query encoding and search loops ar
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
@@ -32,6 +32,7 @@ from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.lineage import source_problem
 from fiftyone_clipit.fo.index import IndexReport, load_frame_index, update_frame_index
 from fiftyone_clipit.index import merge_moments
+from fiftyone_clipit.options import IndexOptions, SearchOptions
 from fiftyone_clipit.queries import check_query, embed_query, top_frames
 
 SEARCH_RUN = "clipit_search"
@@ -39,19 +40,17 @@ SEARCH_RUN = "clipit_search"
 
 def build_frame_index(
     samples: foc.SampleCollection,
-    kind: str = "auto",
+    options: IndexOptions | None = None,
+    *,
     overwrite: bool = False,
-    target_recall: float = 0.95,
     brain_key: str | None = DEFAULT_BRAIN_KEY,
-    progress: Progress = None,
-    backend: str = "faiss",
-    uri: str | None = None,
-    collection: str | None = None,
     check_sources: bool = True,
+    progress: Progress = None,
+    **settings: Any,
 ) -> IndexReport:
     """Builds the dataset's frame index from its embedding store, or brings it in step.
 
-    Exact inner-product search up to `fiftyone_clipit.index.EXACT_MAX_FRAMES` frames, an IVF
+    Exact inner-product search up to `fiftyone_clipit.index_layout.EXACT_MAX_FRAMES` frames, an IVF
     index up to `COMPRESSED_MIN_FRAMES`, a compressed IVF-PQ index past that (built in a
     stream from the store, candidates re-ranked with the exact vectors memory-mapped from
     it), with nprobe chosen from recall measured at build time (for frame/image queries and
@@ -65,16 +64,16 @@ def build_frame_index(
 
     Args:
         samples: a video dataset or a view of it; the index always covers the whole dataset.
-        kind ("auto"): "auto" (by size), "flat" (always exact), "ivf" or "ivfpq".
+        options (None): an `IndexOptions`; keyword `settings` build or replace them: `kind`
+            ("auto" by size, "flat" always exact, "ivf" or "ivfpq"), `target_recall` (recall@10
+            the IVF nprobe settings must reach), `backend` ("faiss" or "milvus"), and for
+            Milvus `uri` (the server, `http://host:19530`, or a Milvus Lite file; None: a Lite
+            file beside the embedding store, one process at a time) and `collection` (None:
+            `clipit_frames_<dataset name>`).
         overwrite (False): rebuild from scratch instead of updating.
-        target_recall (0.95): recall@10 the IVF nprobe settings must reach.
         brain_key ("clipit_frames"): also register a FiftyOne Brain similarity run under this
             key, so `sort_by_similarity` (text prompts too) uses this index; None: don't.
         progress (None): True for a progress bar, or a callback(fraction, label).
-        backend ("faiss"): "faiss" or "milvus".
-        uri (None): Milvus: the server (`http://host:19530`) or a Milvus Lite file; None: a
-            Milvus Lite file beside the embedding store (one process at a time).
-        collection (None): Milvus: the collection; None: `clipit_frames_<dataset name>`.
         check_sources (True): fingerprint every source file (`store.file_fingerprint`, about
             384 KiB read per video) and leave out the videos whose file changed since they
             were embedded, until they are embedded again (`report.stale` names them); False
@@ -84,10 +83,9 @@ def build_frame_index(
         ClipItError: no embeddings, embeddings of differing dimension, a bad kind or backend,
             or a Milvus server that cannot be reached or fails (naming its URI).
     """
-    report = update_frame_index(
-        samples, kind, overwrite, target_recall, progress, backend, uri, collection, check_sources
-    )
-    if brain_key is not None and backend == "faiss":
+    options = IndexOptions.of(options, **settings)
+    report = update_frame_index(samples, options, overwrite=overwrite, check_sources=check_sources, progress=progress)
+    if brain_key is not None and options.backend == "faiss":
         register_similarity_run(root_dataset(samples), brain_key)
     return report
 
@@ -95,14 +93,15 @@ def build_frame_index(
 def search_frames(
     samples: foc.SampleCollection,
     query: str | Sequence[str] | np.ndarray,
-    k: int = 10,
+    options: SearchOptions | None = None,
+    *,
     model: str | ClipEncoder | None = None,
-    clip_seconds: float = 2.0,
     matches_field: str = DEFAULT_MATCHES_FIELD,
     relevance_field: str = DEFAULT_RELEVANCE_FIELD,
     sync: bool = True,
     backend: str = "faiss",
     overwrite: bool = False,
+    **settings: Any,
 ) -> fo.DatasetView:
     """The top `k` frames across the collection for a text (or an image), as a browsable view.
 
@@ -119,9 +118,10 @@ def search_frames(
     Args:
         samples: a video dataset or view with frame embeddings (compute_frame_embeddings).
         query: text, several sentences (averaged), an image file, or an embedding (d,).
-        k (10): how many frames to return across the collection (all, if fewer are indexed).
+        options (None): a `SearchOptions`; keyword `settings` build or replace them: `k`, how
+            many frames to return across the collection (all, if fewer are indexed), and
+            `clip_seconds`, the length of the moment around each hit frame.
         model (None): the index's model (default) or a loaded ClipEncoder of it.
-        clip_seconds (2.0): length of the moment around each hit frame.
         matches_field ("clipit_matches"): the TemporalDetections field to write.
         relevance_field ("clipit_relevance"): the float field to write.
         sync (True): build the index, or bring it in step with the dataset, first (see
@@ -139,11 +139,9 @@ def search_frames(
             fields that another stage or tool wrote.
         ValueError: k < 1 or clip_seconds <= 0.
     """
+    options = SearchOptions.of(options, **settings)
+    k, clip_seconds = options.k, options.clip_seconds
     samples = video_collection(samples)
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    if not clip_seconds > 0:
-        raise ValueError(f"clip_seconds must be > 0, got {clip_seconds!r}")
     check_query(query)
     check_field_name(matches_field, "matches field")
     check_field_name(relevance_field, "relevance field")
@@ -154,7 +152,8 @@ def search_frames(
     dataset = root_dataset(samples)
     if sync:  # builds it on first use, else brings it in step (trusting its last source check)
         build_frame_index(
-            dataset, backend=backend, brain_key=DEFAULT_BRAIN_KEY if backend == "faiss" else None, check_sources=False
+            dataset, IndexOptions(backend=backend), brain_key=DEFAULT_BRAIN_KEY if backend == "faiss" else None,
+            check_sources=False,
         )
     index = load_frame_index(dataset, backend)
     vector, query_kind, label = embed_query(index, query, model)
