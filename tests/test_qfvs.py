@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_VIDEOS
+from fiftyone_clipit.bench.qfvs import plant_concept_features
 from fiftyone_clipit.cli import main
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.options import TrainingOptions
@@ -172,3 +173,10 @@ def test_bench_qfvs_diagnosis_and_planted_concept_features(planted, tmp_path, ca
         # each feature is its own tags' embedding sum plus noise of norm about 0.3: the features carry the tags
         tag_sums = video.shot_concepts.astype(float) @ concepts
         assert np.linalg.norm(features - tag_sums, axis=1).max() < 0.6
+    # --query-free W: one unit direction of weight W added to the query-free oracle's shots, nothing else
+    cued = plant_concept_features(videos, tmp_path / "cued", query_free=2.0)
+    for video in videos:
+        difference = np.load(cued / f"{video.name}.npz")["features"] - np.load(tmp_path / "concepts" / f"{video.name}.npz")["features"]
+        marked = np.zeros(len(difference), dtype=bool)
+        marked[video.global_oracle] = True
+        assert np.allclose(difference[~marked], 0) and np.allclose(np.linalg.norm(difference[marked], axis=1), 2.0, atol=1e-5)

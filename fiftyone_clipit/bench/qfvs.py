@@ -10,7 +10,9 @@ oracle shots show either query concept. docs/evaluation.md reads the figures.
 
 With `--write-features DIR` it also writes planted-concept features for `fiftyone-clipit
 benchmark qfvs --features DIR`: each shot's feature is the sum of random unit embeddings of the
-concepts its real tags show, plus Gaussian noise; nothing else (no oracle membership) is planted.
+concepts its real tags show, plus Gaussian noise; nothing else (no oracle membership) is planted,
+unless `--query-free W` adds a direction of weight W to the shots of each video's query-free
+oracle summary (QFVS's Global_Summaries, an annotation apart from the query-focused oracles).
 """
 
 from __future__ import annotations
@@ -32,24 +34,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write planted-concept features (P01.npz ... + concepts.npz) into DIR")
     parser.add_argument("--dim", type=int, default=64, help="--write-features: embedding dimension")
     parser.add_argument("--noise", type=float, default=0.3, help="--write-features: norm of each shot's noise")
+    parser.add_argument("--query-free", type=float, default=0.0,
+                        help="--write-features: weight of a direction planted in the shots of the query-free oracle summary")
 
 
-def plant_concept_features(videos: list, target: Path, dim: int = 64, noise: float = 0.3, seed: int = 0) -> Path:
-    """Per-shot features carrying each shot's real concept tags and nothing else, and concepts.npz.
+def plant_concept_features(
+    videos: list, target: Path, dim: int = 64, noise: float = 0.3, seed: int = 0, query_free: float = 0.0
+) -> Path:
+    """Per-shot features carrying each shot's real concept tags, and concepts.npz.
 
     A shot's feature is the sum of its tagged concepts' random unit embeddings plus Gaussian
-    noise of norm about `noise`; the concepts' embeddings are their text embeddings.
+    noise of norm about `noise`; the concepts' embeddings are their text embeddings. With
+    `query_free` > 0 the shots of the video's query-free oracle summary (another real
+    annotation: what is worth keeping whatever the query) also carry one random direction with
+    that weight, as a visual cue of importance would.
     """
     rng = np.random.default_rng(seed)
     dictionary = videos[0].dictionary
     concepts = rng.standard_normal((len(dictionary), dim))
     concepts /= np.linalg.norm(concepts, axis=1, keepdims=True)
+    important = np.random.default_rng(seed + 1).standard_normal(dim)
+    important /= np.linalg.norm(important)
     target.mkdir(parents=True, exist_ok=True)
     np.savez(target / "concepts.npz", **{c: concepts[i] for i, c in enumerate(dictionary)})
     for video in videos:
         shown = video.shot_concepts.astype(float) @ concepts
         shown += noise * rng.standard_normal(shown.shape) / np.sqrt(dim)
-        np.savez(target / f"{video.name}.npz", features=shown.astype(np.float32))
+        features = shown.astype(np.float32)
+        features[video.global_oracle] += query_free * important
+        np.savez(target / f"{video.name}.npz", features=features)
     return target
 
 
@@ -129,5 +142,6 @@ def run(args: argparse.Namespace) -> dict:
     videos = read_qfvs(args.annotations)
     figures = diagnose(videos, args.seed, args.draws)
     if args.write_features:
-        figures["features"] = str(plant_concept_features(videos, Path(args.write_features), args.dim, args.noise, args.seed))
+        figures["features"] = str(plant_concept_features(
+            videos, Path(args.write_features), args.dim, args.noise, args.seed, args.query_free))
     return figures
