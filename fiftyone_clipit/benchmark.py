@@ -35,11 +35,13 @@ from fiftyone_clipit.defaults import DEFAULT_BUDGET
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.options import ShotOptions
 from fiftyone_clipit.readers import (
+    H5Video,
     VideoAnnotation,
     read_eccv16_h5,
     read_splits,
     read_summe,
     read_tvsum,
+    shared_data_dir,
     user_keyshot_summaries,
 )
 from fiftyone_clipit.scorer import load_preset
@@ -176,14 +178,34 @@ def benchmark_videos(
     return videos
 
 
+def tvsum_user_scores(
+    video: H5Video, annotations: list[VideoAnnotation] | None
+) -> np.ndarray | None:
+    """The TVSum users' per-frame scores of an h5 video, for Kendall / Spearman; None if unknown.
+
+    The h5 files hold no user scores; a TVSum video's come from TVSum's .mat, found by the
+    file's `video_name` or else by its key (`video_N` is the N-th video of the .mat, as the split
+    files number them), and kept only when the frame counts agree.
+    """
+    if video.source != "tvsum" or not annotations:
+        return None
+    by_name = {a.name: a for a in annotations}
+    match = by_name.get(video.name)
+    if match is None and video.key.startswith("video_") and video.key[6:].isdigit():
+        index = int(video.key[6:]) - 1
+        match = annotations[index] if 0 <= index < len(annotations) else None
+    return match.user_scores if match is not None and match.n_frames == video.n_frames else None
+
+
 def h5_benchmark_videos(
     h5_files: list[str], features_dir: str | None, h5_features: bool = False, dataset: str | None = None,
-    captions: bool = False,
+    captions: bool = False, tvsum_annotations: list[VideoAnnotation] | None = None,
 ) -> dict[str, TrainingVideo]:
     """Every video of the h5 files as a TrainingVideo with the file's ground truth, shots and picks.
 
     Keys are `<source>/video_N` (e.g. `tvsum/video_3`), as mixed split files name them, and also
-    `video_N` for the videos of `dataset`'s own file (or of the only file given).
+    `video_N` for the videos of `dataset`'s own file (or of the only file given). TVSum videos
+    carry their users' per-frame scores from `tvsum_annotations` (see `tvsum_user_scores`).
 
     Raises:
         ClipItError: a file or key is missing, or some videos have no features (all are named).
@@ -214,6 +236,7 @@ def h5_benchmark_videos(
                 n_frames=video.n_frames,
                 change_points=video.change_points,
                 user_summaries=video.user_summary,
+                user_scores=tvsum_user_scores(video, tvsum_annotations),
                 gt_scores=video.gtscore if h5_features else upsample_scores(video.gtscore, video.picks, video.n_frames)[picks],
             )
             videos[f"{video.source}/{key}"] = item
@@ -268,7 +291,7 @@ def run_benchmark(
     if captions and (h5_features or features_dir is None):
         raise ClipItError("--captions reads caption embeddings from the --features files; give --features DIR")
     if h5:
-        videos = h5_benchmark_videos(h5, features_dir, h5_features, dataset, captions)
+        videos = h5_benchmark_videos(h5, features_dir, h5_features, dataset, captions, h5_tvsum_annotations(h5, annotations_path))
         setting = "h5 ground truth and shots, " + (
             "the file's GoogLeNet features (vision-only variant)" if h5_features else "your features"
         )
@@ -314,6 +337,19 @@ def run_benchmark(
         mean_kendall=float(np.mean([r["kendall"] for r in correlated])) if correlated else None,
         mean_spearman=float(np.mean([r["spearman"] for r in correlated])) if correlated else None,
     )
+
+
+def h5_tvsum_annotations(h5_files: list[str], annotations_path: str | None) -> list[VideoAnnotation] | None:
+    """TVSum's annotations (their user scores) when an h5 file holds TVSum and the .mat is at hand.
+
+    Raises:
+        ClipItError: `annotations_path` is given but is not TVSum's .mat.
+    """
+    if not any("tvsum" in Path(f).name.lower() for f in h5_files):
+        return None
+    if annotations_path is None and not (shared_data_dir() / "tvsum" / "ydata-tvsum50.mat").is_file():
+        return None
+    return read_tvsum(annotations_path)
 
 
 def split_setting(splits_file: str) -> str:

@@ -55,6 +55,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         f"{report.validation_value:.4f}) from {report.n_train} training and {report.n_validation} "
         f"validation videos. Score with: fiftyone-clipit score DATASET --query TEXT --scorer {report.checkpoint}"
     )
+    figures = report.baselines
+    if "skipped" in figures:
+        print(f"Baselines not compared: {figures['skipped']}")
+    else:
+        blind = figures["f1_query_blind"]
+        print(f"Validation F1: this scorer {figures['f1_trained']:.4f}, zero-shot {figures['f1_zero_shot']:.4f}, "
+              f"query-blind twin {'-' if blind is None else f'{blind:.4f}'}")
+    if report.warning:
+        print(f"WARNING: {report.warning}")
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:

@@ -461,8 +461,11 @@ def validation_curve(history: list[dict], criterion: str, best_epoch: int) -> li
     return rows
 
 
-def model_card(config: ScorerConfig, metadata: dict) -> str:
-    """A Markdown model card: what the scorer is, what it was trained on, how it did on validation."""
+def model_card(config: ScorerConfig, metadata: dict, sections: Sequence[str] = ()) -> str:
+    """A Markdown model card: what the scorer is, what it was trained on, how it did on validation.
+
+    `sections` are further Markdown lines put before the limits (e.g. the baselines' figures).
+    """
     training, data = metadata["training"], metadata["data"]
     losses = ", ".join(f"{name} x {weight:g}" for name, weight in training["losses"].items())
     lines = [
@@ -495,6 +498,7 @@ def model_card(config: ScorerConfig, metadata: dict) -> str:
         "",
         *validation_curve(metadata["history"], training["selection_criterion"], training["best_epoch"]),
         "",
+        *sections,
         "## Limits",
         "- Scores are only meaningful for frame embeddings of the CLIP model named under Data.",
         "",

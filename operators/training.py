@@ -80,4 +80,6 @@ class TrainScorer(ClipItOperator):
             "checkpoint": report.checkpoint,
             "best_epoch": report.best_epoch,
             report.criterion: round(report.validation_value, 4),
+            **{k: round(v, 4) for k, v in report.baselines.items() if k.startswith("f1_") and v is not None},
+            **({"warning": report.warning} if report.warning else {}),
         }

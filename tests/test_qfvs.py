@@ -11,6 +11,7 @@ not language guidance (that is `fiftyone-clipit bench learning`'s job).
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_VIDEOS
+from fiftyone_clipit.bench.qfvs import plant_concept_features
 from fiftyone_clipit.cli import main
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.options import TrainingOptions
@@ -147,3 +149,34 @@ def test_bad_qfvs_inputs_are_named_before_training(planted, tmp_path):
         run_qfvs(str(partial), str(annotations), preset="tiny")
     with pytest.raises(ClipItError, match=r"top_percent must be in \(0, 1\]"):
         run_qfvs(str(features), str(annotations), top_percent=0)
+
+
+def test_bench_qfvs_diagnosis_and_planted_concept_features(planted, tmp_path, capsys):
+    """`bench qfvs`: the oracle is the ceiling (1.0 at its own size), the selections are scored by the
+    protocol's metric, and the planted-concept features hold each shot's real tags and nothing else."""
+    annotations, _ = planted
+    assert main(["bench", "qfvs", "--annotations", str(annotations), "--draws", "2",
+                 "--write-features", str(tmp_path / "concepts")]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    table = figures["semantic_f1"]
+    assert table["oracle_size"]["oracle"]["f1"] == 1.0 and table["top_2_percent"]["oracle"]["f1"] < 1.0
+    assert set(table["top_2_percent"]) == {"matcher", "matcher_iou", "half_matcher_half_random", "query_free_oracle",
+                                           "typicality", "oracle", "random"}
+    for rows in table.values():
+        assert all(0 <= row["f1"] <= 1 and set(row["f1_per_video"]) == {"P01", "P02", "P03", "P04"} for row in rows.values())
+    assert [v["shots"] for v in figures["videos"]] == [N_SHOTS] * 4
+    videos = read_qfvs(annotations)
+    with np.load(tmp_path / "concepts" / "concepts.npz") as data:
+        concepts = np.stack([data[c] for c in videos[0].dictionary])
+    for video in videos:
+        features = np.load(tmp_path / "concepts" / f"{video.name}.npz")["features"]
+        # each feature is its own tags' embedding sum plus noise of norm about 0.3: the features carry the tags
+        tag_sums = video.shot_concepts.astype(float) @ concepts
+        assert np.linalg.norm(features - tag_sums, axis=1).max() < 0.6
+    # --query-free W: one unit direction of weight W added to the query-free oracle's shots, nothing else
+    cued = plant_concept_features(videos, tmp_path / "cued", query_free=2.0)
+    for video in videos:
+        difference = np.load(cued / f"{video.name}.npz")["features"] - np.load(tmp_path / "concepts" / f"{video.name}.npz")["features"]
+        marked = np.zeros(len(difference), dtype=bool)
+        marked[video.global_oracle] = True
+        assert np.allclose(difference[~marked], 0) and np.allclose(np.linalg.norm(difference[marked], axis=1), 2.0, atol=1e-5)

@@ -9,14 +9,18 @@ videos never used for training or model selection.
 from __future__ import annotations
 
 import json
+import shutil
 
+import h5py
 import numpy as np
 import pytest
+from scipy import stats
 
-from fiftyone_clipit.benchmark import run_benchmark
+from fiftyone_clipit.benchmark import h5_benchmark_videos, run_benchmark
 from fiftyone_clipit.cli import main
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.readers import read_splits, read_summe, shared_data_dir
+from fiftyone_clipit.summary import upsample_scores
 from fiftyone_clipit.training import TrainingOptions
 
 pytestmark = pytest.mark.slow
@@ -170,11 +174,40 @@ def test_benchmark_on_h5_ground_truth_with_the_files_features_and_mixed_splits(t
                           options=TrainingOptions(epochs=2), h5=[str(tvsum_file), str(ovp_file)], h5_features=True)
     assert [row["n_train"] + row["n_validation"] for row in mixed.splits] == [10]
     assert mixed.split_setting == "augmented" and result["split_setting"] == "canonical"
-    assert mixed.mean_kendall is None  # the h5 files hold no per-frame user scores
+    assert mixed.mean_kendall is not None  # the TVSum test videos' user scores come from TVSum's .mat
     with pytest.raises(ClipItError, match=r"have no usable features"):
         run_benchmark("tvsum", str(folder), splits=str(folder / "canonical.json"), preset="tiny", h5=[str(tvsum_file)])
     with pytest.raises(ClipItError, match=r"--features DIR .* or --h5-features"):
         run_benchmark("tvsum", None, h5=[str(tvsum_file)])
+
+
+def test_h5_route_ranks_against_tvsums_user_scores_where_the_frames_agree(tvsum_h5, tmp_path):
+    """Kendall / Spearman on the h5 route equal scipy's, user by user, from TVSum's .mat; a video whose
+    frame count differs from the .mat's (here: two videos under each other's keys) gets none, never
+    another video's users."""
+    folder, annotations = tvsum_h5
+    tvsum_file = folder / "eccv16_dataset_tvsum_google_pool5.h5"
+    result = run_benchmark("tvsum", None, splits=str(folder / "canonical.json"), h5=[str(tvsum_file)],
+                           h5_features=True, method="gtscore")
+    videos = h5_benchmark_videos([str(tvsum_file)], None, h5_features=True)
+    for row in result.splits:
+        for method, correlate in (("kendall", stats.kendalltau), ("spearman", stats.spearmanr)):
+            expected = np.mean([
+                np.mean([correlate(upsample_scores(videos[key].gt_scores, videos[key].picks, a.n_frames), user)[0]
+                         for user in a.user_scores])
+                for key, a in ((key, annotations[int(key[6:]) - 1]) for key in row["video_f1"])
+            ])
+            assert row[method] == pytest.approx(expected, abs=1e-9)
+    assert result.mean_kendall == pytest.approx(np.mean([row["kendall"] for row in result.splits]))
+    shifted = tmp_path / "eccv16_dataset_tvsum_google_pool5.h5"
+    shutil.copy(tvsum_file, shifted)
+    with h5py.File(shifted, "r+") as handle:  # videos 7 and 8 under each other's keys
+        handle.move("video_7", "swap")
+        handle.move("video_8", "video_7")
+        handle.move("swap", "video_8")
+    other = run_benchmark("tvsum", None, splits=str(folder / "canonical.json"), h5=[str(shifted)],
+                          h5_features=True, method="gtscore")
+    assert other.splits[0]["kendall"] is None and other.splits[1]["kendall"] is not None
 
 
 def test_tvsum_tables_report_rank_correlations_against_the_users_scores(tmp_path, capsys, one_thread):

@@ -88,6 +88,14 @@ def test_train_scorer_writes_a_checkpoint_and_records_the_run(dataset, checkpoin
     assert data["clip_model"] == "tiny-random" and data["dataset"] == dataset.name and data["videos"] == 4
     card = open(os.path.join(checkpoint.checkpoint, "MODEL_CARD.md")).read()
     assert dataset.name in card and "validation_f1" in card and "query field 'query'" in card
+    # zero-shot and the query-blind twin on the same validation video, in the report, the card, config.json, the run
+    figures = checkpoint.baselines
+    assert figures["n_videos"] == 1 and all(0 <= figures[k] <= 1 for k in ("f1_trained", "f1_zero_shot", "f1_query_blind"))
+    assert figures["f1_trained"] == pytest.approx(checkpoint.validation_value)  # the kept epoch's own figure
+    assert loaded.metadata["baselines"] == figures and info.baselines == figures
+    assert f"| zero-shot (CLIP similarity, the default scorer) | {figures['f1_zero_shot']:.4f} |" in card
+    assert (checkpoint.warning is not None) == (figures["f1_trained"] <= figures["f1_zero_shot"])
+    assert (f"**Warning: {checkpoint.warning}.**" in card) == (checkpoint.warning is not None)
 
 
 def test_score_frames_with_a_checkpoint_writes_the_scorers_scores(labelled, checkpoint, tiny_encoder):
@@ -229,15 +237,22 @@ def test_videos_that_cannot_be_used_are_named_before_training_or_left_out_when_a
         train_scorer(dataset, path, query="a red frame")
 
 
-def test_train_scorer_operator_and_cli(labelled, tmp_path):
+def test_train_scorer_operator_and_cli(labelled, tmp_path, capsys):
     operator = foo.get_operator("@clipit/video-summarization/train_scorer")
     assert operator.config.allow_delegated_execution and operator.config.default_choice_to_delegated
     out = operator(labelled, gt_field="gt_summary", query="a red frame", output_dir=str(tmp_path / "op"),
                    preset="tiny", epochs=2, validation_fraction=0.25)
     assert out["checkpoint"] == str(tmp_path / "op") and "validation_f1" in out
+    assert ("warning" in out) == (out["f1_trained"] <= out["f1_zero_shot"])  # one query for all: no twin
+    assert "f1_query_blind" not in out
     cli_path = str(tmp_path / "cli")
+    capsys.readouterr()
     assert main(["train", labelled.dataset_name, "--skip-failures", "--output", cli_path, "--gt-field", "gt_summary",
                  "--query", "a red frame", "--preset", "tiny", "--epochs", "2", "--validation-fraction", "0.25"]) == 0
+    printed = capsys.readouterr().out
+    figures = json.load(open(os.path.join(cli_path, CONFIG_FILE)))["metadata"]["baselines"]
+    assert f"Validation F1: this scorer {figures['f1_trained']:.4f}, zero-shot {figures['f1_zero_shot']:.4f}" in printed
+    assert ("WARNING: the trained scorer's validation F1" in printed) == (figures["f1_trained"] <= figures["f1_zero_shot"])
     assert main(["score", labelled.dataset_name, "--skip-failures", "--query", "a blue frame", "--scorer", cli_path,
                  "--score-field", "cli_score"]) == 0
     assert labelled.count("frames.cli_score") == 4 * 300
