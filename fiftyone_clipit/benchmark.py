@@ -33,7 +33,7 @@ import numpy as np
 from fiftyone_clipit.captions import caption_free_text
 from fiftyone_clipit.defaults import DEFAULT_BUDGET
 from fiftyone_clipit.errors import ClipItError
-from fiftyone_clipit.options import ShotOptions
+from fiftyone_clipit.options import BenchmarkOptions, ShotOptions
 from fiftyone_clipit.readers import (
     H5Video,
     VideoAnnotation,
@@ -58,7 +58,6 @@ from fiftyone_clipit.training import TrainingOptions, TrainingVideo, score_video
 BENCHMARK_DATASETS = ("tvsum", "summe")
 #: how test videos are scored: a scorer trained on the split, or the annotation's own consensus
 #: score (the h5 files' gtscore; no training: a reference that checks the protocol, not a model)
-METHODS = ("train", "gtscore")
 DEFAULT_SPLITS = {"tvsum": "tvsum_splits_pglsum.json", "summe": "summe_splits_pglsum.json"}
 #: how each benchmark combines its users' F1s (TVSum: average, SumMe: best)
 DATASET_F1_MODE = {"tvsum": "avg", "summe": "max"}
@@ -252,15 +251,14 @@ def run_benchmark(
     dataset: str,
     features_dir: str | None,
     splits: str | None = None,
-    preset: str = "paper",
     options: TrainingOptions | None = None,
+    benchmark_options: BenchmarkOptions | None = None,
+    *,
     annotations_path: str | None = None,
+    h5: list[str] | None = None,
     device: str | None = None,
     progress=None,
-    h5: list[str] | None = None,
-    h5_features: bool = False,
-    method: str = "train",
-    captions: bool = False,
+    **settings,
 ) -> BenchmarkResult:
     """Trains and tests a scorer on each split of the protocol and tabulates the test F1.
 
@@ -268,25 +266,26 @@ def run_benchmark(
         dataset: "tvsum" or "summe".
         features_dir: the folder of per-video .npz features (see the module docstring).
         splits (None): a split file; None: the PGL-SUM splits in the shared data.
-        preset ("paper"): the scorer's shapes.
         options (None): training options; None: the defaults with the dataset's F1 mode (DATASET_F1_MODE)
             (avg for TVSum, max for SumMe). Their validation_fraction is the share of each split's
             training videos kept for model selection.
+        benchmark_options (None): a `BenchmarkOptions`; keyword `settings` build or replace
+            them: `preset` ("paper", the scorer's shapes), `method` ("train" a scorer per split,
+            or "gtscore": score the test videos with their annotation's consensus score, no
+            training, which checks the protocol and the files), `captions` (the text is each
+            features file's `captions`, caption embeddings, in training and test alike; False:
+            the caption-free stand-in), `h5_features` (with `h5`, train on the files' own
+            GoogLeNet features).
         annotations_path (None): the .mat file (TVSum) or GT folder (SumMe); None: shared data.
+        h5 (None): eccv16 h5 files; given, their ground truth, shots and picks are used.
         device (None): torch device.
         progress (None): a callback(fraction, label) for each split's training.
-        h5 (None): eccv16 h5 files; given, their ground truth, shots and picks are used.
-        h5_features (False): with `h5`, train on the files' own GoogLeNet features.
-        method ("train"): "train" a scorer per split, or "gtscore": score the test videos with
-            their annotation's consensus score, no training (checks the protocol and the files).
-        captions (False): the text is each features file's `captions` (caption embeddings), in
-            training and test alike; False: the caption-free stand-in.
 
     Returns:
         the mean F1 over splits and, per split, its test F1, the epoch kept and its validation F1.
     """
-    if method not in METHODS:
-        raise ClipItError(f"Unknown method '{method}'; choose one of {list(METHODS)}")
+    chosen = BenchmarkOptions.of(benchmark_options, **settings)
+    preset, method, captions, h5_features = chosen.preset, chosen.method, chosen.captions, chosen.h5_features
     options = options or TrainingOptions(f1_mode=DATASET_F1_MODE[dataset])
     if captions and (h5_features or features_dir is None):
         raise ClipItError("--captions reads caption embeddings from the --features files; give --features DIR")

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import Callable
 
 from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.options import BENCHMARK_METHODS, BenchmarkOptions, TrainingOptions
 
 #: CLI option -> TrainingOptions field
 _TRAINING_FLAGS = {
@@ -35,8 +36,6 @@ def _training_options(args: argparse.Namespace) -> dict:
 
 def training_options(args: argparse.Namespace, **fixed):
     """`TrainingOptions` from the library's defaults, the flags given and `fixed` values."""
-    from fiftyone_clipit.options import TrainingOptions
-
     return TrainingOptions(**{**fixed, **_training_options(args)})
 
 
@@ -120,7 +119,6 @@ def _qfvs_benchmark(args: argparse.Namespace) -> None:
 def add_training_option_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
     """The `TrainingOptions` flags; each left out keeps the library's default (shown in --help)."""
     from fiftyone_clipit.defaults import ATTENTION_MODES
-    from fiftyone_clipit.options import TrainingOptions
 
     d = TrainingOptions()
     flags = {
@@ -191,7 +189,7 @@ def add_commands(add: Callable[[str, Callable, str], argparse.ArgumentParser], c
     p.add_argument("--annotations", help="TVSum .mat file, SumMe GT folder or QFVS origin_data folder (default: the shared data)")
     p.add_argument("--captions", action="store_true",
                    help="tvsum/summe: the text is each features file's 'captions' (from `features --captioner`)")
-    p.add_argument("--method", choices=["train", "gtscore"], default="train",
+    p.add_argument("--method", choices=list(BENCHMARK_METHODS), default=BenchmarkOptions.method,
                    help="tvsum/summe: train a scorer per split, or score with the annotation's gtscore (a no-training reference)")
     p.add_argument("--top-percent", type=float, default=0.02, help="qfvs: share of shots in a summary (default 0.02)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"qfvs: CLIP model that embeds the concepts when DIR has no concepts.npz (default {DEFAULT_MODEL})")

@@ -22,6 +22,7 @@ from fiftyone_clipit.defaults import (
     DEFAULT_BUDGET,
     DEFAULT_CAPTIONS,
     DEFAULT_FPS,
+    DEFAULT_SCORER_PRESET,
     ZERO_SHOT,
     check_attention,
 )
@@ -37,6 +38,8 @@ SEGMENTATIONS = ("kts", "uniform", "shots")
 #: how a fractional budget becomes frames: `summary.ROUNDING_MODES` less the h5 route's own
 SUMMARY_ROUNDINGS = ("floor", "round")
 PRECISIONS = ("fp32", "fp16", "int8")
+#: how a benchmark scores test videos: a scorer trained per split, or the annotation's consensus
+BENCHMARK_METHODS = ("train", "gtscore")
 #: where a frame index lives
 BACKENDS = ("faiss", "milvus")
 ON_BROKEN = ("fail", "keep")
@@ -296,6 +299,17 @@ class SearchOptions(Options):
 
 
 @dataclass(frozen=True)
+class BenchmarkOptions(Options):
+    """How `fiftyone_clipit.benchmark.run_benchmark` scores each split's test videos."""
+
+    preset: str = option(DEFAULT_SCORER_PRESET, "the scorer's shapes (a preset of models/scorer-*.json)", label="Scorer preset")
+    method: str = option("train", "train a scorer per split, or score the test videos with their annotation's "
+                                  "consensus (gtscore: checks the protocol and the files)", choices=BENCHMARK_METHODS)
+    captions: bool = option(False, "read each features file's caption embeddings as the text (else caption-free)")
+    h5_features: bool = option(False, "with h5 files: train on the files' own GoogLeNet features")
+
+
+@dataclass(frozen=True)
 class IndexOptions(Options):
     """How the frame index is built and where it lives (`build_frame_index`)."""
 
@@ -368,6 +382,8 @@ class TrainingOptions:
         proportion: summary budget for the validation F1.
         f1_mode: "avg" over users (TVSum) or "max" (SumMe).
         attention: the scorer's temporal attention, "auto", "full" or "windowed".
+        max_segment: the longest KTS shot (seconds) of the validation summaries, cut as
+            `create_summary` cuts them.
     """
 
     mode: str = "supervised"
@@ -385,6 +401,7 @@ class TrainingOptions:
     proportion: float = DEFAULT_BUDGET
     f1_mode: str = "avg"
     attention: str = "auto"
+    max_segment: float = ShotOptions.max_segment
 
     def __post_init__(self) -> None:
         check_attention(self.attention)

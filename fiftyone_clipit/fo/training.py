@@ -13,7 +13,8 @@ zero-shot (`fiftyone_clipit.baselines`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
@@ -122,64 +123,83 @@ def _text_source(samples, query_field: str | None, query) -> str:
     return CAPTION_FREE
 
 
-def _options(options: dict) -> TrainingOptions:
+@dataclass(frozen=True)
+class TrainingData:
+    """What a scorer learns from: the ground truth, and the text each video is read against.
+
+    Attributes:
+        gt_field: users' summaries (one or more TemporalDetections fields; users in one field
+            are told apart by a `user` attribute) or one per-frame importance field, whose
+            protocol keyshot summary (budget `proportion`) becomes the keyframes. Needed for
+            supervised training and for model selection on validation F1.
+        query_field: a string (or list of sentences) field with each video's query.
+        query: one query for every video. Neither: generic summaries, read against the video's
+            captions (with `captioner`) or the caption-free stand-in.
+        captioner: generic training: frames -> sentences, or the folder / hub id of a
+            transformers image-to-text model; the captions are kept beside the embeddings, so
+            `score_frames` with the same captioner reads the same text. The checkpoint records
+            it, and scoring with other text is refused.
+        n_captions: frames captioned per video.
+        model: a loaded ClipEncoder of the embeddings' model for the text (None: loaded).
+    """
+
+    gt_field: str | list[str] | None = None
+    query_field: str | None = None
+    query: str | list[str] | None = None
+    captioner: Captioner | str | None = None
+    n_captions: int = DEFAULT_CAPTIONS
+    model: ClipEncoder | None = None
+
+
+def _split_settings(data: TrainingData | None, options: TrainingOptions | None, settings: dict
+                    ) -> tuple[TrainingData, TrainingOptions]:
+    """The data and the recipe, with keyword `settings` replacing their fields."""
+    data_names = {f.name for f in fields(TrainingData)}
     valid = sorted(f.name for f in fields(TrainingOptions))
-    unknown = sorted(set(options) - set(valid))
+    recipe = {k: v for k, v in settings.items() if k not in data_names}
+    unknown = sorted(set(recipe) - set(valid))
     if unknown:
         raise ClipItError(f"Unknown training option(s) {unknown}; the valid options are {valid}")
-    return TrainingOptions(**options)
+    data = replace(data or TrainingData(), **{k: v for k, v in settings.items() if k in data_names})
+    return data, replace(options or TrainingOptions(), **recipe)
 
 
 def train_scorer(
     samples: foc.SampleCollection,
     output_dir: str,
-    gt_field: str | list[str] | None = None,
-    query_field: str | None = None,
-    query: str | list[str] | None = None,
+    data: TrainingData | None = None,
+    options: TrainingOptions | None = None,
+    *,
     preset: str = DEFAULT_PRESET,
-    model: ClipEncoder | None = None,
-    captioner: Captioner | str | None = None,
-    n_captions: int = DEFAULT_CAPTIONS,
-    max_segment: float = ShotOptions.max_segment,
     run_key: str = DEFAULT_TRAIN_RUN,
     device: str | None = None,
     overwrite: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
-    **options,
+    **settings: Any,
 ) -> TrainReport:
     """Trains a CLIP-It scorer on the videos of a collection and writes a checkpoint folder.
 
     Args:
         samples: a video dataset or view with frame embeddings (`compute_frame_embeddings`).
         output_dir: the checkpoint folder to write (model.safetensors, config.json, MODEL_CARD.md).
-        gt_field (None): users' summaries (one or more TemporalDetections fields; users in one
-            field are told apart by a `user` attribute) or one per-frame importance field, whose
-            protocol keyshot summary (budget `proportion`) becomes the keyframes. Needed for
-            supervised training and for model selection on validation F1.
-        query_field (None): a string (or list of sentences) field with each video's query.
-        query (None): one query for every video. Neither: generic summaries, read against the
-            video's captions (with `captioner`) or the caption-free stand-in.
+        data (None): a `TrainingData`: the ground truth and the text (gt_field, query_field,
+            query, captioner, n_captions, model).
+        options (None): a `fiftyone_clipit.options.TrainingOptions`: the recipe (mode
+            "supervised" or "unsupervised", epochs, batch_size, learning_rate (None: scaled
+            with width), warmup_epochs, weight_decay, the loss weights, validation_fraction,
+            patience, seed, proportion, f1_mode, attention, max_segment).
         preset ("paper"): scorer shapes (`fiftyone_clipit.scorer.list_presets()`); feature_dim
             follows the embeddings.
-        model (None): a loaded ClipEncoder of the embeddings' model for the query text.
-        captioner (None): generic training: frames -> sentences, or the folder / hub id of a
-            transformers image-to-text model; the captions are kept beside the embeddings, so
-            `score_frames` with the same captioner reads the same text. The checkpoint records
-            it, and scoring with other text is refused.
-        n_captions (7): frames captioned per video.
-        max_segment: longest KTS shot in seconds, for the validation summaries (cut by
-            `kts_summary_shots`, as `create_summary` cuts them).
         run_key ("clipit_train"): the FiftyOne run that records the training.
         device (None): torch device; None picks cuda when available, else cpu.
         overwrite (False): replace an existing checkpoint folder; without it an existing
             `output_dir` is refused before anything is read or trained.
         skip_failures (False): leave out and log videos that cannot be used instead of raising.
         progress (None): True for progress bars, or a callback(fraction, label).
-        **options: `fiftyone_clipit.training.TrainingOptions` fields: mode ("supervised" or
-            "unsupervised"), epochs, batch_size, learning_rate (None: scaled with width),
-            warmup_epochs, weight_decay, bce_weight, reconstruction_weight, diversity_weight,
-            validation_fraction, patience, seed, proportion, f1_mode, attention.
+        **settings: fields of `TrainingData` or `TrainingOptions`, replacing those of `data`
+            and `options`: ``train_scorer(ds, "scorer/", gt_field="gt", query_field="query",
+            epochs=30)``.
 
     Returns:
         a TrainReport with the checkpoint's path, the selected epoch and, on the validation
@@ -194,8 +214,10 @@ def train_scorer(
         BatchError: some videos cannot be used (each is named, before any epoch runs and with
             nothing written); with skip_failures=True they are logged and left out instead.
     """
+    data, training_options = _split_settings(data, options, settings)
+    gt_field, query_field, query, captioner = data.gt_field, data.query_field, data.query, data.captioner
+    n_captions, model = data.n_captions, data.model
     samples = video_collection(samples)
-    training_options = _options(options)
     gt_fields = ensure_iterable(gt_field) if gt_field is not None else []
     gt_kind = _ground_truth_kind(samples, gt_fields) if gt_fields else None
     if training_options.mode == "supervised" and not gt_fields:
@@ -217,7 +239,7 @@ def train_scorer(
     if source != CAPTION_FREE:
         encoder = model or load_clip(run.model, getattr(run, "pretrained", None), device)
     videos, failures = _training_videos(
-        samples, gt_fields, gt_kind, query_field, query, encoder, run, max_segment, training_options, progress,
+        samples, gt_fields, gt_kind, query_field, query, encoder, run, training_options, progress,
         captioner, n_captions,
     )
     if len(videos) < 2:
@@ -260,7 +282,7 @@ def train_scorer(
 
 
 def _training_videos(
-    samples, gt_fields, gt_kind, query_field, query, encoder, run, max_segment, options, progress, captioner, n_captions
+    samples, gt_fields, gt_kind, query_field, query, encoder, run, options, progress, captioner, n_captions
 ):
     """One TrainingVideo per usable sample, and a failure for each other one."""
     store = embedding_store(samples)
@@ -290,7 +312,7 @@ def _training_videos(
             picks, features = picks[keep], np.asarray(item.embeddings, dtype=np.float32)[keep]
             capacity = max(1, summary_capacity(n_frames, options.proportion))
             shots = split_long_shots(shots_for_video(
-                ShotOptions(max_segment=max_segment), n_frames, meta.frame_rate or FALLBACK_FRAME_RATE, item, capacity
+                ShotOptions(max_segment=options.max_segment), n_frames, meta.frame_rate or FALLBACK_FRAME_RATE, item, capacity
             ), capacity)
             users = None
             if gt_kind == "summaries":
