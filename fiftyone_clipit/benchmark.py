@@ -25,7 +25,7 @@ come from `--features DIR` (CLIP features you computed, on the same frames) or, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ import numpy as np
 from fiftyone_clipit.captions import caption_free_text
 from fiftyone_clipit.defaults import DEFAULT_BUDGET
 from fiftyone_clipit.errors import ClipItError
+from fiftyone_clipit.examples import training_example
 from fiftyone_clipit.options import BenchmarkOptions, ShotOptions
 from fiftyone_clipit.readers import (
     H5Video,
@@ -45,13 +46,8 @@ from fiftyone_clipit.readers import (
     user_keyshot_summaries,
 )
 from fiftyone_clipit.scorer import load_preset
-from fiftyone_clipit.summary import (
-    kts_summary_shots,
-    split_long_shots,
-    summary_capacity,
-    uniform_change_points,
-    upsample_scores,
-)
+from fiftyone_clipit.store import FrameEmbeddings
+from fiftyone_clipit.summary import uniform_change_points, upsample_scores
 from fiftyone_clipit.metrics import rank_correlation
 from fiftyone_clipit.training import TrainingOptions, TrainingVideo, score_videos, train, video_f1
 
@@ -157,19 +153,14 @@ def benchmark_videos(
             shots = uniform_change_points(annotation.n_frames, max(1, round(2 * annotation.fps)))
             users = user_keyshot_summaries(annotation.gt_score[None, :], shots)
         step_rate = len(picks) / (annotation.n_frames / annotation.fps)
-        capacity = max(1, summary_capacity(annotation.n_frames, proportion))
-        videos[key] = TrainingVideo(
-            name=annotation.name,
-            features=features,
-            text=text,
-            picks=picks,
-            n_frames=annotation.n_frames,
-            change_points=split_long_shots(kts_summary_shots(
-                features, picks, annotation.n_frames, step_rate, annotation.fps, capacity, ShotOptions(max_segment=max_segment)
-            ), capacity),
-            user_summaries=np.asarray(users, dtype=bool),
-            user_scores=annotation.user_scores if dataset == "tvsum" else None,
-            gt_scores=np.asarray(annotation.gt_score, dtype=np.float64)[picks],
+        item = FrameEmbeddings(np.asarray(picks) + 1, features, {"fps": step_rate})
+        video = training_example(
+            annotation.name, item, annotation.n_frames, annotation.fps, text, users, proportion,
+            ShotOptions(max_segment=max_segment),
+        )
+        videos[key] = replace(
+            video, user_scores=annotation.user_scores if dataset == "tvsum" else None,
+            gt_scores=np.asarray(annotation.gt_score, dtype=np.float64)[video.picks],
         )
     if missing:
         shown = "\n  ".join(missing[:5])

@@ -212,3 +212,30 @@ def caption_free_text(embeddings: np.ndarray, n_sentences: int = DEFAULT_CAPTION
     centres = centres[order]
     norms = np.linalg.norm(centres, axis=1, keepdims=True)
     return (centres / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def video_text(
+    query_text: np.ndarray | None,
+    captioner: Captioner | None,
+    encoder,
+    embeddings: np.ndarray,
+    n_captions: int,
+    store: EmbeddingStore | None,
+    key: str | None,
+    path: str,
+) -> tuple[np.ndarray, list[str]]:
+    """The text one video is read against, and the captions it was made from (empty unless
+    captioned): the query's sentence embeddings when there is a query; else the video's
+    captions, embedded by `encoder` (a ClipEncoder), when there is a captioner; else the
+    caption-free stand-in made from its frame `embeddings`. Scoring and training both read a
+    video's text through this, so a scorer is trained on the text it is scored with.
+
+    Raises:
+        ClipItError, VideoError: the video cannot be captioned.
+    """
+    if query_text is not None:
+        return query_text, []
+    if captioner is not None:
+        sentences = cached_captions(path, captioner, n_captions, store, key)
+        return encoder.encode_text(sentences), sentences
+    return caption_free_text(embeddings), []

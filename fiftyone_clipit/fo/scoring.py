@@ -19,11 +19,10 @@ from fiftyone import ViewField as F
 from fiftyone_clipit.captions import (
     DEFAULT_CAPTIONS,
     Captioner,
-    cached_captions,
-    caption_free_text,
     check_text_source,
     load_captioner,
     text_source,
+    video_text,
 )
 from fiftyone_clipit.defaults import DEFAULT_CAPTIONS_FIELD, DEFAULT_SCORE_FIELD, ZERO_SHOT, check_attention
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
@@ -335,8 +334,9 @@ class _ScoreWriter:
         if lie:
             return self.fail(sample_id, path, lie)
         try:
-            text, sentences_of_video = _video_text(
-                self.query_text, self.captioner, self.encoder, item, self.options.n_captions, self.store, sample_id, path
+            text, sentences_of_video = video_text(
+                self.query_text, self.captioner, self.encoder, item.embeddings, self.options.n_captions, self.store,
+                sample_id, path,
             )
         except (ClipItError, VideoError, ValueError) as e:
             return self.fail(sample_id, path, str(e))
@@ -418,14 +418,3 @@ def _frame_count_mismatch(n_frames: int, info: dict) -> str | None:
         f"its metadata says {n_frames} frames but the file decodes {decoded[0]}; refresh the metadata "
         f"(dataset.compute_metadata(overwrite=True)) and score again"
     )
-
-
-def _video_text(query_text, captioner, encoder, item, n_captions, store, sample_id, path) -> tuple[np.ndarray, list[str]]:
-    """The text one video is read against (the query, its captions, or the caption-free
-    stand-in) and the captions it was made from (empty unless captioned)."""
-    if query_text is not None:
-        return query_text, []
-    if captioner is not None:
-        sentences = cached_captions(path, captioner, n_captions, store, sample_id)
-        return encoder.encode_text(sentences), sentences
-    return caption_free_text(item.embeddings), []

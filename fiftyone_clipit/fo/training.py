@@ -27,10 +27,9 @@ from fiftyone_clipit.captions import (
     DEFAULT_CAPTIONS,
     QUERY,
     Captioner,
-    cached_captions,
-    caption_free_text,
     load_captioner,
     text_source,
+    video_text,
 )
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
 from fiftyone_clipit.errors import ClipItError, ItemFailure
@@ -50,12 +49,11 @@ from fiftyone_clipit.fo.common import (
 from fiftyone_clipit.fo.protocols import user_masks
 from fiftyone_clipit.checkpoints import check_checkpoint_folder, save_checkpoint
 from fiftyone_clipit.scorer import DEFAULT_PRESET, load_preset
-from fiftyone_clipit.shots import ShotOptions, shots_for_video
+from fiftyone_clipit.examples import training_example
+from fiftyone_clipit.options import ShotOptions
 from fiftyone_clipit.protocols import importance_keyshot_summary
-from fiftyone_clipit.summary import split_long_shots, summary_capacity
 from fiftyone_clipit.training import (
     TrainingOptions,
-    TrainingVideo,
     checkpoint_metadata,
     model_card,
     train,
@@ -307,13 +305,6 @@ def _training_videos(
             if meta is None or not meta.total_frame_count:
                 raise ClipItError("no video metadata; add it with add_videos")
             n_frames = int(meta.total_frame_count)
-            picks = np.asarray(item.frame_numbers) - 1
-            keep = picks < n_frames
-            picks, features = picks[keep], np.asarray(item.embeddings, dtype=np.float32)[keep]
-            capacity = max(1, summary_capacity(n_frames, options.proportion))
-            shots = split_long_shots(shots_for_video(
-                ShotOptions(max_segment=options.max_segment), n_frames, meta.frame_rate or FALLBACK_FRAME_RATE, item, capacity
-            ), capacity)
             users = None
             if gt_kind == "summaries":
                 users = user_masks([row[name] for name in gt_fields], n_frames)
@@ -324,20 +315,19 @@ def _training_videos(
                     row["frames.frame_number"], row[f"frames.{gt_fields[0]}"], n_frames,
                     meta.frame_rate or FALLBACK_FRAME_RATE, gt_fields[0], options.proportion,
                 )
+            query_text = fixed_text
             if query_field:
                 sentences = tuple(ensure_iterable(row[query_field] or []))
                 if not sentences or any(not isinstance(s, str) or not s.strip() for s in sentences):
                     raise ClipItError(f"no query in field '{query_field}'")
                 if sentences not in text_cache:
                     text_cache[sentences] = encoder.encode_text(list(sentences))
-                text = text_cache[sentences]
-            elif fixed_text is not None:
-                text = fixed_text
-            elif captioner is not None:
-                text = encoder.encode_text(cached_captions(path, captioner, n_captions, store, sample_id))
-            else:
-                text = caption_free_text(features)
-            videos.append(TrainingVideo(path, features, text, picks, n_frames, shots, users))
+                query_text = text_cache[sentences]
+            text, _ = video_text(query_text, captioner, encoder, item.embeddings, n_captions, store, sample_id, path)
+            videos.append(training_example(
+                path, item, n_frames, meta.frame_rate or FALLBACK_FRAME_RATE, text, users, options.proportion,
+                ShotOptions(max_segment=options.max_segment),
+            ))
         except (ClipItError, ValueError) as e:
             failures.append(ItemFailure(path, str(e)))
     return videos, failures
