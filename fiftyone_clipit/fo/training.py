@@ -258,6 +258,15 @@ def train_scorer(
     metadata = {**checkpoint_metadata(result, data), "baselines": baselines}
     card = model_card(result.model.config, metadata, baseline_card_lines(baselines))
     path = save_checkpoint(output_dir, result.model, metadata, card, overwrite)
+    _record_training(dataset, run_key, path, preset, training_options, gt_fields, data, result, baselines)
+    return TrainReport(path, result.best_epoch, result.criterion, result.best_value,
+                       len(result.train_names), len(result.validation_names), failures, baselines)
+
+
+def _record_training(dataset, run_key: str, path: str, preset: str, training_options: TrainingOptions,
+                     gt_fields: list[str], data: dict, result, baselines: dict) -> None:
+    """Records the training as the FiftyOne run `run_key`: the checkpoint, what it learnt from,
+    the epoch kept, and the validation figures beside zero-shot's and the query-blind twin's."""
     record_run(
         dataset,
         run_key,
@@ -275,8 +284,6 @@ def train_scorer(
         n_validation=len(result.validation_names),
         baselines=baselines,
     )
-    return TrainReport(path, result.best_epoch, result.criterion, result.best_value,
-                       len(result.train_names), len(result.validation_names), failures, baselines)
 
 
 def _training_videos(
