@@ -168,8 +168,15 @@ def summarised_app(video_dir, tiny_encoder):
 
     dataset = scored_dataset("clipit-panel-app", video_dir, tiny_encoder)
     create_summary(dataset, budget=0.2, segmentation="uniform", segment_seconds=0.5)
-    truth = fo.TemporalDetections(detections=[fo.TemporalDetection(label="a person", support=[31, 60])])
-    dataset.set_values("gt", [truth.copy() for _ in range(len(dataset))])
+    # each video's ground truth: its summary's first segment (matched, so every figure of the Model
+    # Evaluation panel is non-zero: the panel draws 0 as "—") and frames 31-60
+    dataset.set_values("gt", [
+        fo.TemporalDetections(detections=[
+            fo.TemporalDetection(label="a person", support=list(summary.detections[0].support)),
+            fo.TemporalDetection(label="a person", support=[31, 60]),
+        ])
+        for summary in dataset.values("clipit_summary")
+    ])
     foo.get_operator("@clipit/video-summarization/evaluate_summary")(dataset, gt_field="gt")
     label_scores(dataset)
     app_port = free_port()
@@ -185,7 +192,9 @@ def open_page(browser, url: str, errors: list[str]):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
     expect(page.get_by_text("filepath", exact=True).first).to_be_visible(timeout=60_000)
-    page.wait_for_timeout(2000)
+    # the grid's first tile drawn: the App's route has loaded (interacting before that can hit its
+    # "entry is loading" error)
+    expect(page.locator("[data-cy=looker]").first).to_be_visible(timeout=60_000)
     if page.locator("#modal.modalon").count():  # the session remembers an open modal
         close_modal(page)
     dismiss = page.get_by_text("Dismiss")
@@ -323,16 +332,34 @@ def test_scores_show_in_the_modal(summarised_app):
     assert not errors, errors
 
 
+# Reads the Model Evaluation panel's summary table: {metric: the value cell's text}.
+READ_SUMMARY_TABLE = """() => Object.fromEntries([...document.querySelectorAll("tr")]
+    .map((row) => [...row.querySelectorAll("th, td")].map((cell) => cell.innerText.trim()))
+    .filter((cells) => cells.length >= 2).map((cells) => [cells[0], cells[1]]))"""
+
+#: the summary table's figures of the plugin's segment evaluation, and what each reads
+PANEL_FIGURES = {
+    "Precision": lambda r: r.metrics()["precision"], "Recall": lambda r: r.metrics()["recall"],
+    "F1-Score": lambda r: r.metrics()["fscore"], "mAP": lambda r: r.mAP(), "mAR": lambda r: r.mAR(),
+    "Frame-overlap F1": lambda r: r.metrics()["fscore"],
+}
+
+
 def test_model_evaluation_panel_opens_the_plugins_evaluations(summarised_app):
     """FiftyOne's Model Evaluation panel opens every evaluation it lists, the plugin's included
-    (evaluate_summary from the App: `<key>_segments` with the frame-overlap F1), with no error;
-    the summary protocol run (a custom run) is not among them."""
+    (evaluate_summary from the App: `<key>_segments`), with no error; its summary table shows the
+    summary protocol's precision, recall and F1 (the frame-overlap figures), mAP and mAR, and no
+    "—" (the panel's mark of a figure the evaluation lacks); the summary protocol run (a custom
+    run) is not among them. Each step waits for the panel's content, not for time."""
     from playwright.sync_api import sync_playwright
 
     dataset, _, url = summarised_app
     evaluations = dataset.list_evaluations()
     assert "clipit_eval_segments" in evaluations
-    errors = []
+    results = dataset.load_evaluation_results("clipit_eval_segments")
+    expected = {name: read(results) for name, read in PANEL_FIGURES.items()}
+    assert all(value > 0 for value in expected.values()), expected  # the fixture's ground truth sees to it
+    errors, shown = [], {}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -344,10 +371,12 @@ def test_model_evaluation_panel_opens_the_plugins_evaluations(summarised_app):
                 page.get_by_role("button", name=re.compile(rf"^Evaluation type: .* {key} ")).click()
                 opened, failed = page.locator("#evaluation-header").get_by_text(key), page.get_by_text("Operator Error")
                 expect(opened.or_(failed).first).to_be_visible(timeout=60_000)
-                expect(page.get_by_text("Summary", exact=True).or_(failed).first).to_be_visible(timeout=60_000)
+                precision_row = page.locator("tr", has=page.get_by_text("Precision", exact=True))
+                expect(precision_row.first.or_(failed).first).to_be_visible(timeout=60_000)
                 assert not failed.count(), f"the panel failed on '{key}': {errors}"
                 if key == "clipit_eval_segments":
-                    expect(page.get_by_text("Frame-overlap F1")).to_be_visible(timeout=30_000)
+                    expect(page.locator("tr", has=page.get_by_text("Frame-overlap F1", exact=True))).to_be_visible(timeout=30_000)
+                    shown = page.evaluate(READ_SUMMARY_TABLE)
                     page.screenshot(path=str(IMAGES / "model_evaluation_panel.png"))
                 page.locator("#evaluation-header [data-testid=ArrowBackIcon]").click()
                 expect(page.get_by_text("Evaluate Model")).to_be_visible(timeout=30_000)
@@ -355,6 +384,9 @@ def test_model_evaluation_panel_opens_the_plugins_evaluations(summarised_app):
         finally:
             (ARTIFACTS / "model_evaluation.txt").write_text(page.inner_text("body"))
         browser.close()
+    assert [name for name, value in shown.items() if value.startswith("—")] == [], shown
+    for name, value in expected.items():
+        assert float(shown[name]) == pytest.approx(value, abs=0.006), (name, shown)
     assert not errors, errors
 
 
