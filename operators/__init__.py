@@ -200,7 +200,11 @@ class CreateSummary(ClipItOperator):
         elif segmentation == "uniform":
             float_input(ctx, inputs, "segment_seconds", "Segment length (seconds)", 2.0, 0.1, 60.0)
         else:
-            text_input(ctx, inputs, "shots_field", "Shots field (TemporalDetections)", required=True, field_name=True)
+            field_choice(
+                ctx, inputs, "shots_field", "Shots field (TemporalDetections)",
+                fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections), None,
+                "label each video's shots as TemporalDetections first",
+            )
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.summaries import create_summary
@@ -234,10 +238,24 @@ class EvaluateSummary(ClipItOperator):
     heavy = False
 
     def build_inputs(self, ctx, inputs):
-        text_input(ctx, inputs, "gt_field", "Ground-truth summary field", required=True, field_name=True)
-        text_input(ctx, inputs, "pred_field", "Predicted summary field", default=DEFAULT_SUMMARY_FIELD, field_name=True)
-        text_input(ctx, inputs, "eval_key", "Evaluation key", default=DEFAULT_EVAL_KEY, field_name=True)
         inputs.enum("protocol", ["tvsum", "summe", "qfvs", "qvhighlights"], default="tvsum", label="Protocol")
+        summaries = fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections)
+        if ctx.params.get("protocol") == "qvhighlights":
+            field_choice(
+                ctx, inputs, "gt_field", "Ground-truth saliency field (a list per video)",
+                fields_of_type(ctx, fo.ListField), None, "import QVHighlights annotations first",
+            )
+        else:
+            truth = [name for name in summaries if name != (ctx.params.get("pred_field") or DEFAULT_SUMMARY_FIELD)]
+            field_choice(
+                ctx, inputs, "gt_field", "Ground-truth summary field", truth, None,
+                "import or label users' summaries (TemporalDetections) first",
+            )
+        field_choice(
+            ctx, inputs, "pred_field", "Predicted summary field", summaries, DEFAULT_SUMMARY_FIELD,
+            "run 'CLIP-It: create summary' first",
+        )
+        text_input(ctx, inputs, "eval_key", "Evaluation key (a new name, or one to replace)", default=DEFAULT_EVAL_KEY, field_name=True)
         inputs.enum("mode", ["avg", "max"], label="Over users: avg (TVSum) or max (SumMe); empty: the protocol's")
         inputs.bool(
             "segments", default=True,

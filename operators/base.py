@@ -60,8 +60,9 @@ class ClipItOperator(foo.Operator):
             allow_immediate_execution=True,
             allow_delegated_execution=self.heavy,
             default_choice_to_delegated=self.heavy,
-            # the App then streams what `execute` yields: progress while a heavy run works
-            execute_as_generator=self.heavy,
+            # the App then streams what `execute` yields: progress while a heavy run works, and
+            # for every operator a failure as one sentence (a raised error shows its traceback)
+            execute_as_generator=True,
         )
 
     def build_inputs(self, ctx, inputs: types.Object) -> None:
@@ -145,10 +146,11 @@ class ClipItOperator(foo.Operator):
         return types.Property(inputs, view=types.View(label=self.label))
 
     def execute(self, ctx):
-        """Runs the operator. Run immediately from the App, a heavy operator's execution is a
-        generator that streams its progress to the App (see `_stream`); from Python and in a
-        worker it returns the output, its progress going to `ctx.set_progress`."""
-        if self.heavy and not ctx.delegated and from_the_app(ctx):
+        """Runs the operator. Run immediately from the App, its execution is a generator that
+        streams its progress to the App and ends in its output or in one sentence saying why it
+        failed (see `_stream`); from Python and in a worker it returns the output, its progress
+        going to `ctx.set_progress`."""
+        if not ctx.delegated and from_the_app(ctx):
             return self._stream(ctx)
 
         def progress(fraction: float, label: str) -> None:
@@ -244,8 +246,16 @@ class ClipItOperator(foo.Operator):
 
 
 def failure_text(error: BaseException) -> str:
-    """What the App shows of a failed run: the error's type and message."""
-    return f"{type(error).__name__}: {error}"
+    """What the App shows of a failed run: one sentence. The library's own errors (ClipItError)
+    already name the input and the remedy; anything else gives its message and its kind, and
+    points to the server's log, where `_Failure` writes the traceback."""
+    from fiftyone_clipit.errors import ClipItError
+
+    message = (str(error).strip().splitlines() or [""])[0]
+    if isinstance(error, ClipItError) and message:
+        return message
+    kind = type(error).__name__
+    return f"{message or kind} ({kind}; the App server's log has the details)"
 
 
 class _Failure(GeneratedMessage):
@@ -287,7 +297,9 @@ def text_input(
     `folder`) not an absolute path; returns it."""
     prop = inputs.str(name, label=label, default=default, required=required)
     value = ctx.params.get(name, default)
-    if required and (value is None or not str(value).strip()):
+    if required and value is None:
+        prop.invalid = True  # nothing typed yet: Execute disabled, no red "must not be empty" yet
+    elif required and not str(value).strip():
         prop.invalid = True
         prop.error_message = f"{label} must not be empty"
     elif field_name and value and not _FIELD_NAME.match(str(value)):
@@ -345,22 +357,28 @@ def field_choice(
     choices: list[str],
     default: str | None,
     missing_hint: str,
+    required: bool = True,
 ) -> None:
-    """A dropdown of existing fields of the right type; invalid when none fits."""
+    """A dropdown of existing fields of the right type; invalid (Execute disabled) when none fits
+    or the value is not one of them; an optional one may stay empty."""
     value = ctx.params.get(name, default if default in choices else None)
     prop = inputs.enum(
         name, choices, label=label, default=default if default in choices else None,
         view=types.AutocompleteView(),
     )
+    if not required and not value:
+        return
     if not choices:
         prop.invalid = True
         prop.error_message = f"No suitable field yet: {missing_hint}"
+    elif not value:
+        prop.invalid = True  # nothing chosen yet: Execute disabled, no error before a choice
     elif value not in choices:
         prop.invalid = True
-        prop.error_message = f"Choose one of {choices}"
+        prop.error_message = f"'{value}' is not one of this dataset's fields that fit: choose one of {choices}"
 
 
-def fields_of_type(ctx, ftype: type, embedded_doc_type: type | None = None, frames: bool = False) -> list[str]:
+def fields_of_type(ctx, ftype: type | tuple[type, ...], embedded_doc_type: type | None = None, frames: bool = False) -> list[str]:
     """Names of the dataset's (frame) fields of a type, e.g. frame FloatFields or TemporalDetections."""
     if ctx.dataset is None:
         return []

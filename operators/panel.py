@@ -200,7 +200,10 @@ class ClipItPanel(foo.Panel):
             )
         except ClipItError as e:
             ctx.panel.set_state("message", str(e))
+            ctx.panel.set_data("curve", [])
+            ctx.panel.set_state("drawn", False)  # nothing to re-plan: Apply is disabled
             return None
+        ctx.panel.set_state("drawn", True)
         rate = float(1 / curves.times[1]) if len(curves.times) > 1 else 30.0
         seconds = None if preview is None else [((first - 1) / rate, last / rate) for first, last in preview]
         traces, layout = curve_traces(curves, span=span, preview=seconds)
@@ -225,10 +228,10 @@ class ClipItPanel(foo.Panel):
                     view=types.SliderView(min=0, max=1, view_multiple_of=0.01, value_format="%"),
                 )
             buttons = panel.h_stack("apply", align_x="left")
-            buttons.btn("apply_video", label="Apply to this video", on_click=self.on_apply_video)
-            buttons.btn("apply_all", label="Apply to all", on_click=self.on_apply_all)
-            panel.str("score_field", label="Score field", default=DEFAULT_SCORE_FIELD, on_change=self.on_change_fields)
-            panel.str("gt_field", label="Ground-truth field (optional)", on_change=self.on_change_fields)
+            drawn = bool(state.drawn)
+            buttons.btn("apply_video", label="Apply to this video", on_click=self.on_apply_video, disabled=not drawn)
+            buttons.btn("apply_all", label="Apply to all", on_click=self.on_apply_all, disabled=not drawn)
+            self._render_fields(ctx, panel)
         else:
             panel.md("Open a video to see how relevant each moment is to your query.", name="intro")
         panel.str("query", label="Search every video for...")
@@ -237,6 +240,24 @@ class ClipItPanel(foo.Panel):
             panel.md(str(state.message), name="message")
         self._render_runs(panel)
         return types.Property(panel)
+
+    def _render_fields(self, ctx, panel: types.Object) -> None:
+        """Dropdowns of the fields the curve can be drawn from: frame scores, users' summaries."""
+        import fiftyone as fo
+
+        from .base import fields_of_type
+
+        scores = fields_of_type(ctx, fo.FloatField, frames=True)
+        panel.enum(
+            "score_field", scores, label="Score field", default=DEFAULT_SCORE_FIELD if DEFAULT_SCORE_FIELD in scores else None,
+            on_change=self.on_change_fields, view=types.DropdownView(),
+        )
+        summary = setting(ctx, "summary_field")
+        truth = [name for name in fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections) if name != summary]
+        panel.enum(
+            "gt_field", truth, label="Ground-truth field (optional)", on_change=self.on_change_fields,
+            view=types.DropdownView(),
+        )
 
     def _render_runs(self, panel: types.Object) -> None:
         """The table of this dataset's runs (`on_refresh_runs` fills it), with its refresh button."""

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fiftyone_clipit import Budget, add_videos, create_summary
+from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.curves import curve_traces, sample_curves
 
 PANEL = "@clipit/video-summarization/clipit_panel"
@@ -37,8 +38,45 @@ def test_sample_curves_place_scores_segments_and_truth_in_time(planted):
     assert curves.pred_segments == [pytest.approx((1.0, 1.5))]
     assert curves.gt_segments == [pytest.approx((1.0, 2.0))]
     traces, layout = curve_traces(curves)
-    assert [t["name"] for t in traces] == ["relevance", "user_summary: share of users"]
+    assert [t["name"] for t in traces] == [
+        "relevance (per frame)", "user_summary: share of users", "summary", "user_summary: users' summaries",
+    ]  # the segments (shapes) named in the legend by a marker each
     assert len(traces[0]["y"]) == 90 and len(layout["shapes"]) == 2
+    # issue 24: axes fit the data (the whole video; the scores 0.2-0.9 with a margin), both labelled
+    assert layout["xaxis"]["range"] == pytest.approx([0.0, 3.0])
+    low, high = layout["yaxis"]["range"]
+    assert 0.1 < low < 0.2 and 0.9 < high < 1.0 and layout["showlegend"]
+    assert layout["yaxis2"]["title"]["text"] and layout["xaxis"]["title"]["text"] == "time (s)"
+
+
+def test_an_unscored_video_says_so_and_disables_apply(planted):
+    """Issue 24: a video without scores gets a message naming the remedy, no empty axes, and
+    Apply disabled; a scored one has the query in the curve's title."""
+    unscored = planted.clone()
+    try:
+        unscored.clear_frame_field("clipit_score")
+        with pytest.raises(ClipItError, match="has no scores in 'clipit_score': run 'CLIP-It: score frames"):
+            sample_curves(unscored, unscored.first().id)
+        requests = run_panel(unscored, "on_load", {})
+        assert "has no scores" in sent(requests, "patch_panel_state", "message")[-1]
+        assert sent(requests, "patch_panel_state", "drawn")[-1] is False
+        rendered = [r for r in requests if r["operator_uri"] == "show_panel_output"][-1]["params"]
+        buttons = [p for p in _walk(rendered) if isinstance(p, dict) and str(p.get("label")).startswith("Apply")]
+        assert buttons and all(b.get("disabled") for b in buttons), buttons
+    finally:
+        unscored.delete()
+    from fiftyone_clipit.fo.common import record_run
+
+    record_run(planted, "clipit_score_clipit_score", query="a red door")
+    assert sample_curves(planted, planted.first().id).title == "colors_a.mp4: “a red door” (clipit_score)"
+
+
+def _walk(node):
+    """Every dict and list inside a JSON value."""
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        yield from _walk(child)
 
 
 def run_panel(dataset, method: str, state: dict, view=None, sample_id: str | None = None):

@@ -53,6 +53,7 @@ def dataset(video_dir, tiny_encoder):
     compute_frame_embeddings(ds, model=tiny_encoder)
     score_frames(ds, "a person", model=tiny_encoder)
     create_summary(ds)
+    ds.set_values("gt", [fo.TemporalDetections(detections=[fo.TemporalDetection(label="gt", support=[1, 10])])] * len(ds))
     return ds
 
 
@@ -97,7 +98,7 @@ INVALID = {
     "evaluate_summary": ({"gt_field": "bad name", "pred_field": "clipit_summary"}, "gt_field"),
     "export_summary": ({"export_dir": "~/clips-out", "summary_field": "no_such_field"}, "summary_field"),
     "frame_overlap_f1": ({"mode": "mean"}, "mode"),
-    "train_scorer": ({"mode": "supervised", "gt_field": "", "output_dir": "checkpoints/scorer"}, "gt_field"),
+    "train_scorer": ({"mode": "supervised", "gt_field": "nosuch", "output_dir": "checkpoints/scorer"}, "gt_field"),
     "build_frame_index": ({"brain_key": "bad key"}, "brain_key"),
     "search_frames": ({"query": " ", "k": 5}, "query"),
     "create_highlight_reel": ({"query": "a person", "seconds": -1.0}, "seconds"),
@@ -114,6 +115,34 @@ def test_forms_accept_valid_and_reject_invalid_input(dataset, name):
     params, bad_field = INVALID[name]
     errors = invalid(form(name, dataset, params))
     assert bad_field in errors and errors[bad_field]
+
+
+def test_field_inputs_are_dropdowns_of_the_fields_that_fit(dataset):
+    """Issue 24: a field the operator reads is chosen from the dataset's fields of its type (free
+    text only names a new field); nothing chosen yet disables Execute without an error shown."""
+    props = form("evaluate_summary", dataset, {})
+    assert props["gt_field"].type.values == ["gt"] and props["pred_field"].type.values == ["clipit_summary", "gt"]
+    assert props["gt_field"].invalid and not props["gt_field"].error_message  # before any choice
+    nosuch = form("evaluate_summary", dataset, {"gt_field": "nosuch"})["gt_field"]
+    assert nosuch.invalid and "'nosuch'" in nosuch.error_message and "['gt']" in nosuch.error_message
+    assert isinstance(form("evaluate_summary", dataset, {})["eval_key"].type, types.String)  # a new name
+    shots = form("create_summary", dataset, {"segmentation": "shots"})["shots_field"]
+    assert set(shots.type.values) == {"gt", "clipit_summary"}
+    train = form("train_scorer", dataset, {})
+    assert "gt" in train["gt_field"].type.values and "frames.clipit_score" in train["gt_field"].type.values
+    assert not getattr(train["query_field"], "invalid", False)  # optional: may stay empty
+    query = form("score_frames", dataset, {})["query"]
+    assert query.invalid and not query.error_message  # no "must not be empty" before typing
+
+
+def test_failures_read_as_one_sentence():
+    from fiftyone_clipit.errors import ClipItError
+
+    from operators.base import failure_text
+
+    assert failure_text(ClipItError("Field 'x' does not exist on 'd'")) == "Field 'x' does not exist on 'd'"
+    text = failure_text(KeyError("frames"))
+    assert text == "'frames' (KeyError; the App server's log has the details)" and "\n" not in text
 
 
 def test_forms_of_schedulable_operators_say_how_scheduled_runs_run(dataset):
