@@ -22,13 +22,16 @@ logger = logging.getLogger(__name__)
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+#: the plugin's icon (the App loads it from the plugin's folder), in the operator browser and tabs
+ICON = "/assets/icon.svg"
+
 # Shown in the forms of the operators that can be scheduled (FiftyOne 1.22 offers "Schedule" only
 # with legacy orchestrators allowed, and then runs nothing until a worker is up).
 HOW_IT_RUNS = (
     "Execute runs this now, in the App. Schedule queues it for a worker: start one with "
     "`fiftyone delegated launch`, with FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true set where the App and "
-    "the worker run (without it the App shows scheduling as not available); the App's Runs page "
-    "shows queued and running operations."
+    "the worker run (without it the App shows scheduling as not available); the CLIP-It panel's "
+    "runs table (or `fiftyone delegated list` in a terminal) shows queued and running operations."
 )
 
 
@@ -56,6 +59,7 @@ class ClipItOperator(foo.Operator):
             name=self.name,
             label=self.label,
             description=self.description,
+            icon=ICON,
             dynamic=True,
             allow_immediate_execution=True,
             allow_delegated_execution=self.heavy,

@@ -26,6 +26,8 @@ from fiftyone_clipit.defaults import (
 )
 from fiftyone_clipit.errors import ClipItError
 
+from .base import ICON
+
 
 DEFAULTS = {"score_field": DEFAULT_SCORE_FIELD, "summary_field": DEFAULT_SUMMARY_FIELD, "budget": DEFAULT_BUDGET}
 
@@ -51,6 +53,7 @@ class ClipItPanel(foo.Panel):
         return foo.PanelConfig(
             name="clipit_panel",
             label="CLIP-It",
+            icon=ICON,
             surfaces="grid modal",
             help_markdown="Relevance of each moment to your query, the summary, and search.",
         )

@@ -406,6 +406,11 @@ def test_operator_browser_does_not_offer_the_custom_metric(summarised_app):
         expect(page.get_by_text("CLIP-It: search frames")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "operator_browser_frame.png"))
         assert page.get_by_text("Frame-overlap F1").count() == 0
+        # issue 24: the plugin's own icon, loaded from its folder (not the generic puzzle piece)
+        icons = page.locator("img[src$='/assets/icon.svg']")
+        expect(icons.first).to_be_visible(timeout=30_000)
+        assert icons.count() >= 2
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=icons.first.element_handle())
         page.keyboard.press("Escape")
         browser.close()
     assert not errors, errors
@@ -500,7 +505,7 @@ def test_the_panel_lists_the_datasets_runs(summarised_app):
     _, _, url = summarised_app
     errors = []
     with panel_in_modal(url, errors) as page:
-        row = page.locator("#modal").get_by_text("clipit_summary_clipit_summary", exact=True).first
+        row = page.locator("#modal").get_by_text("clipit_summary (summary)", exact=True).first
         row.scroll_into_view_if_needed(timeout=120_000)
         expect(row).to_be_visible(timeout=30_000)
         expect(page.locator("#modal").get_by_text("Runs on this dataset").first).to_be_visible()

@@ -243,8 +243,9 @@ def test_panel_lists_the_datasets_queued_running_and_finished_runs(planted):
         ours = [r for r in first if r["run"] == "CLIP-It: compute frame embeddings"]
         assert [r["state"] for r in ours] == ["queued"], first  # not the other dataset's operation
         recorded = {r["run"]: r for r in first if r["run"].startswith("clipit_")}
-        assert recorded["clipit_summary_clipit_summary"]["state"] == "done"
-        assert "budget 20%" in recorded["clipit_summary_clipit_summary"]["details"]
+        assert recorded["clipit_summary (summary)"]["state"] == "done"  # issue 24: one name, not the doubled key
+        assert recorded["clipit_summary (summary)"]["details"].startswith("score_field 'clipit_score'")  # no "run, "
+        assert "budget 20%" in recorded["clipit_summary (summary)"]["details"]
 
         service.set_running(queued[0])
         service.set_progress(queued[0], ExecutionProgress(progress=0.5, label="Embedding frames"))
@@ -253,7 +254,7 @@ def test_panel_lists_the_datasets_queued_running_and_finished_runs(planted):
 
         service.set_completed(queued[0])
         done, = [r for r in rows() if r["run"] == "CLIP-It: compute frame embeddings"]
-        assert done["state"] == "completed"
+        assert done["state"] == "done"  # one vocabulary: FiftyOne's "completed" reads as the runs' "done"
         rendered = str([r for r in run_panel(planted, "on_load", {}) if r["operator_uri"] == "show_panel_output"][-1])
         assert "Runs on this dataset" in rendered and "Refresh" in rendered
     finally:  # no worker of a later test may pick these up
