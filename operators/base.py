@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from typing import Any, Callable, Iterator
+from urllib.parse import quote
 
 import fiftyone as fo
 import fiftyone.operators as foo
@@ -238,15 +239,35 @@ class ClipItOperator(foo.Operator):
     def resolve_output(self, ctx):
         return self._output(ctx.results or {})
 
+    def summary(self, results: dict[str, Any]) -> str | None:
+        """What the run did, in a sentence above its figures (None: the figures say it)."""
+        return None
+
     def _output(self, results: dict[str, Any], heading: bool = False) -> types.Property:
         """The output view: each result as a line of text, under "<label>: done" (the view's
-        label, or for `heading` a first line)."""
+        label, or for `heading` a first line); storyboard files (`IMAGE_RESULTS`) as images."""
         outputs = types.Object()
         if heading:
             outputs.md(f"**{self.label}: done**", name="done_heading")
+        sentence = self.summary(results)
+        if sentence:
+            outputs.md(sentence, name="summary_sentence")
+        images = []
         for key, value in results.items():
-            outputs.str(key, label=key.replace("_", " "), default=str(value))
+            if key in IMAGE_RESULTS:
+                images += [value] if isinstance(value, str) else list(value or [])
+            else:
+                outputs.str(key, label=key.replace("_", " "), default=str(value))
+        for i, path in enumerate(images):
+            outputs.define_property(
+                "storyboard_image" if len(images) == 1 else f"storyboard_image_{i}", types.String(),
+                label=os.path.basename(path), default=f"/media?filepath={quote(path)}", view=types.ImageView(width="100%"),
+            )
         return types.Property(outputs, view=types.View(label=f"{self.label}: done"))
+
+
+#: results that are image files, shown as images (through the App's media route), not as text
+IMAGE_RESULTS = ("storyboard", "storyboard_files")
 
 
 def failure_text(error: BaseException) -> str:

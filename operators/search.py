@@ -63,4 +63,11 @@ class SearchFrames(ClipItOperator):
             view = view.to_clips(DEFAULT_MATCHES_FIELD).sort_by(f"{DEFAULT_MATCHES_FIELD}.confidence", reverse=True)
         if not ctx.delegated:
             ctx.ops.set_view(view)
-        return {"videos": n_videos, "shown": len(view)}
+        output = {"videos": n_videos, "shown": len(view)}
+        k, seconds = ctx.params.get("k", 10), ctx.params.get("clip_seconds", 2.0)
+        if ctx.params.get("show", "clips") == "clips" and len(view) < k:
+            output["why_fewer"] = (
+                f"The {k} best-matching frames make {len(view)} moment(s): frames less than {seconds:g} s "
+                "apart in a video share one moment"
+            )
+        return output

@@ -146,6 +146,7 @@ def test_an_immediate_run_shows_its_progress_in_the_app(app):
         browser.close()
     assert any(re.search(r"Scoring frames.*\((50|100)%\)", text) for text in shown), shown
     assert re.search(r"scored:\s*2", output), output
+    assert "Scored 2 video(s). Each frame's score shows as its label's confidence" in output  # a sentence first
     dataset.reload()
     assert dataset.get_run_info("clipit_score_clipit_score").config.query == "a dog"
     assert not errors, errors
@@ -637,3 +638,26 @@ def test_evaluate_summarys_form_offers_fields_and_fails_in_one_sentence(summaris
         finally:
             (ARTIFACTS / "evaluate_form.txt").write_text(page.inner_text("body"))
         browser.close()
+
+
+def test_an_export_from_the_app_shows_every_videos_storyboard_and_the_folder(summarised_app, tmp_path):
+    """Issue 24 (5): after export_summary the dialog shows each video's storyboard as an image (it
+    showed the first one's path as text) and names the folder the files went to."""
+    from playwright.sync_api import sync_playwright
+
+    dataset, _, url = summarised_app
+    errors: list[str] = []
+    out = tmp_path / "exported"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        run_operator(page, "CLIP-It: export summary clips", {"...or type one": str(out)}, close=False)
+        images = page.locator("[role=dialog] img[src*='_storyboard.png']")
+        expect(images).to_have_count(len(dataset), timeout=30_000)
+        for i in range(len(dataset)):
+            page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=images.nth(i).element_handle())
+        expect(page.locator("[role=dialog]").get_by_text(str(out)).first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "export_done.png"))
+        browser.close()
+    assert len(list(out.rglob("*_storyboard.png"))) == len(dataset)
+    assert not errors, errors

@@ -189,13 +189,17 @@ def test_the_embedding_form_defaults_to_the_datasets_embedding_model_and_rate(da
     assert form("compute_frame_embeddings", bare, {})["model"].default == "ViT-B-32"
 
 
-def test_the_export_result_shows_the_storyboard_through_the_apps_media_route(dataset):
-    results = {"clips": 3, "export_dir": "/data/x", "storyboard": "/data/x/a b/a b_storyboard.png"}
+def test_the_export_result_shows_every_storyboard_through_the_apps_media_route(dataset):
+    """Issue 24: every video's storyboard, not the first one's path as text."""
+    files = ["/data/x/a b/a b_storyboard.png", "/data/x/c/c_storyboard.png"]
+    results = {"clips": 3, "export_dir": "/data/x", "storyboard_files": files}
     ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": {}, "results": results})
-    shown = foo.get_operator(uri("export_summary")).resolve_output(ctx).type.properties
-    assert set(shown) == {"clips", "export_dir", "storyboard_image"}
-    image = shown["storyboard_image"]
-    assert isinstance(image.view, types.ImageView) and image.default == "/media?filepath=/data/x/a%20b/a%20b_storyboard.png"
+    operator = foo.get_operator(uri("export_summary"))
+    for shown in (operator.resolve_output(ctx).type.properties, operator._output(results, heading=True).type.properties):
+        assert {"clips", "export_dir", "storyboard_image_0", "storyboard_image_1"} <= set(shown)
+        image = shown["storyboard_image_0"]
+        assert isinstance(image.view, types.ImageView) and image.default == "/media?filepath=/data/x/a%20b/a%20b_storyboard.png"
+        assert shown["storyboard_image_1"].default == "/media?filepath=/data/x/c/c_storyboard.png"
 
 
 def test_forms_refuse_image_datasets_and_missing_embeddings(video_dir, tmp_path):
@@ -235,7 +239,8 @@ def test_operators_execute_against_the_database(dataset_copy, tmp_path):
     assert result.result["clips"] > 0 and result.result["reels"] == 2 and result.result["export_dir"] == str(out)
     assert len(list(out.rglob("*.mp4"))) == result.result["clips"] + result.result["reels"]
     assert not os.path.exists(os.path.join(os.path.dirname(fo.__file__), "server", "run-1"))
-    assert result.result["storyboard"].startswith(str(out)) and result.result["storyboard"].endswith("_storyboard.png")
+    storyboards = result.result["storyboard_files"]
+    assert len(storyboards) == 2 and all(p.startswith(str(out)) and p.endswith("_storyboard.png") for p in storyboards)
 
 
 @pytest.mark.slow
