@@ -231,10 +231,11 @@ class CreateSummary(ClipItOperator):
             overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,
         )
-        if report.view_name and not ctx.delegated:
-            ctx.dataset.reload()  # the library saved the view through its own handle on the dataset
-            ctx.ops.set_view(ctx.dataset.load_saved_view(report.view_name))
         return {"summarized": report.n_summarized, "segments": report.n_segments, "view": report.view_name}
+
+    def view_after(self, ctx, result):
+        ctx.dataset.reload()  # the library saved the view through its own handle on the dataset
+        return ctx.dataset.load_saved_view(result["view"]) if result.get("view") else None
 
     def summary(self, results):
         return (

@@ -162,15 +162,18 @@ class ClipItOperator(foo.Operator):
             ctx.set_progress(progress=fraction, label=label)
 
         result = self._work(ctx, progress)
+        view = result.pop(VIEW_RESULT, None)
         if not ctx.delegated:
             ctx.ops.reload_dataset()
-            view = self.view_after(ctx, result)
+            view = view if view is not None else self.view_after(ctx, result)
             if view is not None:
                 ctx.ops.set_view(view)
         return result
 
     def view_after(self, ctx, result: dict[str, Any]):
-        """The view to show in the App once a run from it is done (None: the App's view stays)."""
+        """The view to show in the App once a run from it is done (None: the App's view stays);
+        a run may instead hand its view over in its result under VIEW_RESULT. A run never calls
+        `ctx.ops.set_view` itself: streamed from the App, only what `_stream` yields reaches it."""
         return None
 
     def _work(self, ctx, progress: Callable[[float, str], None]) -> dict[str, Any]:
@@ -229,7 +232,8 @@ class ClipItOperator(foo.Operator):
             yield _Failure(outcome["error"])
             return
         yield ctx.ops.reload_dataset()
-        view = self.view_after(ctx, outcome["result"])
+        view = outcome["result"].pop(VIEW_RESULT, None)
+        view = view if view is not None else self.view_after(ctx, outcome["result"])
         if view is not None:
             yield ctx.ops.set_view(view)
         # the App shows this output without its view's label: "<label>: done" is its first line
@@ -265,6 +269,9 @@ class ClipItOperator(foo.Operator):
             )
         return types.Property(outputs, view=types.View(label=f"{self.label}: done"))
 
+
+#: the key under which a run's result may carry the view to show after it (taken out of the result)
+VIEW_RESULT = "_view"
 
 #: results that are image files, shown as images (through the App's media route), not as text
 IMAGE_RESULTS = ("storyboard", "storyboard_files")

@@ -156,9 +156,26 @@ class ClipItPanel(foo.Panel):
         ctx.ops.set_view(view)
 
     def on_click_curve(self, ctx) -> None:
+        """Names the clicked moment and shows its frame: FiftyOne 1.22's panel API has no call
+        that moves the modal's video, so the panel says so and shows the frame instead."""
+        from urllib.parse import quote
+
+        from fiftyone_clipit.fo.curves import frame_picture
+
         seconds = float(ctx.params.get("x") or 0.0)
         rate = ctx.panel.state.frame_rate or FALLBACK_FRAME_RATE
         ctx.panel.set_state("message", f"{seconds:.2f} s = frame {int(seconds * rate) + 1}")
+        video_id = self._video(ctx)
+        if video_id is None:
+            return
+        try:
+            _, path = frame_picture(ctx.dataset, video_id, seconds)
+        except ClipItError as e:  # an unreadable video (VideoError) included
+            ctx.panel.set_state("clicked_frame", None)
+            ctx.panel.set_state("message", f"{seconds:.2f} s: {e}")
+            return
+        ctx.panel.set_state("clicked_frame", {"path": path, "seconds": round(seconds, 2)})
+        ctx.panel.set_state("clicked_image", f"/media?filepath={quote(path)}")
 
     def _video(self, ctx) -> str | None:
         """The id of the video the current sample is (or comes from, in a clips or frames view)."""
@@ -184,6 +201,7 @@ class ClipItPanel(foo.Panel):
         except ClipItError:
             budget = None
         ctx.panel.set_state("message", None)
+        ctx.panel.set_state("clicked_frame", None)  # another video: no frame of the last one
         duration = self._draw(ctx)
         # a budget in seconds shows as the share of this video it makes
         share = budget.share_of(duration) if budget is not None and duration else DEFAULTS["budget"]
@@ -241,6 +259,12 @@ class ClipItPanel(foo.Panel):
         panel.btn("search", label="Search", on_click=self.on_search)
         if state.message:
             panel.md(str(state.message), name="message")
+        if ctx.current_sample and state.clicked_frame:
+            panel.md(
+                f"The frame at {state.clicked_frame['seconds']:.2f} s (a panel cannot move the video: drag its "
+                "timeline there to play from this moment)", name="clicked_note",
+            )
+            panel.str("clicked_image", default=state.clicked_image, view=types.ImageView(width="60%"))
         self._render_runs(panel)
         return types.Property(panel)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fiftyone_clipit.defaults import DEFAULT_BRAIN_KEY
 
-from .base import ClipItOperator, float_input, text_input
+from .base import VIEW_RESULT, ClipItOperator, float_input, text_input
 
 
 class BuildFrameIndex(ClipItOperator):
@@ -61,9 +61,7 @@ class SearchFrames(ClipItOperator):
         n_videos = len(view)
         if ctx.params.get("show", "clips") == "clips" and n_videos:
             view = view.to_clips(DEFAULT_MATCHES_FIELD).sort_by(f"{DEFAULT_MATCHES_FIELD}.confidence", reverse=True)
-        if not ctx.delegated:
-            ctx.ops.set_view(view)
-        output = {"videos": n_videos, "shown": len(view)}
+        output = {"videos": n_videos, "shown": len(view), VIEW_RESULT: view}
         k, seconds = ctx.params.get("k", 10), ctx.params.get("clip_seconds", 2.0)
         if ctx.params.get("show", "clips") == "clips" and len(view) < k:
             output["why_fewer"] = (

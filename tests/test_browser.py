@@ -470,6 +470,12 @@ def test_a_click_above_a_moment_of_the_curve_picks_it(summarised_app):
         page.mouse.move(x, y)
         page.mouse.click(x, y)
         expect(page.get_by_text(re.compile(r"^2\.\d\d s = frame \d+$"))).to_be_visible(timeout=60_000)
+        # issue 24: a panel cannot seek the modal's video; it says so and shows the clicked frame
+        expect(page.get_by_text(re.compile(r"a panel cannot move the video")).first).to_be_visible(timeout=60_000)
+        frame = page.locator("#modal img[src*='clipit-panel-frames']").first
+        expect(frame).to_be_visible(timeout=60_000)
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=frame.element_handle())
+        page.screenshot(path=str(ARTIFACTS / "panel_clicked_frame.png"))
     assert not errors, errors
 
 

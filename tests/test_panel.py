@@ -79,7 +79,7 @@ def _walk(node):
         yield from _walk(child)
 
 
-def run_panel(dataset, method: str, state: dict, view=None, sample_id: str | None = None):
+def run_panel(dataset, method: str, state: dict, view=None, sample_id: str | None = None, event: dict | None = None):
     """Executes a panel event as the App does; returns the requests it sent back to the App."""
     result = foo.execute_operator(
         PANEL,
@@ -87,7 +87,7 @@ def run_panel(dataset, method: str, state: dict, view=None, sample_id: str | Non
             "dataset": dataset,
             "view": view if view is not None else dataset.view(),
             "current_sample": sample_id or dataset.first().id,
-            "params": {"__method__": method, "panel_id": "test-panel", "panel_state": state},
+            "params": {"__method__": method, "panel_id": "test-panel", "panel_state": state, **(event or {})},
         },
     )
     result.raise_exceptions()
@@ -261,3 +261,20 @@ def test_panel_lists_the_datasets_queued_running_and_finished_runs(planted):
         for op_id in queued:
             service.delete_operation(op_id)
         other.delete()
+
+
+def test_a_click_names_the_moment_and_shows_its_frame(planted):
+    """Issue 24: FiftyOne's panel API cannot move the modal's video, so a click on the curve gives
+    the time and frame number, says so, and shows that frame (decoded from the video)."""
+    from PIL import Image
+
+    from fiftyone_clipit.reels import read_frames
+
+    requests = run_panel(planted, "on_click_curve", {"frame_rate": 30.0}, event={"x": 1.0})
+    assert sent(requests, "patch_panel_state", "message")[-1] == "1.00 s = frame 31"
+    clicked = sent(requests, "patch_panel_state", "clicked_frame")[-1]
+    assert clicked["seconds"] == 1.0 and clicked["path"].endswith("-31.png")
+    assert sent(requests, "patch_panel_state", "clicked_image")[-1].startswith("/media?filepath=")
+    shown = np.asarray(Image.open(clicked["path"]))
+    (expected,) = read_frames(planted.first().filepath, [31], width=480)
+    assert shown.shape == expected.shape and np.array_equal(shown, expected)

@@ -184,3 +184,36 @@ def curve_traces(
         "hovermode": "x",  # a click anywhere above a moment picks it (the panel seeks the video there)
     }
     return traces, layout
+
+
+def frame_picture(samples: foc.SampleCollection, video_id: str, seconds: float, width: int = 480) -> tuple[int, str]:
+    """The frame of a video at `seconds`, as a PNG the App can show (its /media route), since a
+    panel cannot move the modal's video there (FiftyOne 1.22's panel API has no such call).
+
+    Returns:
+        ``(frame_number, path)``: the 1-based frame number and the PNG, in a temporary folder.
+
+    Raises:
+        ClipItError: the video is not in `samples` or has no metadata; VideoError: it cannot be read.
+    """
+    import tempfile
+
+    from PIL import Image
+
+    from fiftyone_clipit.reels import read_frames
+
+    view = samples.select(video_id)
+    if len(view) == 0:
+        raise ClipItError(f"Sample '{video_id}' is not in '{dataset_name(samples)}'")
+    filepath, meta = view.values("filepath")[0], view.values("metadata")[0]
+    if meta is None or not meta.total_frame_count:
+        raise ClipItError(f"Video '{filepath}' has no metadata; add it with add_videos")
+    rate = meta.frame_rate or FALLBACK_FRAME_RATE
+    number = min(max(int(seconds * rate) + 1, 1), meta.total_frame_count)
+    folder = os.path.join(tempfile.gettempdir(), "clipit-panel-frames")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{video_id}-{number}.png")
+    if not os.path.exists(path):
+        (image,) = read_frames(filepath, [number], width=width)
+        Image.fromarray(image).save(path)
+    return number, path
