@@ -7,7 +7,8 @@ at the budget the video's summary was planned with; moving it re-plans in memory
 preview in green (the stored summary is then outlined); nothing is written until "Apply to this
 video" or "Apply to all". The query box sorts the dataset's videos by their best-matching frame
 (the frame index's Brain run, `sort_by_similarity`), writing nothing. Clicking the curve reports
-the time and frame number (FiftyOne's panel API has no call that seeks the modal's video).
+the time and frame number and shows that frame (FiftyOne's panel API has no call that seeks the
+modal's video, and the panel says so). A video without scores gets a message and Apply disabled.
 Below, a table of this dataset's runs: the plugin's delegated operations (queued, running with
 their progress, finished) and the runs it recorded; filled when the panel loads and by "Refresh".
 """
