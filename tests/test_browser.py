@@ -210,6 +210,21 @@ def close_modal(page) -> None:
     expect(page.locator("#modal.modalon")).to_have_count(0, timeout=30_000)
 
 
+def open_first_video(page) -> None:
+    """Opens the first tile's sample modal, clicking again if a click on a grid still settling
+    was lost (waits for the modal itself, not for time)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        page.locator("[data-cy=looker]").first.click()
+        try:
+            expect(page.locator("#modal.modalon")).to_have_count(1, timeout=30_000)
+            return
+        except (AssertionError, PlaywrightTimeout):
+            if attempt == 2:
+                raise
+
+
 def open_panel(page, option: str, label: str, modal: bool = False) -> None:
     """Opens a panel: its tab in the modal, or by name from the grid's "New panel"."""
     if modal:
@@ -228,7 +243,7 @@ def panel_in_modal(url: str, errors: list[str]):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = open_page(browser, url, errors)
-        page.locator("[data-cy=looker]").first.click()
+        open_first_video(page)
         open_panel(page, "clipit_panel", "CLIP-It", modal=True)
         yield page
         close_modal(page)
@@ -270,7 +285,7 @@ def test_panel_budget_writes_nothing_until_apply(summarised_app):
         page.screenshot(path=str(ARTIFACTS / "panel_preview.png"))
         assert summaries(dataset) == before
         close_modal(page)
-        page.locator("[data-cy=looker]").first.click()
+        open_first_video(page)
         open_panel(page, "clipit_panel", "CLIP-It", modal=True)
         expect(page.get_by_role("slider")).to_have_attribute("aria-valuenow", RUN_BUDGET, timeout=60_000)
         page.wait_for_timeout(3000)  # what a re-planning panel would have done on opening
@@ -297,7 +312,7 @@ def test_panel_draws_the_curve_in_the_clips_view(summarised_app):
         page = open_page(browser, url, errors)
         session.view = dataset.to_clips("clipit_summary")
         expect(page.get_by_text("support", exact=True).first).to_be_visible(timeout=60_000)
-        page.locator("[data-cy=looker]").first.click()
+        open_first_video(page)
         open_panel(page, "clipit_panel", "CLIP-It", modal=True)
         expect(page.locator(".js-plotly-plot .scatterlayer path.js-line").first).to_be_visible(timeout=120_000)  # a busy 2-core machine
         expect(page.locator(".js-plotly-plot .shapelayer path").first).to_be_attached()
@@ -318,7 +333,7 @@ def test_scores_show_in_the_modal(summarised_app):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = open_page(browser, url, errors)
-        page.locator("[data-cy=looker]").first.click()
+        open_first_video(page)
         modal = page.locator("#modal")
         try:
             shown = modal.locator("[data-cy='sidebar-entry-clipit_score_max']")
