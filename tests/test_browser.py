@@ -333,6 +333,8 @@ def test_scores_show_in_the_modal(summarised_app):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = open_page(browser, url, errors)
+        # issue 24: the tiles' frame label names the query and the score field it came from
+        expect(page.get_by_text("a person [clipit_score]", exact=True).first).to_be_visible(timeout=60_000)
         open_first_video(page)
         modal = page.locator("#modal")
         try:
