@@ -48,6 +48,20 @@ def slider_budget(ctx) -> float | None:
     return budget
 
 
+def refresh_clips_views(ctx) -> None:
+    """Regenerates the clips of the dataset's saved clips views and of the App's current clips
+    view, so none shows the summary as it was before Apply. FiftyOne keeps a clips view's clips in
+    a generated dataset that a later write to the summary does not touch (its App needed "Reload
+    saved view"); regenerating keeps that dataset's name, so the App's view stays valid."""
+    import fiftyone.core.clips as focl
+
+    views = [ctx.dataset.load_saved_view(name) for name in ctx.dataset.list_saved_views()]
+    views.append(ctx.view)
+    for view in views:
+        if isinstance(view, focl.ClipsView):  # (a clips view of any field: a reload costs little)
+            view.reload()
+
+
 class ClipItPanel(foo.Panel):
     @property
     def config(self) -> foo.PanelConfig:
@@ -116,6 +130,7 @@ class ClipItPanel(foo.Panel):
             ctx.panel.set_state("message", str(e))
             return
         ctx.panel.set_state("message", f"This video's summary re-planned with a budget of {budget:.0%}")
+        refresh_clips_views(ctx)
         ctx.ops.reload_samples()
         self._draw(ctx)
 
@@ -133,6 +148,7 @@ class ClipItPanel(foo.Panel):
             ctx.panel.set_state("message", str(e))
             return
         ctx.panel.set_state("message", f"{report.n_summarized} video(s) re-planned with a budget of {budget:.0%}")
+        refresh_clips_views(ctx)
         ctx.ops.reload_samples()
         self._draw(ctx)
 

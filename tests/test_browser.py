@@ -227,9 +227,17 @@ def open_first_video(page) -> None:
 
 def open_panel(page, option: str, label: str, modal: bool = False) -> None:
     """Opens a panel: its tab in the modal, or by name from the grid's "New panel"."""
-    if modal:
-        page.locator("#modal").get_by_text(label, exact=True).first.click()
-        return
+    if modal:  # the tab, clicked again if the click came before the modal's tabs were ready
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        for attempt in range(3):
+            page.locator("#modal").get_by_text(label, exact=True).first.click()
+            try:  # every CLIP-It panel shows its runs table, whatever else it shows
+                expect(page.locator("#modal").get_by_text("Runs on this dataset").first).to_be_attached(timeout=40_000)
+                return
+            except (AssertionError, PlaywrightTimeout):
+                if attempt == 2:
+                    raise
     page.locator("[data-cy=new-panel-btn]").first.click()
     page.locator(f"[data-cy=new-panel-option-{option}]").click()
 
