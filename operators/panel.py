@@ -48,17 +48,19 @@ def slider_budget(ctx) -> float | None:
     return budget
 
 
-def refresh_clips_views(ctx) -> None:
-    """Regenerates the clips of the dataset's saved clips views and of the App's current clips
-    view, so none shows the summary as it was before Apply. FiftyOne keeps a clips view's clips in
-    a generated dataset that a later write to the summary does not touch (its App needed "Reload
-    saved view"); regenerating keeps that dataset's name, so the App's view stays valid."""
+def refresh_clips_views(ctx, summary_field: str) -> None:
+    """Regenerates the clips of the summary's saved clips view (`<summary_field>_clips`, which
+    create_summary saves) and of the App's current clips view, so neither shows the summary as it
+    was before Apply. FiftyOne keeps a clips view's clips in a generated dataset that a later write
+    to the summary does not touch (its App needed "Reload saved view"); regenerating keeps that
+    dataset's name, so the App's view stays valid. Other saved views are not loaded (a frames view
+    would be generated again)."""
     import fiftyone.core.clips as focl
 
-    views = [ctx.dataset.load_saved_view(name) for name in ctx.dataset.list_saved_views()]
-    views.append(ctx.view)
-    for view in views:
-        if isinstance(view, focl.ClipsView):  # (a clips view of any field: a reload costs little)
+    name = f"{summary_field}_clips"
+    views = [ctx.dataset.load_saved_view(name)] if name in ctx.dataset.list_saved_views() else []
+    for view in views + [ctx.view]:
+        if isinstance(view, focl.ClipsView):
             view.reload()
 
 
@@ -130,7 +132,7 @@ class ClipItPanel(foo.Panel):
             ctx.panel.set_state("message", str(e))
             return
         ctx.panel.set_state("message", f"This video's summary re-planned with a budget of {budget:.0%}")
-        refresh_clips_views(ctx)
+        refresh_clips_views(ctx, setting(ctx, "summary_field"))
         ctx.ops.reload_samples()
         self._draw(ctx)
 
@@ -148,7 +150,7 @@ class ClipItPanel(foo.Panel):
             ctx.panel.set_state("message", str(e))
             return
         ctx.panel.set_state("message", f"{report.n_summarized} video(s) re-planned with a budget of {budget:.0%}")
-        refresh_clips_views(ctx)
+        refresh_clips_views(ctx, summary_field)
         ctx.ops.reload_samples()
         self._draw(ctx)
 

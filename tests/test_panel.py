@@ -283,11 +283,11 @@ def test_a_click_names_the_moment_and_shows_its_frame(planted):
 def test_apply_refreshes_the_summarys_saved_clips_view(planted):
     """Issue 24: after Apply the saved clips view of the summary shows the new segments (it kept
     the old ones until FiftyOne's "Reload saved view")."""
-    planted.save_view("summary_clips", planted.to_clips("clipit_summary"))
-    before = planted.load_saved_view("summary_clips").values("support")
+    assert "clipit_summary_clips" in planted.list_saved_views()  # as create_summary saves it
+    before = planted.load_saved_view("clipit_summary_clips").values("support")
     state = {"score_field": "clipit_score", "summary_field": "clipit_summary", "budget": 0.5}
     run_panel(planted, "on_apply_video", state)
     planted.reload()
-    after = planted.load_saved_view("summary_clips").values("support")
+    after = planted.load_saved_view("clipit_summary_clips").values("support")
     assert after != before
     assert after == [list(d.support) for d in planted.first().clipit_summary.detections]
