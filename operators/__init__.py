@@ -6,8 +6,6 @@ it did; the algorithms live in the library so the CLI and Python users get the s
 
 from __future__ import annotations
 
-import os
-from urllib.parse import quote
 
 import fiftyone as fo
 import fiftyone.operators as foo
@@ -172,6 +170,14 @@ class ScoreFrames(ClipItOperator):
         labelled = label_scores(samples, ctx.params.get("score_field") or DEFAULT_SCORE_FIELD)
         return {"scored": report.n_scored, "resumed": report.n_resumed, "labelled_for_the_app": labelled}
 
+    def summary(self, results):
+        kept = results.get("resumed") or 0
+        again = f"; {kept} kept the scores of an interrupted run" if kept else ""
+        return (
+            f"Scored {results.get('scored', 0)} video(s){again}. Each frame's score shows as its label's "
+            "confidence: filter it in the sidebar, or open the CLIP-It panel for the curve."
+        )
+
 
 class CreateSummary(ClipItOperator):
     name = "create_summary"
@@ -203,7 +209,11 @@ class CreateSummary(ClipItOperator):
         elif segmentation == "uniform":
             option_input(ctx, inputs, SummaryOptions, "segment_seconds")
         else:
-            text_input(ctx, inputs, "shots_field", "Shots field (TemporalDetections)", required=True, field_name=True)
+            field_choice(
+                ctx, inputs, "shots_field", "Shots field (TemporalDetections)",
+                fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections), None,
+                "label each video's shots as TemporalDetections first",
+            )
 
     def run(self, ctx, progress):
         from fiftyone_clipit.fo.summaries import create_summary
@@ -224,10 +234,17 @@ class CreateSummary(ClipItOperator):
             overwrite=bool(ctx.params.get("overwrite")),
             progress=progress,
         )
-        if report.view_name and not ctx.delegated:
-            ctx.dataset.reload()  # the library saved the view through its own handle on the dataset
-            ctx.ops.set_view(ctx.dataset.load_saved_view(report.view_name))
         return {"summarized": report.n_summarized, "segments": report.n_segments, "view": report.view_name}
+
+    def view_after(self, ctx, result):
+        ctx.dataset.reload()  # the library saved the view through its own handle on the dataset
+        return ctx.dataset.load_saved_view(result["view"]) if result.get("view") else None
+
+    def summary(self, results):
+        return (
+            f"{results.get('segments', 0)} moment(s) chosen in {results.get('summarized', 0)} video(s), shown as "
+            f"the saved view '{results.get('view')}'."
+        )
 
 
 class EvaluateSummary(ClipItOperator):
@@ -237,10 +254,24 @@ class EvaluateSummary(ClipItOperator):
     heavy = False
 
     def build_inputs(self, ctx, inputs):
-        text_input(ctx, inputs, "gt_field", "Ground-truth summary field", required=True, field_name=True)
-        text_input(ctx, inputs, "pred_field", "Predicted summary field", default=DEFAULT_SUMMARY_FIELD, field_name=True)
-        text_input(ctx, inputs, "eval_key", "Evaluation key", default=DEFAULT_EVAL_KEY, field_name=True)
         inputs.enum("protocol", ["tvsum", "summe", "qfvs", "qvhighlights"], default="tvsum", label="Protocol")
+        summaries = fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections)
+        if ctx.params.get("protocol") == "qvhighlights":
+            field_choice(
+                ctx, inputs, "gt_field", "Ground-truth saliency field (a list per video)",
+                fields_of_type(ctx, fo.ListField), None, "import QVHighlights annotations first",
+            )
+        else:
+            truth = [name for name in summaries if name != (ctx.params.get("pred_field") or DEFAULT_SUMMARY_FIELD)]
+            field_choice(
+                ctx, inputs, "gt_field", "Ground-truth summary field", truth, None,
+                "import or label users' summaries (TemporalDetections) first",
+            )
+        field_choice(
+            ctx, inputs, "pred_field", "Predicted summary field", summaries, DEFAULT_SUMMARY_FIELD,
+            "run 'CLIP-It: create summary' first",
+        )
+        text_input(ctx, inputs, "eval_key", "Evaluation key (a new name, or one to replace)", default=DEFAULT_EVAL_KEY, field_name=True)
         inputs.enum("mode", ["avg", "max"], label="Over users: avg (TVSum) or max (SumMe); empty: the protocol's")
         inputs.bool(
             "segments", default=True,
@@ -275,6 +306,12 @@ class EvaluateSummary(ClipItOperator):
             segments = evaluate_summary_segments(self.target(ctx), eval_key=f"{eval_key}_segments", **options)
             output["model_evaluation_panel"] = f"{segments.key} (segment mAP {segments.mAP():.3f})"
         return output
+
+    def summary(self, results):
+        figures = ", ".join(f"{name} {results[name]:.3f}" for name in ("precision", "recall", "f1") if name in results)
+        panel = results.get("model_evaluation_panel")
+        opened = f" FiftyOne's Model Evaluation panel shows it as '{panel.split(' ')[0]}'." if panel else ""
+        return f"Over {results.get('videos', 0)} video(s): {figures or 'no figures'}.{opened}"
 
 
 class FrameOverlapF1(foo.EvaluationMetric):
@@ -364,8 +401,16 @@ class ExportSummary(ClipItOperator):
             "storyboards": len(report.storyboards),
             "already_exported": len(report.up_to_date),
             "export_dir": report.export_dir,
-            "storyboard": next(iter(report.storyboards.values()), None),
+            "storyboard_files": list(report.storyboards.values()),  # shown as images, every video's
         }
+
+    def summary(self, results):
+        if "clips" not in results:
+            return f"The summaries are a FiftyOne video dataset in {results.get('export_dir')}."
+        return (
+            f"{results['clips']} clip(s), {results.get('reels', 0)} reel(s) and {results.get('storyboards', 0)} "
+            f"storyboard(s) written to {results.get('export_dir')} (each video's storyboard below)."
+        )
 
     @staticmethod
     def export_dir(ctx) -> str:
@@ -374,20 +419,6 @@ class ExportSummary(ClipItOperator):
 
         chosen = (ctx.params.get("choose_dir") or {}).get("absolute_path")
         return app_export_dir(ctx.dataset, chosen or ctx.params.get("export_dir"))
-
-    def resolve_output(self, ctx):
-        """The counts and the folder, and the first video's storyboard as an image."""
-        results = dict(ctx.results or {})
-        storyboard = results.pop("storyboard", None)
-        outputs = types.Object()
-        for key, value in results.items():
-            outputs.str(key, label=key.replace("_", " "), default=str(value))
-        if storyboard:
-            outputs.define_property(
-                "storyboard_image", types.String(), label=os.path.basename(storyboard),
-                default=f"/media?filepath={quote(storyboard)}", view=types.ImageView(width="100%"),
-            )
-        return types.Property(outputs, view=types.View(label=f"{self.label}: done"))
 
 
 OPERATORS = [

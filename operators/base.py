@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from typing import Any, Callable, Iterator
+from urllib.parse import quote
 
 import fiftyone as fo
 import fiftyone.operators as foo
@@ -22,13 +23,16 @@ logger = logging.getLogger(__name__)
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+#: the plugin's icon (the App loads it from the plugin's folder), in the operator browser and tabs
+ICON = "/assets/icon.svg"
+
 # Shown in the forms of the operators that can be scheduled (FiftyOne 1.22 offers "Schedule" only
 # with legacy orchestrators allowed, and then runs nothing until a worker is up).
 HOW_IT_RUNS = (
     "Execute runs this now, in the App. Schedule queues it for a worker: start one with "
     "`fiftyone delegated launch`, with FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true set where the App and "
-    "the worker run (without it the App shows scheduling as not available); the App's Runs page "
-    "shows queued and running operations."
+    "the worker run (without it the App shows scheduling as not available); the CLIP-It panel's "
+    "runs table (or `fiftyone delegated list` in a terminal) shows queued and running operations."
 )
 
 
@@ -56,12 +60,14 @@ class ClipItOperator(foo.Operator):
             name=self.name,
             label=self.label,
             description=self.description,
+            icon=ICON,
             dynamic=True,
             allow_immediate_execution=True,
             allow_delegated_execution=self.heavy,
             default_choice_to_delegated=self.heavy,
-            # the App then streams what `execute` yields: progress while a heavy run works
-            execute_as_generator=self.heavy,
+            # the App then streams what `execute` yields: progress while a heavy run works, and
+            # for every operator a failure as one sentence (a raised error shows its traceback)
+            execute_as_generator=True,
         )
 
     def build_inputs(self, ctx, inputs: types.Object) -> None:
@@ -145,25 +151,29 @@ class ClipItOperator(foo.Operator):
         return types.Property(inputs, view=types.View(label=self.label))
 
     def execute(self, ctx):
-        """Runs the operator. Run immediately from the App, a heavy operator's execution is a
-        generator that streams its progress to the App (see `_stream`); from Python and in a
-        worker it returns the output, its progress going to `ctx.set_progress`."""
-        if self.heavy and not ctx.delegated and from_the_app(ctx):
+        """Runs the operator. Run immediately from the App, its execution is a generator that
+        streams its progress to the App and ends in its output or in one sentence saying why it
+        failed (see `_stream`); from Python and in a worker it returns the output, its progress
+        going to `ctx.set_progress`."""
+        if not ctx.delegated and from_the_app(ctx):
             return self._stream(ctx)
 
         def progress(fraction: float, label: str) -> None:
             ctx.set_progress(progress=fraction, label=label)
 
         result = self._work(ctx, progress)
+        view = result.pop(VIEW_RESULT, None)
         if not ctx.delegated:
             ctx.ops.reload_dataset()
-            view = self.view_after(ctx, result)
+            view = view if view is not None else self.view_after(ctx, result)
             if view is not None:
                 ctx.ops.set_view(view)
         return result
 
     def view_after(self, ctx, result: dict[str, Any]):
-        """The view to show in the App once a run from it is done (None: the App's view stays)."""
+        """The view to show in the App once a run from it is done (None: the App's view stays);
+        a run may instead hand its view over in its result under VIEW_RESULT. A run never calls
+        `ctx.ops.set_view` itself: streamed from the App, only what `_stream` yields reaches it."""
         return None
 
     def _work(self, ctx, progress: Callable[[float, str], None]) -> dict[str, Any]:
@@ -222,7 +232,8 @@ class ClipItOperator(foo.Operator):
             yield _Failure(outcome["error"])
             return
         yield ctx.ops.reload_dataset()
-        view = self.view_after(ctx, outcome["result"])
+        view = outcome["result"].pop(VIEW_RESULT, None)
+        view = view if view is not None else self.view_after(ctx, outcome["result"])
         if view is not None:
             yield ctx.ops.set_view(view)
         # the App shows this output without its view's label: "<label>: done" is its first line
@@ -232,20 +243,51 @@ class ClipItOperator(foo.Operator):
     def resolve_output(self, ctx):
         return self._output(ctx.results or {})
 
+    def summary(self, results: dict[str, Any]) -> str | None:
+        """What the run did, in a sentence above its figures (None: the figures say it)."""
+        return None
+
     def _output(self, results: dict[str, Any], heading: bool = False) -> types.Property:
         """The output view: each result as a line of text, under "<label>: done" (the view's
-        label, or for `heading` a first line)."""
+        label, or for `heading` a first line); storyboard files (`IMAGE_RESULTS`) as images."""
         outputs = types.Object()
         if heading:
             outputs.md(f"**{self.label}: done**", name="done_heading")
+        sentence = self.summary(results)
+        if sentence:
+            outputs.md(sentence, name="summary_sentence")
+        images = []
         for key, value in results.items():
-            outputs.str(key, label=key.replace("_", " "), default=str(value))
+            if key in IMAGE_RESULTS:
+                images += [value] if isinstance(value, str) else list(value or [])
+            else:
+                outputs.str(key, label=key.replace("_", " "), default=str(value))
+        for i, path in enumerate(images):
+            outputs.define_property(
+                "storyboard_image" if len(images) == 1 else f"storyboard_image_{i}", types.String(),
+                label=os.path.basename(path), default=f"/media?filepath={quote(path)}", view=types.ImageView(width="100%"),
+            )
         return types.Property(outputs, view=types.View(label=f"{self.label}: done"))
 
 
+#: the key under which a run's result may carry the view to show after it (taken out of the result)
+VIEW_RESULT = "_view"
+
+#: results that are image files, shown as images (through the App's media route), not as text
+IMAGE_RESULTS = ("storyboard", "storyboard_files")
+
+
 def failure_text(error: BaseException) -> str:
-    """What the App shows of a failed run: the error's type and message."""
-    return f"{type(error).__name__}: {error}"
+    """What the App shows of a failed run: one sentence. The library's own errors (ClipItError)
+    already name the input and the remedy; anything else gives its message and its kind, and
+    points to the server's log, where `_Failure` writes the traceback."""
+    from fiftyone_clipit.errors import ClipItError
+
+    message = (str(error).strip().splitlines() or [""])[0]
+    if isinstance(error, ClipItError) and message:
+        return message
+    kind = type(error).__name__
+    return f"{message or kind} ({kind}; the App server's log has the details)"
 
 
 class _Failure(GeneratedMessage):
@@ -287,7 +329,9 @@ def text_input(
     `folder`) not an absolute path; returns it."""
     prop = inputs.str(name, label=label, default=default, required=required)
     value = ctx.params.get(name, default)
-    if required and (value is None or not str(value).strip()):
+    if required and value is None:
+        prop.invalid = True  # nothing typed yet: Execute disabled, no red "must not be empty" yet
+    elif required and not str(value).strip():
         prop.invalid = True
         prop.error_message = f"{label} must not be empty"
     elif field_name and value and not _FIELD_NAME.match(str(value)):
@@ -345,22 +389,28 @@ def field_choice(
     choices: list[str],
     default: str | None,
     missing_hint: str,
+    required: bool = True,
 ) -> None:
-    """A dropdown of existing fields of the right type; invalid when none fits."""
+    """A dropdown of existing fields of the right type; invalid (Execute disabled) when none fits
+    or the value is not one of them; an optional one may stay empty."""
     value = ctx.params.get(name, default if default in choices else None)
     prop = inputs.enum(
         name, choices, label=label, default=default if default in choices else None,
         view=types.AutocompleteView(),
     )
+    if not required and not value:
+        return
     if not choices:
         prop.invalid = True
         prop.error_message = f"No suitable field yet: {missing_hint}"
+    elif not value:
+        prop.invalid = True  # nothing chosen yet: Execute disabled, no error before a choice
     elif value not in choices:
         prop.invalid = True
-        prop.error_message = f"Choose one of {choices}"
+        prop.error_message = f"'{value}' is not one of this dataset's fields that fit: choose one of {choices}"
 
 
-def fields_of_type(ctx, ftype: type, embedded_doc_type: type | None = None, frames: bool = False) -> list[str]:
+def fields_of_type(ctx, ftype: type | tuple[type, ...], embedded_doc_type: type | None = None, frames: bool = False) -> list[str]:
     """Names of the dataset's (frame) fields of a type, e.g. frame FloatFields or TemporalDetections."""
     if ctx.dataset is None:
         return []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import quote
 
 import fiftyone.operators.types as types
 
@@ -65,15 +64,3 @@ class CreateHighlightReel(ClipItOperator):
         from fiftyone_clipit.fo.export import app_export_dir
 
         return app_export_dir(ctx.dataset, ctx.params.get("output_dir") or "highlights")
-
-    def _output(self, results, heading: bool = False) -> types.Property:
-        """The reel's facts, and its storyboard as an image."""
-        results = dict(results)
-        storyboard = results.pop("storyboard", None)
-        prop = super()._output(results, heading)
-        if storyboard:
-            prop.type.define_property(
-                "storyboard_image", types.String(), label=os.path.basename(storyboard),
-                default=f"/media?filepath={quote(storyboard)}", view=types.ImageView(width="100%"),
-            )
-        return prop

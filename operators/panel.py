@@ -7,7 +7,8 @@ at the budget the video's summary was planned with; moving it re-plans in memory
 preview in green (the stored summary is then outlined); nothing is written until "Apply to this
 video" or "Apply to all". The query box sorts the dataset's videos by their best-matching frame
 (the frame index's Brain run, `sort_by_similarity`), writing nothing. Clicking the curve reports
-the time and frame number (FiftyOne's panel API has no call that seeks the modal's video).
+the time and frame number and shows that frame (FiftyOne's panel API has no call that seeks the
+modal's video, and the panel says so). A video without scores gets a message and Apply disabled.
 Below, a table of this dataset's runs: the plugin's delegated operations (queued, running with
 their progress, finished) and the runs it recorded; filled when the panel loads and by "Refresh".
 """
@@ -25,6 +26,8 @@ from fiftyone_clipit.defaults import (
     FALLBACK_FRAME_RATE,
 )
 from fiftyone_clipit.errors import ClipItError
+
+from .base import ICON
 
 
 DEFAULTS = {"score_field": DEFAULT_SCORE_FIELD, "summary_field": DEFAULT_SUMMARY_FIELD, "budget": DEFAULT_BUDGET}
@@ -45,12 +48,29 @@ def slider_budget(ctx) -> float | None:
     return budget
 
 
+def refresh_clips_views(ctx, summary_field: str) -> None:
+    """Regenerates the clips of the summary's saved clips view (`<summary_field>_clips`, which
+    create_summary saves) and of the App's current clips view, so neither shows the summary as it
+    was before Apply. FiftyOne keeps a clips view's clips in a generated dataset that a later write
+    to the summary does not touch (its App needed "Reload saved view"); regenerating keeps that
+    dataset's name, so the App's view stays valid. Other saved views are not loaded (a frames view
+    would be generated again)."""
+    import fiftyone.core.clips as focl
+
+    name = f"{summary_field}_clips"
+    views = [ctx.dataset.load_saved_view(name)] if name in ctx.dataset.list_saved_views() else []
+    for view in views + [ctx.view]:
+        if isinstance(view, focl.ClipsView):
+            view.reload()
+
+
 class ClipItPanel(foo.Panel):
     @property
     def config(self) -> foo.PanelConfig:
         return foo.PanelConfig(
             name="clipit_panel",
             label="CLIP-It",
+            icon=ICON,
             surfaces="grid modal",
             help_markdown="Relevance of each moment to your query, the summary, and search.",
         )
@@ -112,6 +132,7 @@ class ClipItPanel(foo.Panel):
             ctx.panel.set_state("message", str(e))
             return
         ctx.panel.set_state("message", f"This video's summary re-planned with a budget of {budget:.0%}")
+        refresh_clips_views(ctx, setting(ctx, "summary_field"))
         ctx.ops.reload_samples()
         self._draw(ctx)
 
@@ -129,6 +150,7 @@ class ClipItPanel(foo.Panel):
             ctx.panel.set_state("message", str(e))
             return
         ctx.panel.set_state("message", f"{report.n_summarized} video(s) re-planned with a budget of {budget:.0%}")
+        refresh_clips_views(ctx, summary_field)
         ctx.ops.reload_samples()
         self._draw(ctx)
 
@@ -153,9 +175,26 @@ class ClipItPanel(foo.Panel):
         ctx.ops.set_view(view)
 
     def on_click_curve(self, ctx) -> None:
+        """Names the clicked moment and shows its frame: FiftyOne 1.22's panel API has no call
+        that moves the modal's video, so the panel says so and shows the frame instead."""
+        from urllib.parse import quote
+
+        from fiftyone_clipit.fo.curves import frame_picture
+
         seconds = float(ctx.params.get("x") or 0.0)
         rate = ctx.panel.state.frame_rate or FALLBACK_FRAME_RATE
         ctx.panel.set_state("message", f"{seconds:.2f} s = frame {int(seconds * rate) + 1}")
+        video_id = self._video(ctx)
+        if video_id is None:
+            return
+        try:
+            _, path = frame_picture(ctx.dataset, video_id, seconds)
+        except ClipItError as e:  # an unreadable video (VideoError) included
+            ctx.panel.set_state("clicked_frame", None)
+            ctx.panel.set_state("message", f"{seconds:.2f} s: {e}")
+            return
+        ctx.panel.set_state("clicked_frame", {"path": path, "seconds": round(seconds, 2)})
+        ctx.panel.set_state("clicked_image", f"/media?filepath={quote(path)}")
 
     def _video(self, ctx) -> str | None:
         """The id of the video the current sample is (or comes from, in a clips or frames view)."""
@@ -181,6 +220,7 @@ class ClipItPanel(foo.Panel):
         except ClipItError:
             budget = None
         ctx.panel.set_state("message", None)
+        ctx.panel.set_state("clicked_frame", None)  # another video: no frame of the last one
         duration = self._draw(ctx)
         # a budget in seconds shows as the share of this video it makes
         share = budget.share_of(duration) if budget is not None and duration else DEFAULTS["budget"]
@@ -200,7 +240,10 @@ class ClipItPanel(foo.Panel):
             )
         except ClipItError as e:
             ctx.panel.set_state("message", str(e))
+            ctx.panel.set_data("curve", [])
+            ctx.panel.set_state("drawn", False)  # nothing to re-plan: Apply is disabled
             return None
+        ctx.panel.set_state("drawn", True)
         rate = float(1 / curves.times[1]) if len(curves.times) > 1 else 30.0
         seconds = None if preview is None else [((first - 1) / rate, last / rate) for first, last in preview]
         traces, layout = curve_traces(curves, span=span, preview=seconds)
@@ -225,18 +268,42 @@ class ClipItPanel(foo.Panel):
                     view=types.SliderView(min=0, max=1, view_multiple_of=0.01, value_format="%"),
                 )
             buttons = panel.h_stack("apply", align_x="left")
-            buttons.btn("apply_video", label="Apply to this video", on_click=self.on_apply_video)
-            buttons.btn("apply_all", label="Apply to all", on_click=self.on_apply_all)
-            panel.str("score_field", label="Score field", default=DEFAULT_SCORE_FIELD, on_change=self.on_change_fields)
-            panel.str("gt_field", label="Ground-truth field (optional)", on_change=self.on_change_fields)
+            drawn = bool(state.drawn)
+            buttons.btn("apply_video", label="Apply to this video", on_click=self.on_apply_video, disabled=not drawn)
+            buttons.btn("apply_all", label="Apply to all", on_click=self.on_apply_all, disabled=not drawn)
+            self._render_fields(ctx, panel)
         else:
             panel.md("Open a video to see how relevant each moment is to your query.", name="intro")
         panel.str("query", label="Search every video for...")
         panel.btn("search", label="Search", on_click=self.on_search)
         if state.message:
             panel.md(str(state.message), name="message")
+        if ctx.current_sample and state.clicked_frame:
+            panel.md(
+                f"The frame at {state.clicked_frame['seconds']:.2f} s (a panel cannot move the video: drag its "
+                "timeline there to play from this moment)", name="clicked_note",
+            )
+            panel.str("clicked_image", default=state.clicked_image, view=types.ImageView(width="60%"))
         self._render_runs(panel)
         return types.Property(panel)
+
+    def _render_fields(self, ctx, panel: types.Object) -> None:
+        """Dropdowns of the fields the curve can be drawn from: frame scores, users' summaries."""
+        import fiftyone as fo
+
+        from .base import fields_of_type
+
+        scores = fields_of_type(ctx, fo.FloatField, frames=True)
+        panel.enum(
+            "score_field", scores, label="Score field", default=DEFAULT_SCORE_FIELD if DEFAULT_SCORE_FIELD in scores else None,
+            on_change=self.on_change_fields, view=types.DropdownView(),
+        )
+        summary = setting(ctx, "summary_field")
+        truth = [name for name in fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections) if name != summary]
+        panel.enum(
+            "gt_field", truth, label="Ground-truth field (optional)", on_change=self.on_change_fields,
+            view=types.DropdownView(),
+        )
 
     def _render_runs(self, panel: types.Object) -> None:
         """The table of this dataset's runs (`on_refresh_runs` fills it), with its refresh button."""

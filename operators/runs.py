@@ -52,6 +52,21 @@ class DeleteRun(ClipItOperator):
 # The columns of the CLIP-It panel's table of runs.
 RUN_COLUMNS = (("run", "Run"), ("state", "State"), ("details", "Progress / settings"), ("when", "When"))
 
+#: one vocabulary of states for the table: FiftyOne's operation states and the recorded runs'
+RUN_STATES = {"scheduled": "queued", "queued": "queued", "running": "running", "completed": "done", "failed": "failed"}
+
+#: what each recorded run's key prefix made (the rest of the key is the field it wrote)
+_MADE = (("clipit_score_", "scores"), ("clipit_summary_", "summary"), ("clipit_highlights_", "highlight reel"))
+
+
+def run_title(key: str, kind: str = "run") -> str:
+    """A recorded run as the table names it: the field it wrote and what it is, once
+    ("clipit_score (scores)", not the run key "clipit_score_clipit_score")."""
+    for prefix, made in _MADE:
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return f"{key[len(prefix):]} ({made})"
+    return key if kind == "run" else f"{key} ({kind})"
+
 
 def dataset_runs(dataset, plugin: str, limit: int = 10) -> list[dict[str, str]]:
     """This dataset's CLIP-It runs as rows of the panel's table: the plugin's delegated
@@ -92,14 +107,15 @@ def dataset_runs(dataset, plugin: str, limit: int = 10) -> list[dict[str, str]]:
             label = operator.config.label
         rows.append({
             "run": label or op.operator.rsplit("/", 1)[-1],
-            "state": str(op.run_state),
+            "state": RUN_STATES.get(str(op.run_state), str(op.run_state)),
             "details": " ".join(s for s in shown if s),
             "when": str(when)[:19] if when else "",
         })
     for run in list_clipit_runs(dataset):
-        state = "in progress" if run.config.get("complete") is False else "done"
+        state = "running" if run.config.get("complete") is False else "done"
+        progress = []
         if run.config.get("shards"):
-            state = f"shards {run.config.get('shards_done', 0)}/{run.config['shards']} done"
-        details = run.describe().removesuffix(f", {run.timestamp[:19]}")  # the time has its column
-        rows.append({"run": run.key, "state": state, "details": details, "when": run.timestamp[:19]})
+            progress = [f"shards {run.config.get('shards_done', 0)}/{run.config['shards']} done"]
+        details = ", ".join(progress + run.settings())
+        rows.append({"run": run_title(run.key, run.kind), "state": state, "details": details, "when": run.timestamp[:19]})
     return rows

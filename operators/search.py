@@ -5,7 +5,7 @@ from __future__ import annotations
 from fiftyone_clipit.defaults import DEFAULT_BRAIN_KEY
 from fiftyone_clipit.options import SearchOptions
 
-from .base import ClipItOperator, option_input, text_input
+from .base import VIEW_RESULT, ClipItOperator, option_input, text_input
 
 
 class BuildFrameIndex(ClipItOperator):
@@ -42,11 +42,7 @@ class SearchFrames(ClipItOperator):
 
     def build_inputs(self, ctx, inputs):
         text_input(ctx, inputs, "query", "Text (or the path of an image file)", required=True)
-        prop = inputs.int("k", label="Frames to return", default=10, min=1, max=10000)
-        k = ctx.params.get("k", 10)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10000:
-            prop.invalid = True
-            prop.error_message = "Frames to return must be a whole number between 1 and 10000"
+        option_input(ctx, inputs, SearchOptions, "k")
         option_input(ctx, inputs, SearchOptions, "clip_seconds")
         inputs.enum("show", ["clips", "videos"], default="clips", label="Show the moments as clips or the videos")
 
@@ -56,12 +52,17 @@ class SearchFrames(ClipItOperator):
         view = search_frames(
             self.target(ctx),
             ctx.params["query"],
-            k=ctx.params.get("k", 10),
-            clip_seconds=ctx.params.get("clip_seconds", SearchOptions.clip_seconds),
+            SearchOptions(k=ctx.params.get("k", SearchOptions.k),
+                          clip_seconds=ctx.params.get("clip_seconds", SearchOptions.clip_seconds)),
         )
         n_videos = len(view)
         if ctx.params.get("show", "clips") == "clips" and n_videos:
             view = view.to_clips(DEFAULT_MATCHES_FIELD).sort_by(f"{DEFAULT_MATCHES_FIELD}.confidence", reverse=True)
-        if not ctx.delegated:
-            ctx.ops.set_view(view)
-        return {"videos": n_videos, "shown": len(view)}
+        output = {"videos": n_videos, "shown": len(view), VIEW_RESULT: view}
+        k, seconds = ctx.params.get("k", SearchOptions.k), ctx.params.get("clip_seconds", SearchOptions.clip_seconds)
+        if ctx.params.get("show", "clips") == "clips" and len(view) < k:
+            output["why_fewer"] = (
+                f"The {k} best-matching frames make {len(view)} moment(s): frames less than {seconds:g} s "
+                "apart in a video share one moment"
+            )
+        return output

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import fiftyone as fo
 import fiftyone.operators.types as types
 
 from fiftyone_clipit.defaults import ATTENTION_MODES, DEFAULT_SCORER_PRESET, list_scorer_presets
 from fiftyone_clipit.options import TrainingOptions
 
-from .base import ClipItOperator, absolute_folder, float_input, text_input
+from .base import ClipItOperator, absolute_folder, field_choice, fields_of_type, float_input, text_input
 
 
 def int_input(ctx, inputs: types.Object, name: str, label: str, default: int, low: int, high: int) -> None:
@@ -29,11 +30,16 @@ class TrainScorer(ClipItOperator):
     def build_inputs(self, ctx, inputs):
         mode = ctx.params.get("mode") or "supervised"
         inputs.enum("mode", ["supervised", "unsupervised"], default="supervised", label="Training")
-        text_input(
+        field_choice(
             ctx, inputs, "gt_field", "Ground truth: users' summaries or per-frame importance field",
-            required=mode == "supervised", field_name=True,
+            fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections)
+            + [f"frames.{name}" for name in fields_of_type(ctx, (fo.FloatField, fo.IntField), frames=True) if name != "frame_number"],
+            None, "import users' summaries or a per-frame importance first", required=mode == "supervised",
         )
-        text_input(ctx, inputs, "query_field", "Field with each video's query (optional)", field_name=True)
+        field_choice(
+            ctx, inputs, "query_field", "Field with each video's query (optional)",
+            fields_of_type(ctx, fo.StringField), None, "no text field on this dataset", required=False,
+        )
         text_input(ctx, inputs, "query", "Or one query for all videos (optional)")
         if ctx.params.get("query_field") and ctx.params.get("query"):
             prop = inputs.str("text_choice", label="Query")
@@ -63,7 +69,7 @@ class TrainScorer(ClipItOperator):
         report = train_scorer(
             self.target(ctx),
             absolute_folder(ctx.params["output_dir"]),
-            gt_field=ctx.params.get("gt_field") or None,
+            gt_field=(ctx.params.get("gt_field") or "").removeprefix("frames.") or None,
             query_field=ctx.params.get("query_field") or None,
             query=ctx.params.get("query") or None,
             captioner=ctx.params.get("captioner") or None,

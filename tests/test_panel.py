@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fiftyone_clipit import Budget, add_videos, create_summary
+from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.curves import curve_traces, sample_curves
 
 PANEL = "@clipit/video-summarization/clipit_panel"
@@ -37,11 +38,48 @@ def test_sample_curves_place_scores_segments_and_truth_in_time(planted):
     assert curves.pred_segments == [pytest.approx((1.0, 1.5))]
     assert curves.gt_segments == [pytest.approx((1.0, 2.0))]
     traces, layout = curve_traces(curves)
-    assert [t["name"] for t in traces] == ["relevance", "user_summary: share of users"]
+    assert [t["name"] for t in traces] == [
+        "relevance (per frame)", "user_summary: share of users", "summary", "user_summary: users' summaries",
+    ]  # the segments (shapes) named in the legend by a marker each
     assert len(traces[0]["y"]) == 90 and len(layout["shapes"]) == 2
+    # issue 24: axes fit the data (the whole video; the scores 0.2-0.9 with a margin), both labelled
+    assert layout["xaxis"]["range"] == pytest.approx([0.0, 3.0])
+    low, high = layout["yaxis"]["range"]
+    assert 0.1 < low < 0.2 and 0.9 < high < 1.0 and layout["showlegend"]
+    assert layout["yaxis2"]["title"]["text"] and layout["xaxis"]["title"]["text"] == "time (s)"
 
 
-def run_panel(dataset, method: str, state: dict, view=None, sample_id: str | None = None):
+def test_an_unscored_video_says_so_and_disables_apply(planted):
+    """Issue 24: a video without scores gets a message naming the remedy, no empty axes, and
+    Apply disabled; a scored one has the query in the curve's title."""
+    unscored = planted.clone()
+    try:
+        unscored.clear_frame_field("clipit_score")
+        with pytest.raises(ClipItError, match="has no scores in 'clipit_score': run 'CLIP-It: score frames"):
+            sample_curves(unscored, unscored.first().id)
+        requests = run_panel(unscored, "on_load", {})
+        assert "has no scores" in sent(requests, "patch_panel_state", "message")[-1]
+        assert sent(requests, "patch_panel_state", "drawn")[-1] is False
+        rendered = [r for r in requests if r["operator_uri"] == "show_panel_output"][-1]["params"]
+        buttons = [p for p in _walk(rendered) if isinstance(p, dict) and str(p.get("label")).startswith("Apply")]
+        assert buttons and all(b.get("disabled") for b in buttons), buttons
+    finally:
+        unscored.delete()
+    from fiftyone_clipit.fo.common import record_run
+
+    record_run(planted, "clipit_score_clipit_score", query="a red door")
+    assert sample_curves(planted, planted.first().id).title == "colors_a.mp4: “a red door” (clipit_score)"
+
+
+def _walk(node):
+    """Every dict and list inside a JSON value."""
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        yield from _walk(child)
+
+
+def run_panel(dataset, method: str, state: dict, view=None, sample_id: str | None = None, event: dict | None = None):
     """Executes a panel event as the App does; returns the requests it sent back to the App."""
     result = foo.execute_operator(
         PANEL,
@@ -49,7 +87,7 @@ def run_panel(dataset, method: str, state: dict, view=None, sample_id: str | Non
             "dataset": dataset,
             "view": view if view is not None else dataset.view(),
             "current_sample": sample_id or dataset.first().id,
-            "params": {"__method__": method, "panel_id": "test-panel", "panel_state": state},
+            "params": {"__method__": method, "panel_id": "test-panel", "panel_state": state, **(event or {})},
         },
     )
     result.raise_exceptions()
@@ -205,8 +243,9 @@ def test_panel_lists_the_datasets_queued_running_and_finished_runs(planted):
         ours = [r for r in first if r["run"] == "CLIP-It: compute frame embeddings"]
         assert [r["state"] for r in ours] == ["queued"], first  # not the other dataset's operation
         recorded = {r["run"]: r for r in first if r["run"].startswith("clipit_")}
-        assert recorded["clipit_summary_clipit_summary"]["state"] == "done"
-        assert "budget 20%" in recorded["clipit_summary_clipit_summary"]["details"]
+        assert recorded["clipit_summary (summary)"]["state"] == "done"  # issue 24: one name, not the doubled key
+        assert recorded["clipit_summary (summary)"]["details"].startswith("score_field 'clipit_score'")  # no "run, "
+        assert "budget 20%" in recorded["clipit_summary (summary)"]["details"]
 
         service.set_running(queued[0])
         service.set_progress(queued[0], ExecutionProgress(progress=0.5, label="Embedding frames"))
@@ -215,10 +254,40 @@ def test_panel_lists_the_datasets_queued_running_and_finished_runs(planted):
 
         service.set_completed(queued[0])
         done, = [r for r in rows() if r["run"] == "CLIP-It: compute frame embeddings"]
-        assert done["state"] == "completed"
+        assert done["state"] == "done"  # one vocabulary: FiftyOne's "completed" reads as the runs' "done"
         rendered = str([r for r in run_panel(planted, "on_load", {}) if r["operator_uri"] == "show_panel_output"][-1])
         assert "Runs on this dataset" in rendered and "Refresh" in rendered
     finally:  # no worker of a later test may pick these up
         for op_id in queued:
             service.delete_operation(op_id)
         other.delete()
+
+
+def test_a_click_names_the_moment_and_shows_its_frame(planted):
+    """Issue 24: FiftyOne's panel API cannot move the modal's video, so a click on the curve gives
+    the time and frame number, says so, and shows that frame (decoded from the video)."""
+    from PIL import Image
+
+    from fiftyone_clipit.reels import read_frames
+
+    requests = run_panel(planted, "on_click_curve", {"frame_rate": 30.0}, event={"x": 1.0})
+    assert sent(requests, "patch_panel_state", "message")[-1] == "1.00 s = frame 31"
+    clicked = sent(requests, "patch_panel_state", "clicked_frame")[-1]
+    assert clicked["seconds"] == 1.0 and clicked["path"].endswith("-31.png")
+    assert sent(requests, "patch_panel_state", "clicked_image")[-1].startswith("/media?filepath=")
+    shown = np.asarray(Image.open(clicked["path"]))
+    (expected,) = read_frames(planted.first().filepath, [31], width=480)
+    assert shown.shape == expected.shape and np.array_equal(shown, expected)
+
+
+def test_apply_refreshes_the_summarys_saved_clips_view(planted):
+    """Issue 24: after Apply the saved clips view of the summary shows the new segments (it kept
+    the old ones until FiftyOne's "Reload saved view")."""
+    assert "clipit_summary_clips" in planted.list_saved_views()  # as create_summary saves it
+    before = planted.load_saved_view("clipit_summary_clips").values("support")
+    state = {"score_field": "clipit_score", "summary_field": "clipit_summary", "budget": 0.5}
+    run_panel(planted, "on_apply_video", state)
+    planted.reload()
+    after = planted.load_saved_view("clipit_summary_clips").values("support")
+    assert after != before
+    assert after == [list(d.support) for d in planted.first().clipit_summary.detections]

@@ -53,6 +53,7 @@ def dataset(video_dir, tiny_encoder):
     compute_frame_embeddings(ds, model=tiny_encoder)
     score_frames(ds, "a person", model=tiny_encoder)
     create_summary(ds)
+    ds.set_values("gt", [fo.TemporalDetections(detections=[fo.TemporalDetection(label="gt", support=[1, 10])])] * len(ds))
     return ds
 
 
@@ -97,7 +98,7 @@ INVALID = {
     "evaluate_summary": ({"gt_field": "bad name", "pred_field": "clipit_summary"}, "gt_field"),
     "export_summary": ({"export_dir": "~/clips-out", "summary_field": "no_such_field"}, "summary_field"),
     "frame_overlap_f1": ({"mode": "mean"}, "mode"),
-    "train_scorer": ({"mode": "supervised", "gt_field": "", "output_dir": "checkpoints/scorer"}, "gt_field"),
+    "train_scorer": ({"mode": "supervised", "gt_field": "nosuch", "output_dir": "checkpoints/scorer"}, "gt_field"),
     "build_frame_index": ({"brain_key": "bad key"}, "brain_key"),
     "search_frames": ({"query": " ", "k": 5}, "query"),
     "create_highlight_reel": ({"query": "a person", "seconds": -1.0}, "seconds"),
@@ -114,6 +115,34 @@ def test_forms_accept_valid_and_reject_invalid_input(dataset, name):
     params, bad_field = INVALID[name]
     errors = invalid(form(name, dataset, params))
     assert bad_field in errors and errors[bad_field]
+
+
+def test_field_inputs_are_dropdowns_of_the_fields_that_fit(dataset):
+    """Issue 24: a field the operator reads is chosen from the dataset's fields of its type (free
+    text only names a new field); nothing chosen yet disables Execute without an error shown."""
+    props = form("evaluate_summary", dataset, {})
+    assert props["gt_field"].type.values == ["gt"] and props["pred_field"].type.values == ["clipit_summary", "gt"]
+    assert props["gt_field"].invalid and not props["gt_field"].error_message  # before any choice
+    nosuch = form("evaluate_summary", dataset, {"gt_field": "nosuch"})["gt_field"]
+    assert nosuch.invalid and "'nosuch'" in nosuch.error_message and "['gt']" in nosuch.error_message
+    assert isinstance(form("evaluate_summary", dataset, {})["eval_key"].type, types.String)  # a new name
+    shots = form("create_summary", dataset, {"segmentation": "shots"})["shots_field"]
+    assert set(shots.type.values) == {"gt", "clipit_summary"}
+    train = form("train_scorer", dataset, {})
+    assert "gt" in train["gt_field"].type.values and "frames.clipit_score" in train["gt_field"].type.values
+    assert not getattr(train["query_field"], "invalid", False)  # optional: may stay empty
+    query = form("score_frames", dataset, {})["query"]
+    assert query.invalid and not query.error_message  # no "must not be empty" before typing
+
+
+def test_failures_read_as_one_sentence():
+    from fiftyone_clipit.errors import ClipItError
+
+    from operators.base import failure_text
+
+    assert failure_text(ClipItError("Field 'x' does not exist on 'd'")) == "Field 'x' does not exist on 'd'"
+    text = failure_text(KeyError("frames"))
+    assert text == "'frames' (KeyError; the App server's log has the details)" and "\n" not in text
 
 
 def test_forms_of_schedulable_operators_say_how_scheduled_runs_run(dataset):
@@ -160,13 +189,17 @@ def test_the_embedding_form_defaults_to_the_datasets_embedding_model_and_rate(da
     assert form("compute_frame_embeddings", bare, {})["model"].default == "ViT-B-32"
 
 
-def test_the_export_result_shows_the_storyboard_through_the_apps_media_route(dataset):
-    results = {"clips": 3, "export_dir": "/data/x", "storyboard": "/data/x/a b/a b_storyboard.png"}
+def test_the_export_result_shows_every_storyboard_through_the_apps_media_route(dataset):
+    """Issue 24: every video's storyboard, not the first one's path as text."""
+    files = ["/data/x/a b/a b_storyboard.png", "/data/x/c/c_storyboard.png"]
+    results = {"clips": 3, "export_dir": "/data/x", "storyboard_files": files}
     ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": {}, "results": results})
-    shown = foo.get_operator(uri("export_summary")).resolve_output(ctx).type.properties
-    assert set(shown) == {"clips", "export_dir", "storyboard_image"}
-    image = shown["storyboard_image"]
-    assert isinstance(image.view, types.ImageView) and image.default == "/media?filepath=/data/x/a%20b/a%20b_storyboard.png"
+    operator = foo.get_operator(uri("export_summary"))
+    for shown in (operator.resolve_output(ctx).type.properties, operator._output(results, heading=True).type.properties):
+        assert {"clips", "export_dir", "storyboard_image_0", "storyboard_image_1"} <= set(shown)
+        image = shown["storyboard_image_0"]
+        assert isinstance(image.view, types.ImageView) and image.default == "/media?filepath=/data/x/a%20b/a%20b_storyboard.png"
+        assert shown["storyboard_image_1"].default == "/media?filepath=/data/x/c/c_storyboard.png"
 
 
 def test_forms_refuse_image_datasets_and_missing_embeddings(video_dir, tmp_path):
@@ -206,7 +239,8 @@ def test_operators_execute_against_the_database(dataset_copy, tmp_path):
     assert result.result["clips"] > 0 and result.result["reels"] == 2 and result.result["export_dir"] == str(out)
     assert len(list(out.rglob("*.mp4"))) == result.result["clips"] + result.result["reels"]
     assert not os.path.exists(os.path.join(os.path.dirname(fo.__file__), "server", "run-1"))
-    assert result.result["storyboard"].startswith(str(out)) and result.result["storyboard"].endswith("_storyboard.png")
+    storyboards = result.result["storyboard_files"]
+    assert len(storyboards) == 2 and all(p.startswith(str(out)) and p.endswith("_storyboard.png") for p in storyboards)
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ def test_label_scores_gives_each_frame_a_filterable_label_and_each_video_sortabl
     assert label_scores(scored) == 2
     first = scored.sort_by("filepath").first()
     (label,) = first.frames[31].clipit_score_label.classifications
-    assert label.label == "a person" and label.confidence == pytest.approx(0.9)
+    assert label.label == "a person [clipit_score]" and label.confidence == pytest.approx(0.9)  # query and field
     assert first.clipit_score_max == pytest.approx(0.9)
     assert first.clipit_score_mean == pytest.approx((15 * 0.9 + 75 * 0.2) / 90)
     high = scored.filter_labels("frames.clipit_score_label", F("confidence") > 0.5)
@@ -57,3 +57,18 @@ def test_label_scores_refuses_a_field_it_did_not_write(scored):
     scored.delete_run("clipit_score_clipit_score")
     with pytest.raises(ClipItError, match="not written by CLIP-It"):
         label_scores(scored)
+
+
+def test_a_rescore_replaces_the_old_querys_labels(scored):
+    """Issue 24: labelling again after a new query leaves no frame with the old query's label,
+    even a frame the new scores no longer cover."""
+    assert label_scores(scored) == 2
+    record_run(scored, "clipit_score_clipit_score", query="a dog", score_field="clipit_score", complete=True)
+    first = scored.sort_by("filepath").first()
+    numbers, scores = scored.select(first.id).values(["frames.frame_number", "frames.clipit_score"])
+    kept = {n: (s if n != 1 else None) for n, s in zip(numbers[0], scores[0])}
+    scored.set_values("frames.clipit_score", {first.id: kept}, key_field="id")  # frame 1 not scored this time
+    assert label_scores(scored) == 2
+    labels = scored.distinct("frames.clipit_score_label.classifications.label")
+    assert labels == ["a dog [clipit_score]"]
+    assert scored.select(first.id).values("frames.clipit_score_label")[0][0] is None

@@ -285,6 +285,10 @@ def test_operator_and_cli_search(indexed):
     )
     result.raise_exceptions()
     assert 1 <= result.result["videos"] <= 3 and result.result["shown"] >= result.result["videos"]
+    # issue 24: fewer moments than frames asked for says why
+    assert (result.result["shown"] < 3) == ("why_fewer" in result.result)
+    if result.result["shown"] < 3:
+        assert result.result["why_fewer"].startswith(f"The 3 best-matching frames make {result.result['shown']} moment(s)")
     cli = str(Path(sys.executable).parent / "fiftyone-clipit")
     indexed.persistent = True
     try:

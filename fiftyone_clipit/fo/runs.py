@@ -40,8 +40,11 @@ class RunSummary:
 
     def describe(self) -> str:
         """One line for the App: the kind, what made the run (query, model, budget, ...) and when."""
-        settings = [f"{name} {self._shown(name)}" for name in _SHOWN if self.config.get(name) not in (None, "", [])]
-        return ", ".join([self.kind, *settings, *self._progress(), self.timestamp[:19]])
+        return ", ".join([self.kind, *self.settings(), *self._progress(), self.timestamp[:19]])
+
+    def settings(self) -> list[str]:
+        """What made the run, e.g. ["query 'a dog'", "model 'tiny-random'"] (the panel's column)."""
+        return [f"{name} {self._shown(name)}" for name in _SHOWN if self.config.get(name) not in (None, "", [])]
 
     def _progress(self) -> list[str]:
         """How far a run split into shards (or still writing) has come."""

@@ -28,10 +28,12 @@ from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_label_fields, 
 
 
 def label_scores(samples: foc.SampleCollection, score_field: str = DEFAULT_SCORE_FIELD) -> int:
-    """Writes `frames.<score_field>_label` (Classifications, one per frame: label = the query,
-    confidence = the score) and `<score_field>_max` / `<score_field>_mean` per video, from
-    `frames.<score_field>`. A single-Classification label field of an earlier version, written by
-    the same score run, is replaced.
+    """Writes `frames.<score_field>_label` (Classifications, one per frame: label = the query and
+    the score field it came from, e.g. "a person [clipit_score]", so labels of two runs never read
+    alike on a tile; confidence = the score) and `<score_field>_max` / `<score_field>_mean` per
+    video, from `frames.<score_field>`. A labelled video's frames without a score now lose an
+    earlier query's label, so a re-score replaces the old query's labels. A single-Classification
+    label field of an earlier version, written by the same score run, is replaced.
 
     Args:
         samples: a scored video dataset or view.
@@ -52,16 +54,18 @@ def label_scores(samples: foc.SampleCollection, score_field: str = DEFAULT_SCORE
     for name in (max_field, mean_field):
         check_output_field(samples, name, run_key, fo.FloatField)
     query = dataset.get_run_info(run_key).config.query if dataset.has_run(run_key) else None
-    label = "; ".join(query) if isinstance(query, list) else str(query or f"generic ({score_field})")
+    text = "; ".join(query) if isinstance(query, list) else str(query or "generic")
+    label = f"{text} [{score_field}]"
     labels, maxima, means = {}, {}, {}
     for sample_id, numbers, scores in zip(*samples.values(["id", "frames.frame_number", f"frames.{score_field}"])):
         pairs = [(number, float(score)) for number, score in zip(numbers, scores) if score is not None]
         if not pairs:
             continue
-        labels[sample_id] = {
+        labels[sample_id] = dict.fromkeys(numbers)  # frames scored no more: no label of an older query
+        labels[sample_id].update({
             number: fo.Classifications(classifications=[fo.Classification(label=label, confidence=score)])
             for number, score in pairs
-        }
+        })
         values = np.array([score for _, score in pairs])
         maxima[sample_id], means[sample_id] = float(values.max()), float(values.mean())
     if labels:
