@@ -33,6 +33,7 @@ from fiftyone_clipit.errors import (
 )
 from fiftyone_clipit.options import (
     EmbeddingOptions,
+    EvaluationOptions,
     IndexOptions,
     ScoringOptions,
     SearchOptions,
@@ -42,6 +43,8 @@ from fiftyone_clipit.options import (
 
 #: the summary options `summarize` takes as flags of their own (the budget is read as text)
 SHOT_FLAGS = ("segmentation", "min_segment", "max_segment", "segment_seconds", "shots_field", "n_keyframes")
+#: the evaluation options `evaluate` takes as flags
+EVALUATION_FLAGS = ("protocol", "mode", "score_field", "gt_score_field")
 #: the index options `index` takes as flags
 INDEX_FLAGS = ("kind", "target_recall", "backend", "uri", "collection")
 
@@ -150,10 +153,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from fiftyone_clipit.fo.evaluation import evaluate_summary
 
     results = evaluate_summary(
-        _dataset(args.dataset), gt_field=args.gt_field, pred_field=args.pred_field,
-        eval_key=args.eval_key, protocol=args.protocol, mode=args.mode, score_field=args.score_field,
-        gt_score_field=args.gt_score_field, skip_failures=args.skip_failures, allow_stale=args.allow_stale,
-        progress=True,
+        _dataset(args.dataset), args.gt_field, EvaluationOptions(**{name: getattr(args, name) for name in EVALUATION_FLAGS}),
+        pred_field=args.pred_field, eval_key=args.eval_key, skip_failures=args.skip_failures,
+        allow_stale=args.allow_stale, progress=True,
     )
     results.print_report()
     if args.figures:
@@ -339,11 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt-field", action="append", required=True, help="a user's summary field (repeatable)")
     p.add_argument("--pred-field", default=DEFAULT_SUMMARY_FIELD, help="the summary to evaluate")
     p.add_argument("--eval-key", default=DEFAULT_EVAL_KEY, help="the evaluation's key and field prefix")
-    p.add_argument("--protocol", choices=["tvsum", "summe", "qfvs", "qvhighlights"], default="tvsum",
-                   help="the published protocol (docs/evaluation.md)")
-    p.add_argument("--mode", choices=["avg", "max"], help="over users (default: the protocol's)")
-    p.add_argument("--score-field", help="frame field of predicted scores (rank correlation, highlights)")
-    p.add_argument("--gt-score-field", help="frame field of users' scores (adds Kendall / Spearman)")
+    add_option_arguments(p, EvaluationOptions, EVALUATION_FLAGS)
     p.add_argument("--figures", help="folder for one PNG per video")
     p.add_argument("--allow-stale", action="store_true",
                    help="evaluate summaries or scores that no longer hold (file replaced, scored or summarised again)")

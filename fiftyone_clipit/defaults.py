@@ -40,6 +40,8 @@ DEFAULT_BRAIN_KEY = "clipit_frames"
 DEFAULT_MATCHES_FIELD = "clipit_matches"
 DEFAULT_RELEVANCE_FIELD = "clipit_relevance"
 DEFAULT_HIGHLIGHTS_FIELD = "clipit_highlights"
+#: the sample field holding each QFVS shot's concepts (`add_qfvs_annotations`)
+DEFAULT_CONCEPTS_FIELD = "gt_shot_concepts"
 #: how a highlight reel orders its moments: best first, or by video and time
 HIGHLIGHT_ORDERS = ("relevance", "source")
 

@@ -15,7 +15,8 @@ from typing import Sequence
 import numpy as np
 from scipy import optimize, stats
 
-F1_MODES = ("avg", "max")
+from fiftyone_clipit.options import F1_MODES
+
 CORRELATION_METHODS = ("kendall", "spearman")
 
 

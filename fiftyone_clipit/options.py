@@ -21,6 +21,7 @@ from fiftyone_clipit.defaults import (
     ATTENTION_MODES,
     DEFAULT_BUDGET,
     DEFAULT_CAPTIONS,
+    DEFAULT_CONCEPTS_FIELD,
     DEFAULT_FPS,
     DEFAULT_SCORER_PRESET,
     ZERO_SHOT,
@@ -40,6 +41,10 @@ SUMMARY_ROUNDINGS = ("floor", "round")
 PRECISIONS = ("fp32", "fp16", "int8")
 #: how a benchmark scores test videos: a scorer trained per split, or the annotation's consensus
 BENCHMARK_METHODS = ("train", "gtscore")
+#: the published evaluation protocols `evaluate_summary` reproduces (docs/evaluation.md)
+PROTOCOLS = ("tvsum", "summe", "qfvs", "qvhighlights")
+#: how per-user figures combine: the mean over users, or the best user
+F1_MODES = ("avg", "max")
 #: where a frame index lives
 BACKENDS = ("faiss", "milvus")
 ON_BROKEN = ("fail", "keep")
@@ -296,6 +301,27 @@ class SearchOptions(Options):
                     low=1, closed=True, integer=True)
     clip_seconds: float = option(2.0, "length of the moment around each hit frame, in seconds",
                                  label="Moment length (seconds)", low=0)
+
+
+@dataclass(frozen=True)
+class EvaluationOptions(Options):
+    """How `evaluate_summary` evaluates: the protocol, how users combine, and the fields and
+    lengths it reads besides the summary and the ground truth."""
+
+    protocol: str = option("tvsum", "the published protocol (docs/evaluation.md)", label="Protocol",
+                           choices=PROTOCOLS)
+    mode: str | None = option(None, "over users: avg or max (none: the protocol's, max for summe, else avg)",
+                              label="Users", choices=(None, *F1_MODES))
+    score_field: str | None = option(
+        None, "frame field of predicted scores: rank correlation, highlights (none: clipit_score where needed)",
+        optional=True,
+    )
+    gt_score_field: str | None = option(
+        None, "frame field of users' per-frame scores: adds Kendall tau and Spearman rho", optional=True
+    )
+    concepts_field: str = option(DEFAULT_CONCEPTS_FIELD, "qfvs: the sample field of each shot's concepts")
+    shot_seconds: float = option(5.0, "qfvs: the shot length in seconds", low=0)
+    clip_seconds: float = option(2.0, "qvhighlights: the clip length in seconds", low=0)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from fiftyone_clipit.metrics import (
 )
 from fiftyone_clipit.summary import generate_summary, uniform_change_points
 
-PROTOCOLS = ("tvsum", "summe", "qfvs", "qvhighlights")
 #: how per-user F1s combine by default: TVSum averages over users, SumMe keeps the best user.
 DEFAULT_MODES = {"tvsum": "avg", "summe": "max", "qfvs": "avg", "qvhighlights": "avg"}
 HIGHLIGHT_THRESHOLDS = {"fair": 2, "good": 3, "verygood": 4}

@@ -23,7 +23,14 @@ from fiftyone_clipit.defaults import (
     ZERO_SHOT,
     clip_model_presets,
 )
-from fiftyone_clipit.options import EmbeddingOptions, ScoringOptions, SummaryOptions
+from fiftyone_clipit.options import (
+    F1_MODES,
+    PROTOCOLS,
+    EmbeddingOptions,
+    EvaluationOptions,
+    ScoringOptions,
+    SummaryOptions,
+)
 
 from .base import (
     ClipItOperator,
@@ -254,7 +261,7 @@ class EvaluateSummary(ClipItOperator):
     heavy = False
 
     def build_inputs(self, ctx, inputs):
-        inputs.enum("protocol", ["tvsum", "summe", "qfvs", "qvhighlights"], default="tvsum", label="Protocol")
+        inputs.enum("protocol", list(PROTOCOLS), default=EvaluationOptions.protocol, label="Protocol")
         summaries = fields_of_type(ctx, fo.EmbeddedDocumentField, fo.TemporalDetections)
         if ctx.params.get("protocol") == "qvhighlights":
             field_choice(
@@ -272,7 +279,7 @@ class EvaluateSummary(ClipItOperator):
             "run 'CLIP-It: create summary' first",
         )
         text_input(ctx, inputs, "eval_key", "Evaluation key (a new name, or one to replace)", default=DEFAULT_EVAL_KEY, field_name=True)
-        inputs.enum("mode", ["avg", "max"], label="Over users: avg (TVSum) or max (SumMe); empty: the protocol's")
+        inputs.enum("mode", list(F1_MODES), label="Over users: avg (TVSum) or max (SumMe); empty: the protocol's")
         inputs.bool(
             "segments", default=True,
             label="Also as a temporal detection evaluation '<key>_segments' (tvsum / summe), the one the Model "

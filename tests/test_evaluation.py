@@ -305,7 +305,7 @@ def test_operator_evaluates_with_a_protocol(labelled):
 @pytest.mark.parametrize(
     "kwargs, error",
     [
-        ({"gt_field": "gt_user_summaries", "protocol": "ovp"}, r"Unknown protocol 'ovp'. Valid protocols are \['tvsum', 'summe', 'qfvs', 'qvhighlights'\]"),
+        ({"gt_field": "gt_user_summaries", "protocol": "ovp"}, r"Unknown protocol 'ovp'. Valid ones are \['tvsum', 'summe', 'qfvs', 'qvhighlights'\]"),
         ({"gt_field": "nope"}, "Field 'nope' does not exist"),
         ({"gt_field": "gt_user_summaries", "mode": "mean"}, r"Unknown mode 'mean'"),
         ({"gt_field": "gt_user_summaries", "gt_score_field": "missing_scores"}, "Field 'frames.missing_scores' does not exist"),

@@ -140,6 +140,35 @@ def curve_traces(
          "marker": {"symbol": "square", "size": 12, "color": color, "opacity": 0.5}}
         for name, color in legend
     ]
+    shapes = _segment_shapes(curves, span, preview)
+    scores = curves.pred_scores[finite]
+    low, high = (float(scores.min()), float(scores.max())) if scores.size else (0.0, 1.0)
+    pad = max(high - low, 1e-3) * 0.08
+    duration = float(curves.times[-1] + (curves.times[1] if len(curves.times) > 1 else 0.0)) if len(curves.times) else 1.0
+    layout = {
+        "title": {"text": curves.title}, "shapes": shapes,
+        # axes fit the data: the whole video in time, the scores with a margin (an overlay's
+        # shapes and its 0-1 share must not crop or stretch them)
+        "xaxis": {"title": {"text": "time (s)"}, "range": [0.0, round(duration, 3)]},
+        "yaxis": {"title": {"text": "relevance"}, "range": [round(low - pad, 4), round(high + pad, 4)]},
+        "yaxis2": {
+            "overlaying": "y", "side": "right", "range": [0, 1.05], "showgrid": False,
+            "title": {"text": "share of users"},
+        },
+        "showlegend": True,
+        "legend": {"orientation": "h", "y": -0.25},
+        "margin": {"l": 50, "r": 40, "t": 40, "b": 40},
+        "autosize": True, "height": 360,
+        "hovermode": "x",  # a click anywhere above a moment picks it (the panel seeks the video there)
+    }
+    return traces, layout
+
+
+def _segment_shapes(
+    curves: VideoCurves, span: tuple[int, int] | None, preview: list[tuple[float, float]] | None
+) -> list[dict]:
+    """The plot's rectangles: the stored summary (outlined when a preview is shown), the
+    preview, the users' summaries below, and the clip or frame being viewed."""
     stored = (
         {"fillcolor": "#1f77b4", "opacity": 0.25, "line": {"width": 0}} if preview is None
         else {"fillcolor": "rgba(0,0,0,0)", "line": {"width": 1, "color": "#1f77b4", "dash": "dot"}}
@@ -163,27 +192,7 @@ def curve_traces(
              "y0": 0.0, "y1": 1.0, "fillcolor": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#d62728"},
              "name": "current clip"}
         )
-    scores = curves.pred_scores[finite]
-    low, high = (float(scores.min()), float(scores.max())) if scores.size else (0.0, 1.0)
-    pad = max(high - low, 1e-3) * 0.08
-    duration = float(curves.times[-1] + (curves.times[1] if len(curves.times) > 1 else 0.0)) if len(curves.times) else 1.0
-    layout = {
-        "title": {"text": curves.title}, "shapes": shapes,
-        # axes fit the data: the whole video in time, the scores with a margin (an overlay's
-        # shapes and its 0-1 share must not crop or stretch them)
-        "xaxis": {"title": {"text": "time (s)"}, "range": [0.0, round(duration, 3)]},
-        "yaxis": {"title": {"text": "relevance"}, "range": [round(low - pad, 4), round(high + pad, 4)]},
-        "yaxis2": {
-            "overlaying": "y", "side": "right", "range": [0, 1.05], "showgrid": False,
-            "title": {"text": "share of users"},
-        },
-        "showlegend": True,
-        "legend": {"orientation": "h", "y": -0.25},
-        "margin": {"l": 50, "r": 40, "t": 40, "b": 40},
-        "autosize": True, "height": 360,
-        "hovermode": "x",  # a click anywhere above a moment picks it (the panel seeks the video there)
-    }
-    return traces, layout
+    return shapes
 
 
 def frame_picture(samples: foc.SampleCollection, video_id: str, seconds: float, width: int = 480) -> tuple[int, str]:

@@ -55,12 +55,11 @@ from fiftyone_clipit.fo.common import (
     write_declared,
     write_in_chunks,
 )
-from fiftyone_clipit.fo.groundtruth import DEFAULT_CONCEPTS_FIELD
 from fiftyone_clipit.fo.lineage import stale_scores
 from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
 from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, stale_summaries
 from fiftyone_clipit.shots import frame_scores_array
-from fiftyone_clipit.metrics import F1_MODES
+from fiftyone_clipit.options import EvaluationOptions
 
 
 class SummaryEvaluationConfig(fors.RunConfig):
@@ -91,8 +90,8 @@ class SummaryEvaluationConfig(fors.RunConfig):
         score_field: str | None = None,
         gt_score_field: str | None = None,
         concepts_field: str | None = None,
-        shot_seconds: float = 5.0,
-        clip_seconds: float = 2.0,
+        shot_seconds: float = EvaluationOptions.shot_seconds,
+        clip_seconds: float = EvaluationOptions.clip_seconds,
         stale: dict[str, str] | None = None,
         written_fields: list[str] | None = None,
         **kwargs,
@@ -365,18 +364,14 @@ class SummaryEvaluationResults(fors.RunResults):
 def evaluate_summary(
     samples: foc.SampleCollection,
     gt_field: str | list[str],
+    options: EvaluationOptions | None = None,
+    *,
     pred_field: str | None = DEFAULT_SUMMARY_FIELD,
     eval_key: str = DEFAULT_EVAL_KEY,
-    protocol: str = "tvsum",
-    mode: str | None = None,
-    score_field: str | None = None,
-    gt_score_field: str | None = None,
-    concepts_field: str = DEFAULT_CONCEPTS_FIELD,
-    shot_seconds: float = 5.0,
-    clip_seconds: float = 2.0,
-    skip_failures: bool = False,
     allow_stale: bool = False,
+    skip_failures: bool = False,
     progress: Progress = None,
+    **settings: Any,
 ) -> SummaryEvaluationResults:
     """Evaluates summaries by a published protocol, as the FiftyOne custom run ``eval_key``.
 
@@ -385,17 +380,18 @@ def evaluate_summary(
         gt_field: tvsum / summe / qfvs: one or more TemporalDetections fields of users' summaries
             (each field one user, or several users told apart by a ``user`` attribute);
             qvhighlights: the saliency field (``add_highlight_annotations``).
+        options (None): an `EvaluationOptions`; keyword `settings` build or replace them:
+            `protocol` (``"tvsum"``, ``"summe"``, ``"qfvs"`` or ``"qvhighlights"``), `mode`
+            (``"avg"`` or ``"max"`` over users; None: the protocol's, summe max, else avg),
+            `score_field` (frame field of predicted scores; needed for rank correlation and
+            qvhighlights, default there ``"clipit_score"``), `gt_score_field` (frame field of
+            users' per-frame scores, ``add_video_annotations``'s ``gt_user_scores``: adds
+            Kendall tau / Spearman rho for tvsum and summe), `concepts_field` (per-shot concept
+            lists, qfvs), `shot_seconds` (QFVS shot length), `clip_seconds` (QVHighlights clip
+            length).
         pred_field ("clipit_summary"): the summary to evaluate (TemporalDetections); optional for
             qvhighlights, where it is only drawn in the plots.
         eval_key ("clipit_eval"): the run's key and the prefix of its fields.
-        protocol ("tvsum"): one of ``"tvsum"``, ``"summe"``, ``"qfvs"``, ``"qvhighlights"``.
-        mode (None): ``"avg"`` or ``"max"`` over users; None: the protocol's (summe: max, else avg).
-        score_field (None): frame field of predicted scores; needed for rank correlation and
-            qvhighlights (default there: ``"clipit_score"``).
-        gt_score_field (None): frame field of users' per-frame scores (``add_video_annotations``'s
-            ``gt_user_scores``): adds Kendall tau / Spearman rho (tvsum, summe).
-        concepts_field ("gt_shot_concepts"): per-shot concept lists (qfvs).
-        shot_seconds (5.0): QFVS shot length. clip_seconds (2.0): QVHighlights clip length.
         skip_failures (False): log videos that cannot be evaluated instead of raising at the end.
         allow_stale (False): evaluate summaries or scores that no longer hold (their source file
             was replaced, they were re-embedded or re-scored since, or re-summarising them
@@ -411,12 +407,10 @@ def evaluate_summary(
             summary or scores evaluated no longer hold.
         BatchError: some videos could not be evaluated (the others were saved with the run).
     """
+    options = EvaluationOptions.of(options, **settings)
+    protocol, score_field, gt_score_field = options.protocol, options.score_field, options.gt_score_field
+    mode = options.mode or protocols.DEFAULT_MODES[protocol]
     samples = video_collection(samples)
-    if protocol not in protocols.PROTOCOLS:
-        raise ClipItError(f"Unknown protocol '{protocol}'. Valid protocols are {list(protocols.PROTOCOLS)}")
-    mode = mode or protocols.DEFAULT_MODES[protocol]
-    if mode not in F1_MODES:
-        raise ClipItError(f"Unknown mode '{mode}'. Valid modes are {list(F1_MODES)}")
     check_field_name(eval_key, "eval key")
     if protocol == "qvhighlights":
         score_field = score_field or DEFAULT_SCORE_FIELD
@@ -426,8 +420,8 @@ def evaluate_summary(
         score_field = DEFAULT_SCORE_FIELD
     config = SummaryEvaluationConfig(
         pred_field, ensure_iterable(gt_field), protocol, mode, score_field=score_field,
-        gt_score_field=gt_score_field, concepts_field=concepts_field if protocol == "qfvs" else None,
-        shot_seconds=shot_seconds, clip_seconds=clip_seconds,
+        gt_score_field=gt_score_field, concepts_field=options.concepts_field if protocol == "qfvs" else None,
+        shot_seconds=options.shot_seconds, clip_seconds=options.clip_seconds,
     )
     _check_fields(samples, config)
     config.stale = _stale_inputs(samples, config)

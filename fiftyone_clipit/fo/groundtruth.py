@@ -27,7 +27,7 @@ import fiftyone as fo
 import fiftyone.core.collections as foc
 import numpy as np
 
-from fiftyone_clipit.defaults import FALLBACK_FRAME_RATE
+from fiftyone_clipit.defaults import DEFAULT_CONCEPTS_FIELD, FALLBACK_FRAME_RATE
 from fiftyone_clipit.errors import ItemFailure
 from fiftyone_clipit.fo.common import (
     Progress,
@@ -53,7 +53,6 @@ DEFAULT_USER_SUMMARIES_FIELD = "gt_user_summaries"
 DEFAULT_QUERY_FIELD = "query"
 DEFAULT_SALIENCY_FIELD = "gt_saliency"
 DEFAULT_WINDOWS_FIELD = "gt_windows"
-DEFAULT_CONCEPTS_FIELD = "gt_shot_concepts"
 DEFAULT_ORACLE_FIELD = "gt_oracle"
 DEFAULT_QFVS_SUMMARIES_FIELD = "gt_qfvs_user_summaries"
 
