@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fiftyone_clipit.bench.learning import shot_plan, shots_video, unit
+from fiftyone_clipit.bench.planted import shot_plan, shots_video, unit
 
 N_CONCEPTS = 8
 TEST_PAIRS = 6  # concept pairs only test queries name
