@@ -72,7 +72,8 @@ class ScorerConfig:
         window_overlap: context steps a window shares with each neighbour; 2 * overlap < window.
         fusion: how the language-guided attention output `a` joins the frame features `f`:
             "product" feeds [f, a, f * a] to the fusing layer, so a frame-text match is one linear
-            read-out away (0.04 F1 more on the paper preset in `bench learning`, docs/training.md);
+            read-out away (on fresh seeds of `bench learning`, tiny, no measurable gain over
+            "concat": docs/training.md);
             "concat" feeds [f, a] (version 1 checkpoints).
         input_norm: LayerNorm the frame and text features before the attention. Unit-norm CLIP
             vectors have coordinates of about 1 / sqrt(feature_dim), which leaves the attention

@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from fiftyone_clipit.bench.learning import gate_failures, learning_figures, mean_figures, planted_videos, planted_world
+from fiftyone_clipit.bench.concepts import concept_videos, concept_world
+from fiftyone_clipit.bench.learning import (
+    FIRST_FRESH_SEED,
+    WORLDS,
+    gate_failures,
+    learning_figures,
+    mean_figures,
+    paired_interval,
+    planted_videos,
+    planted_world,
+)
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.scorer import load_preset, predict_scores
 from fiftyone_clipit.training import (
@@ -17,10 +27,10 @@ from fiftyone_clipit.training import (
     TrainingVideo,
     checkpoint_metadata,
     diversity_loss,
+    learning_rate_factor,
     model_card,
     reconstruction_loss,
     split_validation,
-    learning_rate_factor,
     train,
     weighted_bce,
 )
@@ -94,13 +104,14 @@ def test_supervised_training_needs_ground_truth():
         train(unlabelled, load_preset("tiny"), TrainingOptions(epochs=1))
 
 
-@pytest.fixture(scope="module")
-def learning() -> dict:
-    """`bench learning` as it runs by default: tiny preset, the library's options, seeds 0-2, one thread."""
+@pytest.fixture(scope="module", params=WORLDS)
+def learning(request) -> dict:
+    """`bench learning` on each planted world, small: tiny preset, the library's options, 2 fresh seeds, one thread."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return mean_figures([learning_figures(seed=seed, preset="tiny") for seed in range(3)])
+        seeds = (FIRST_FRESH_SEED, FIRST_FRESH_SEED + 1)
+        return mean_figures([learning_figures(seed=seed, preset="tiny", world=request.param) for seed in seeds])
     finally:
         torch.set_num_threads(before)
 
@@ -110,7 +121,7 @@ def shortcuts_of(figures: dict, leave_out: str | None = None) -> dict:
     return {name: figures[name] for name in names if name != leave_out}
 
 
-@pytest.mark.slow  # the 3-seed bench: 34 s alone, minutes on a busy machine
+@pytest.mark.slow  # 2 seeds of each world: a minute alone, minutes on a busy machine
 def test_the_default_recipe_learns_language_guidance_that_carries_over_to_new_queries(learning):
     """Unseen test queries; every shortcut in the same run (see fiftyone_clipit/bench/learning.py)."""
     failures = gate_failures(
@@ -120,7 +131,7 @@ def test_the_default_recipe_learns_language_guidance_that_carries_over_to_new_qu
     assert learning["f1_unsupervised"] > learning["f1_random"], learning
 
 
-@pytest.mark.slow  # the 3-seed bench: 34 s alone, minutes on a busy machine
+@pytest.mark.slow  # 2 seeds of each world: a minute alone, minutes on a busy machine
 def test_the_gates_fail_a_query_blind_scorer_and_the_zero_shot_formula(learning):
     """The bench can fail: each shortcut, put in the supervised scorer's place, fails the gates."""
     # A query-blind scorer reads the same constant text whatever the query, so swapping the
@@ -194,15 +205,46 @@ def test_the_model_card_records_the_recipe_the_curve_and_the_epoch_kept(one_thre
     assert len([line for line in card.splitlines() if line.startswith("| ") and "kept" not in line[-8:]]) >= 3
 
 
-def test_bench_learning_prints_every_figure_and_its_gates(capsys, one_thread):
+def test_bench_learning_prints_every_figure_its_spread_and_its_gates_for_both_worlds(capsys, one_thread):
     from fiftyone_clipit.cli import main
 
-    assert main(["bench", "learning", "--seeds", "1", "--train-videos", "8", "--test-videos", "4",
-                 "--epochs", "2", "--warmup-epochs", "1", "--threads", "1"]) == 0
+    assert main(["bench", "learning", "--seeds", "2", "--train-videos", "8", "--test-videos", "4",
+                 "--epochs", "2", "--warmup-epochs", "1", "--threads", "1", "--ablate", "input_norm=false"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    keys = ["f1_random", "f1_zero_shot", "f1_training_free", "f1_query_blind", "f1_supervised",
-            "f1_supervised_swapped", "f1_unsupervised"]
-    assert all(0.0 <= line[key] <= 1.0 for key in keys), line
+    methods = ["random", "zero_shot", "training_free", "query_blind", "supervised", "supervised_swapped", "unsupervised"]
+    assert line["seeds"] == [FIRST_FRESH_SEED, FIRST_FRESH_SEED + 1] and set(line["worlds"]) == set(WORLDS)
+    for world in line["worlds"].values():
+        for method in methods:
+            per_seed = world[f"f1_{method}_per_seed"]
+            assert len(per_seed) == 2 and all(0.0 <= f1 <= 1.0 for f1 in per_seed), (method, world)
+            assert world[f"f1_{method}_mean"] == pytest.approx(np.mean(per_seed), abs=1e-4)
+            assert world[f"f1_{method}_sd"] == pytest.approx(np.std(per_seed, ddof=1), abs=1e-4)
+        assert isinstance(world["gates_passed"], bool) and world["gates_passed"] == (world["gate_failures"] == [])
+        (ablation,) = world["ablations"]
+        assert ablation["preset_overrides"] == {"input_norm": False}
+        assert ablation["difference_per_seed"] == pytest.approx(
+            np.subtract(world["f1_supervised_per_seed"], ablation["ablated_f1_supervised_per_seed"]), abs=2e-4)
     assert line["preset"] == "tiny" and line["training_options"]["epochs"] == 2
     assert line["training_options"]["learning_rate"] is None  # the library's default unless a flag says
-    assert isinstance(line["gates_passed"], bool) and line["gates_passed"] == (line["gate_failures"] == [])
+    assert line["gates_passed"] == all(world["gates_passed"] for world in line["worlds"].values())
+
+
+def test_the_paired_interval_of_an_ablation():
+    interval = paired_interval([0.7, 0.6, 0.8], [0.5, 0.5, 0.5])
+    # differences 0.2, 0.1, 0.3: mean 0.2, sd 0.1, t(0.975, 2) = 4.303
+    assert interval["difference_mean"] == pytest.approx(0.2)
+    assert interval["difference_ci"] == pytest.approx([0.2 - 4.3027 * 0.1 / 3**0.5, 0.2 + 4.3027 * 0.1 / 3**0.5], abs=1e-4)
+
+
+def test_the_concept_world_tests_on_concept_pairs_no_training_query_names():
+    world = concept_world(32, seed=7)
+    assert not set(world.train_pairs) & set(world.test_pairs)
+    assert np.abs(world.visual @ world.textual.T).max() < 1e-5  # a frame showing a concept does not look like its word
+    train_videos = concept_videos(world, 6, seed=1, prefix="train")
+    test_videos = concept_videos(world, 6, seed=2, prefix="test", test=True)
+    for videos, pairs in ((train_videos, world.train_pairs), (test_videos, world.test_pairs)):
+        for video in videos:
+            named = {int(i) for i in np.argsort(world.textual @ video.text[0])[-2:]}
+            assert tuple(sorted(named)) in pairs, video.name
+            kept = video.features[video.targets() > 0]
+            assert (kept @ world.visual[sorted(named)].T).mean(axis=0).min() > 0.3, video.name  # both concepts shown

@@ -22,7 +22,16 @@ library's default `TrainingOptions()` (flags override) and computes every shortc
 held-out videos: random, zero-shot similarity, the best of a few training-free formulas, the same
 scorer trained with the text replaced by one constant vector, the supervised scorer with the
 test queries shuffled among the test videos, and unsupervised training. Figures are summary
-F1s (TVSum protocol, budget 15%) averaged over held-out videos, then seeds.
+F1s (TVSum protocol, budget 15%) averaged over held-out videos, then reported per seed with
+their mean and standard deviation over seeds.
+
+This world's relevance is bilinear (`M @ query`), which is what the scorer's `[f, a, f * a]`
+fusion reads out; a second world, `fiftyone_clipit.bench.concepts`, is built without that
+read-out in mind (relevance an AND of two concepts, test queries naming unseen pairs of
+concepts). The bench runs both, with the same gates on each. Its default seeds (100 on) are
+ones no recipe was chosen on; the recipe was tuned on seeds 0-4. `--ablate KEY=VALUE` trains the
+supervised scorer again with one preset field changed, on the same seeds, and reports the paired
+per-seed difference with its 95% t interval.
 """
 
 from __future__ import annotations
@@ -33,17 +42,21 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from fiftyone_clipit.bench.planted import shot_plan, shots_video, unit
 from fiftyone_clipit.errors import ClipItError
 
-DESCRIPTION = "language guidance on planted data with unseen queries: supervised vs every shortcut (F1)"
+DESCRIPTION = "language guidance on two planted worlds with unseen queries: supervised vs every shortcut (F1, mean and sd over seeds)"
 
-FRAMES_PER_STEP = 15  # TVSum's picks: every 15th frame of ~30 fps video, i.e. 2 steps per second
 QUERY_SUBSPACE = 8
 #: share of shots of each kind besides background
 KIND_SHARES = {"important": 0.15, "distractor": 0.10, "other_highlight": 0.15}
 #: the gates `f1_supervised` must pass (issue: learning that no shortcut explains)
 MARGIN_OVER_SHORTCUTS = 0.10
 MARGIN_OVER_SWAPPED = 0.20
+#: the planted worlds, each with its own gates
+WORLDS = ("bilinear", "concepts")
+#: the recipe was tuned on seeds 0-4; the bench's default seeds start here
+FIRST_FRESH_SEED = 100
 
 
 @dataclass(frozen=True)
@@ -67,11 +80,7 @@ class PlantedWorld:
     def draw_queries(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """`n` fresh unit queries from the distribution: float32 (n, dim)."""
         offsets = rng.normal(size=(n, self.query_basis.shape[1])) @ self.query_basis.T
-        return _unit(self.mean_query + self.spread * offsets).astype(np.float32)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+        return unit(self.mean_query + self.spread * offsets).astype(np.float32)
 
 
 def planted_world(dim: int = 32, seed: int = 0) -> PlantedWorld:
@@ -115,41 +124,20 @@ def planted_video(
     Returns:
         a `fiftyone_clipit.training.TrainingVideo` (16-25 shots of 3-6 steps; 15 frames a step).
     """
-    from fiftyone_clipit.training import TrainingVideo
-
     dim = len(query)
-    n_shots = int(rng.integers(16, 26))
-    lengths = rng.integers(3, 7, size=n_shots)
-    kinds = np.array(["background"] * n_shots, dtype=object)
-    order, start = rng.permutation(n_shots), 0
-    for kind, share in KIND_SHARES.items():
-        count = max(1, round(share * n_shots))
-        kinds[order[start : start + count]] = kind
-        start += count
-    style = _unit(rng.normal(size=dim))
-    steps, important = [], []
-    for kind, length in zip(kinds, lengths):
-        content = _unit(rng.normal(size=dim))
-        base = {
+    kinds, lengths = shot_plan(rng, KIND_SHARES)
+    style = unit(rng.normal(size=dim))
+
+    def base(kind: str) -> np.ndarray:
+        content = unit(rng.normal(size=dim))
+        return {
             "background": style + 0.6 * content,
             "important": content + pattern_weight * (world.mapping @ query) + faint_query_weight * query,
             "distractor": content + distractor_weight * query,
             "other_highlight": content + pattern_weight * (world.mapping @ other_query),
         }[kind]
-        for _ in range(length):
-            steps.append(_unit(base + rng.normal(size=dim) * noise / np.sqrt(dim)))
-            important.append(kind == "important")
-    n_steps = len(steps)
-    bounds = np.concatenate([[0], np.cumsum(lengths)]) * FRAMES_PER_STEP
-    return TrainingVideo(
-        name=name,
-        features=np.asarray(steps, dtype=np.float32),
-        text=np.asarray(query, dtype=np.float32)[None, :],
-        picks=np.arange(n_steps) * FRAMES_PER_STEP,
-        n_frames=n_steps * FRAMES_PER_STEP,
-        change_points=np.stack([bounds[:-1], bounds[1:] - 1], axis=1),
-        user_summaries=np.repeat(np.asarray(important), FRAMES_PER_STEP)[None, :],
-    )
+
+    return shots_video(name, rng, kinds, lengths, base, query, noise)
 
 
 def planted_videos(world: PlantedWorld, n_videos: int, seed: int, prefix: str) -> list:
@@ -162,9 +150,9 @@ def planted_videos(world: PlantedWorld, n_videos: int, seed: int, prefix: str) -
 
 def training_free_scores(features: np.ndarray, text: np.ndarray) -> dict[str, np.ndarray]:
     """Per-step scores of simple formulas of similarities that need no training."""
-    query = _unit(np.atleast_2d(text).mean(axis=0))
+    query = unit(np.atleast_2d(text).mean(axis=0))
     similarity = features @ query
-    mean_frame = _unit(features.mean(axis=0))
+    mean_frame = unit(features.mean(axis=0))
     typicality = features @ mean_frame
     return {
         "similarity": similarity,
@@ -194,9 +182,53 @@ def gate_failures(f1: float, f1_swapped: float, shortcuts: dict[str, float], f1_
     return failures
 
 
+def world_videos(world: str, dim: int, seed: int, n_train: int, n_test: int) -> tuple[list, list, np.ndarray]:
+    """The training and test videos of one planted world and the constant text a query-blind scorer reads.
+
+    Args:
+        world: "bilinear" (this module's world) or "concepts" (`fiftyone_clipit.bench.concepts`).
+        dim: the features' dimension; seed: seeds the world and its videos.
+        n_train, n_test: videos to train and to test on.
+    """
+    if world == "bilinear":
+        planted = planted_world(dim, seed)
+        train_videos = planted_videos(planted, n_train, seed + 1000, "train")
+        return train_videos, planted_videos(planted, n_test, seed + 2000, "test"), planted.mean_query[None, :]
+    if world == "concepts":
+        from fiftyone_clipit.bench.concepts import concept_videos, concept_world
+
+        concepts = concept_world(dim, seed)
+        train_videos = concept_videos(concepts, n_train, seed + 1000, "train")
+        return train_videos, concept_videos(concepts, n_test, seed + 2000, "test", test=True), concepts.common_text[None, :]
+    raise ClipItError(f"Unknown planted world {world!r}; choose from {list(WORLDS)}")
+
+
+def _mean_f1(videos: list, scores: list) -> float:
+    from fiftyone_clipit.training import video_f1
+
+    return float(np.mean([video_f1(v, s) for v, s in zip(videos, scores)]))
+
+
+def _swapped(videos: list) -> list:
+    """The videos with their queries shuffled among them (each takes the next one's)."""
+    return [replace(v, text=videos[(i + 1) % len(videos)].text) for i, v in enumerate(videos)]
+
+
+def supervised_figures(train_videos: list, test_videos: list, config, options, seed: int) -> dict:
+    """F1 of the supervised scorer on the test videos, with their own and with swapped queries."""
+    from fiftyone_clipit.training import score_videos, train
+
+    result = train(train_videos, config, replace(options, mode="supervised", seed=seed))
+    return {
+        "f1_supervised": _mean_f1(test_videos, score_videos(result.model, test_videos)),
+        "f1_supervised_swapped": _mean_f1(test_videos, score_videos(result.model, _swapped(test_videos))),
+        "epoch_supervised": result.best_epoch,
+    }
+
+
 def learning_figures(
     seed: int = 0, n_train: int = 48, n_test: int = 24, preset: str = "tiny", options=None,
-    config_overrides: dict | None = None,
+    config_overrides: dict | None = None, world: str = "bilinear",
 ) -> dict:
     """Trains on one planted world and scores its held-out videos with every method.
 
@@ -208,6 +240,7 @@ def learning_figures(
             are set per run.
         config_overrides (None): preset fields to replace (e.g. {"fusion": "concat"}), for
             ablations.
+        world ("bilinear"): which planted world (`WORLDS`).
 
     Returns:
         f1_* figures on the test videos (see the module docstring) and the training details.
@@ -218,32 +251,20 @@ def learning_figures(
 
     options = options or TrainingOptions()
     config = load_preset(preset, **(config_overrides or {}))
-    world = planted_world(config.feature_dim, seed)
-    train_videos = planted_videos(world, n_train, seed + 1000, "train")
-    test_videos = planted_videos(world, n_test, seed + 2000, "test")
-    swapped = [replace(v, text=test_videos[(i + 1) % n_test].text) for i, v in enumerate(test_videos)]
-    constant = world.mean_query[None, :]
-
-    def f1(videos, scores) -> float:
-        return float(np.mean([video_f1(v, s) for v, s in zip(videos, scores)]))
-
-    def blind(videos):
-        return [replace(v, text=constant) for v in videos]
-
-    figures: dict = {}
-    runs = {
-        "supervised": (train_videos, test_videos, "supervised"),
-        "query_blind": (blind(train_videos), blind(test_videos), "supervised"),
+    train_videos, test_videos, constant = world_videos(world, config.feature_dim, seed, n_train, n_test)
+    blind = [[replace(v, text=constant) for v in videos] for videos in (train_videos, test_videos)]
+    figures = supervised_figures(train_videos, test_videos, config, options, seed)
+    for name, (train_set, test_set, mode) in {
+        "query_blind": (*blind, "supervised"),
         "unsupervised": (train_videos, test_videos, "unsupervised"),
-    }
-    for name, (train_set, test_set, mode) in runs.items():
+    }.items():
         result = train(train_set, config, replace(options, mode=mode, seed=seed))
-        figures[f"f1_{name}"] = f1(test_set, score_videos(result.model, test_set))
+        figures[f"f1_{name}"] = _mean_f1(test_set, score_videos(result.model, test_set))
         figures[f"epoch_{name}"] = result.best_epoch
-        if name == "supervised":
-            figures["f1_supervised_swapped"] = f1(test_videos, score_videos(result.model, swapped))
-    figures["f1_zero_shot"] = f1(test_videos, [zero_shot_scores(v.features, v.text) for v in test_videos])
-    figures["f1_zero_shot_swapped"] = f1(test_videos, [zero_shot_scores(v.features, v.text) for v in swapped])
+    figures["f1_zero_shot"] = _mean_f1(test_videos, [zero_shot_scores(v.features, v.text) for v in test_videos])
+    figures["f1_zero_shot_swapped"] = _mean_f1(
+        test_videos, [zero_shot_scores(v.features, v.text) for v in _swapped(test_videos)]
+    )
     formulas = {}
     for video in test_videos:
         for formula, scores in training_free_scores(video.features, video.text).items():
@@ -262,32 +283,80 @@ def mean_figures(per_seed: list[dict]) -> dict[str, float]:
     return {key: round(float(np.mean([f[key] for f in per_seed])), 4) for key in keys}
 
 
+def spread_figures(per_seed: list[dict]) -> dict:
+    """Each f1_* figure's mean, sample standard deviation and per-seed values over seeds, to 4 decimals."""
+    spread = {}
+    for key in [k for k in per_seed[0] if k.startswith("f1_")]:
+        values = np.array([f[key] for f in per_seed])
+        spread[f"{key}_mean"] = round(float(values.mean()), 4)
+        spread[f"{key}_sd"] = round(float(values.std(ddof=1)) if len(values) > 1 else 0.0, 4)
+        spread[f"{key}_per_seed"] = [round(float(v), 4) for v in values]
+    return spread
+
+
+def paired_interval(baseline: list[float], variant: list[float], level: float = 0.95) -> dict:
+    """The mean per-seed difference `baseline - variant` and its two-sided t confidence interval (paired by seed)."""
+    from scipy.stats import t
+
+    differences = np.asarray(baseline) - np.asarray(variant)
+    mean = float(differences.mean())
+    if len(differences) < 2:
+        return {"difference_per_seed": [round(mean, 4)], "difference_mean": round(mean, 4), "difference_ci": None}
+    half = float(t.ppf(0.5 + level / 2, len(differences) - 1) * differences.std(ddof=1) / np.sqrt(len(differences)))
+    return {
+        "difference_per_seed": [round(float(d), 4) for d in differences],
+        "difference_mean": round(mean, 4),
+        "difference_ci": [round(mean - half, 4), round(mean + half, 4)],
+        "confidence": level,
+    }
+
+
+def world_gate_failures(figures: dict) -> list[str]:
+    """The gates one world's figures (means over seeds, or one seed's) fail: [] when the scorer learned."""
+    names = ("f1_zero_shot", "f1_training_free", "f1_query_blind")
+    failures = gate_failures(figures["f1_supervised"], figures["f1_supervised_swapped"], {n: figures[n] for n in names})
+    if figures["f1_unsupervised"] <= figures["f1_random"]:
+        failures.append(f"unsupervised F1 {figures['f1_unsupervised']:.3f} does not beat random {figures['f1_random']:.3f}")
+    return failures
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fiftyone_clipit.cli_training import add_training_option_arguments
 
     parser.add_argument("--preset", default="tiny", help="scorer preset: tiny (default) or paper")
-    parser.add_argument("--seeds", type=int, default=3, help="planted worlds / training seeds (default 3)")
+    parser.add_argument("--seeds", type=int, default=5, help="planted worlds / training seeds per world (default 5)")
     parser.add_argument(
-        "--first-seed", type=int, default=0,
-        help="seed of the first world (default 0); the recipe was chosen on seeds 0-4, so e.g. 100 tests it afresh",
+        "--first-seed", type=int, default=FIRST_FRESH_SEED,
+        help=f"seed of the first world (default {FIRST_FRESH_SEED}: seeds no recipe was chosen on); "
+        "0 gives the seeds the recipe was tuned on (0-4)",
+    )
+    parser.add_argument(
+        "--world", action="append", choices=WORLDS, default=None,
+        help=f"planted world to run, repeatable (default: all of {', '.join(WORLDS)})",
     )
     parser.add_argument("--train-videos", type=int, default=48, help="training videos per seed (default 48)")
     parser.add_argument("--test-videos", type=int, default=24, help="held-out videos per seed (default 24)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="replace a preset field for an ablation, e.g. --set fusion=concat --set dropout=0.1 (JSON values)",
+        help="replace a preset field for every run, e.g. --set fusion=concat --set dropout=0.1 (JSON values)",
+    )
+    parser.add_argument(
+        "--ablate", action="append", default=[], metavar="KEY=VALUE",
+        help="also train the supervised scorer with this preset field replaced, on the same seeds, and report "
+        "the paired per-seed difference (default minus variant) with its 95%% confidence interval; repeat for "
+        "more variants, one field each (e.g. --ablate input_norm=false --ablate fusion=concat)",
     )
     add_training_option_arguments(parser, exclude=("mode", "seed"))
 
 
-def _config_overrides(pairs: list[str]) -> dict:
+def _config_overrides(pairs: list[str], flag: str = "--set") -> dict:
     """{"KEY": value} from KEY=VALUE strings; values are JSON where they parse, else text."""
     overrides = {}
     for pair in pairs:
         key, separator, text = pair.partition("=")
         if not separator or not key:
-            raise ClipItError(f"--set takes KEY=VALUE (a scorer preset field), got {pair!r}")
+            raise ClipItError(f"{flag} takes KEY=VALUE (a scorer preset field), got {pair!r}")
         try:
             overrides[key] = json.loads(text)
         except json.JSONDecodeError:
@@ -295,7 +364,40 @@ def _config_overrides(pairs: list[str]) -> dict:
     return overrides
 
 
+def _world_result(per_seed: list[dict]) -> dict:
+    """One world's figures: spread over seeds, margins and gates on the means, gates per seed."""
+    means = mean_figures(per_seed)
+    failures = world_gate_failures(means)
+    shortcut = max(means[k] for k in ("f1_zero_shot", "f1_training_free", "f1_query_blind"))
+    return {
+        **spread_figures(per_seed),
+        "margin_over_shortcuts": round(means["f1_supervised"] - shortcut, 4),
+        "margin_over_swapped": round(means["f1_supervised"] - means["f1_supervised_swapped"], 4),
+        "gates_passed": not failures,
+        "gate_failures": failures,
+        "seeds_passing_gates": sum(not world_gate_failures(f) for f in per_seed),
+        "per_seed_training": [{k: v for k, v in f.items() if not k.startswith("f1_")} for f in per_seed],
+    }
+
+
+def _ablation(world: str, seeds: list[int], args: argparse.Namespace, options, overrides: dict, default: dict) -> dict:
+    """The supervised scorer with `overrides` on the same worlds and seeds, paired with the default's figures."""
+    from fiftyone_clipit.scorer import load_preset
+
+    config = load_preset(args.preset, **overrides)
+    variant = []
+    for seed in seeds:
+        train_videos, test_videos, _ = world_videos(world, config.feature_dim, seed, args.train_videos, args.test_videos)
+        variant.append(supervised_figures(train_videos, test_videos, config, options, seed))
+    return {
+        "preset_overrides": overrides,
+        **{f"ablated_{key}": value for key, value in spread_figures(variant).items()},
+        **paired_interval(default["f1_supervised_per_seed"], [f["f1_supervised"] for f in variant]),
+    }
+
+
 def run(args: argparse.Namespace) -> dict:
+    import os
     import time
 
     import torch
@@ -306,26 +408,29 @@ def run(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     options = training_options(args)
     overrides = _config_overrides(args.set)
-    started = time.perf_counter()
-    per_seed = [
-        learning_figures(seed, args.train_videos, args.test_videos, args.preset, options, overrides)
-        for seed in range(args.first_seed, args.first_seed + args.seeds)
-    ]
-    means = mean_figures(per_seed)
-    shortcuts = {k: means[k] for k in ("f1_zero_shot", "f1_training_free", "f1_query_blind")}
-    failures = gate_failures(means["f1_supervised"], means["f1_supervised_swapped"], shortcuts)
-    if means["f1_unsupervised"] <= means["f1_random"]:
-        failures.append(f"unsupervised F1 {means['f1_unsupervised']:.3f} does not beat random {means['f1_random']:.3f}")
+    variants = [_config_overrides([pair], "--ablate") for pair in args.ablate]
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    load_before, started = os.getloadavg()[0], time.perf_counter()
+    worlds, failures = {}, []
+    for world in args.world or WORLDS:
+        per_seed = [
+            learning_figures(seed, args.train_videos, args.test_videos, args.preset, options, overrides, world)
+            for seed in seeds
+        ]
+        worlds[world] = _world_result(per_seed)
+        failures += [f"{world}: {failure}" for failure in worlds[world]["gate_failures"]]
+        if variants:
+            worlds[world]["ablations"] = [
+                _ablation(world, seeds, args, options, {**overrides, **variant}, worlds[world]) for variant in variants
+            ]
     return {
         "preset": args.preset,
         "preset_overrides": overrides,
-        **means,
-        "margin_over_shortcuts": round(means["f1_supervised"] - max(shortcuts.values()), 4),
-        "margin_over_swapped": round(means["f1_supervised"] - means["f1_supervised_swapped"], 4),
+        "seeds": seeds,
         "gates_passed": not failures,
         "gate_failures": failures,
+        "worlds": worlds,
         "training_options": {k: v for k, v in asdict(options).items() if k not in ("mode", "seed")},
-        "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
-        "per_seed": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()} for f in per_seed],
         "seconds": round(time.perf_counter() - started, 1),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }

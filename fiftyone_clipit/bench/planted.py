@@ -1,0 +1,61 @@
+"""What both planted worlds of `bench learning` share: shots of kinds, steps of noisy unit vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+FRAMES_PER_STEP = 15  # TVSum's picks: every 15th frame of ~30 fps video, i.e. 2 steps per second
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """`x` scaled to unit length along its last axis."""
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def shot_plan(rng: np.random.Generator, shares: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """16-25 shots of 3-6 steps: each shot's kind (`shares` of them per kind, at least one; the rest
+    "background") and length in steps."""
+    n_shots = int(rng.integers(16, 26))
+    lengths = rng.integers(3, 7, size=n_shots)
+    kinds = np.array(["background"] * n_shots, dtype=object)
+    order, start = rng.permutation(n_shots), 0
+    for kind, share in shares.items():
+        count = max(1, round(share * n_shots))
+        kinds[order[start : start + count]] = kind
+        start += count
+    return kinds, lengths
+
+
+def shots_video(
+    name: str,
+    rng: np.random.Generator,
+    kinds: np.ndarray,
+    lengths: np.ndarray,
+    base: Callable[[str], np.ndarray],
+    query: np.ndarray,
+    noise: float,
+):
+    """A planted `TrainingVideo`: each shot's steps are unit(`base(kind)` + noise of norm `noise`), 15 frames a
+    step; the text is `query` and the user summary the "important" shots."""
+    from fiftyone_clipit.training import TrainingVideo
+
+    dim = len(query)
+    steps, important = [], []
+    for kind, length in zip(kinds, lengths):
+        shot = base(kind)
+        for _ in range(length):
+            steps.append(unit(shot + rng.normal(size=dim) * noise / np.sqrt(dim)))
+            important.append(kind == "important")
+    n_steps = len(steps)
+    bounds = np.concatenate([[0], np.cumsum(lengths)]) * FRAMES_PER_STEP
+    return TrainingVideo(
+        name=name,
+        features=np.asarray(steps, dtype=np.float32),
+        text=np.asarray(query, dtype=np.float32)[None, :],
+        picks=np.arange(n_steps) * FRAMES_PER_STEP,
+        n_frames=n_steps * FRAMES_PER_STEP,
+        change_points=np.stack([bounds[:-1], bounds[1:] - 1], axis=1),
+        user_summaries=np.repeat(np.asarray(important), FRAMES_PER_STEP)[None, :],
+    )
