@@ -98,16 +98,30 @@ def planted_world(dim: int = 32, seed: int = 0) -> PlantedWorld:
     )
 
 
+@dataclass(frozen=True)
+class PlantedSignal:
+    """How strongly the bilinear world's shots carry their query.
+
+    Attributes:
+        pattern: important frames carry M @ query (other highlights M @ other_query).
+        faint_query: important frames look like the query.
+        distractor: distractor frames look like the query.
+        noise: norm of the Gaussian noise added to every step.
+    """
+
+    pattern: float = 0.8
+    faint_query: float = 0.2
+    distractor: float = 0.8
+    noise: float = 0.8
+
+
 def planted_video(
     world: PlantedWorld,
     query: np.ndarray,
     other_query: np.ndarray,
     rng: np.random.Generator,
     name: str,
-    pattern_weight: float = 0.8,
-    faint_query_weight: float = 0.2,
-    distractor_weight: float = 0.8,
-    noise: float = 0.8,
+    signal: PlantedSignal = PlantedSignal(),
 ):
     """One planted video with its query as text and its important shots as the user summary.
 
@@ -115,11 +129,7 @@ def planted_video(
         world: the query distribution and hidden mapping.
         query: (dim,) what the video is about; other_query: (dim,) the other highlights' query.
         rng: the generator to draw from; name: the video's name.
-        pattern_weight (0.8): how strongly important frames carry M @ query (other highlights
-            M @ other_query).
-        faint_query_weight (0.2): how strongly important frames look like the query.
-        distractor_weight (0.8): how strongly distractor frames look like the query.
-        noise (0.8): norm of the Gaussian noise added to every step.
+        signal: how strongly each kind of shot carries the query (`PlantedSignal`).
 
     Returns:
         a `fiftyone_clipit.training.TrainingVideo` (16-25 shots of 3-6 steps; 15 frames a step).
@@ -132,12 +142,12 @@ def planted_video(
         content = unit(rng.normal(size=dim))
         return {
             "background": style + 0.6 * content,
-            "important": content + pattern_weight * (world.mapping @ query) + faint_query_weight * query,
-            "distractor": content + distractor_weight * query,
-            "other_highlight": content + pattern_weight * (world.mapping @ other_query),
+            "important": content + signal.pattern * (world.mapping @ query) + signal.faint_query * query,
+            "distractor": content + signal.distractor * query,
+            "other_highlight": content + signal.pattern * (world.mapping @ other_query),
         }[kind]
 
-    return shots_video(name, rng, kinds, lengths, base, query, noise)
+    return shots_video(name, rng, kinds, lengths, base, query, signal.noise)
 
 
 def planted_videos(world: PlantedWorld, n_videos: int, seed: int, prefix: str) -> list:
