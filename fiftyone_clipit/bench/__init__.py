@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "search": "search",
     "fingerprint": "fingerprint",
     "highlights": "highlights",
+    "pipeline": "pipeline",
 }
 
 
