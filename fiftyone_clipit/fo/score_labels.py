@@ -18,6 +18,7 @@ import numpy as np
 
 from fiftyone_clipit.fo.common import (
     check_output_field,
+    frame_batches,
     retry_frame_inserts,
     root_dataset,
     video_collection,
@@ -53,25 +54,28 @@ def label_scores(samples: foc.SampleCollection, score_field: str = DEFAULT_SCORE
         check_output_field(samples, name, run_key, fo.FloatField)
     query = dataset.get_run_info(run_key).config.query if dataset.has_run(run_key) else None
     label = "; ".join(query) if isinstance(query, list) else str(query or f"generic ({score_field})")
-    labels, maxima, means = {}, {}, {}
-    for sample_id, numbers, scores in zip(*samples.values(["id", "frames.frame_number", f"frames.{score_field}"])):
-        pairs = [(number, float(score)) for number, score in zip(numbers, scores) if score is not None]
-        if not pairs:
-            continue
-        labels[sample_id] = {
-            number: fo.Classifications(classifications=[fo.Classification(label=label, confidence=score)])
-            for number, score in pairs
-        }
-        values = np.array([score for _, score in pairs])
-        maxima[sample_id], means[sample_id] = float(values.max()), float(values.mean())
-    if labels:
-        path = f"frames.{label_field}"
-        write_declared(
-            dataset, path, lambda: retry_frame_inserts(lambda: dataset.set_values(path, labels, key_field="id"))
-        )
-        write_in_chunks(samples, max_field, maxima)
-        write_in_chunks(samples, mean_field, means)
-    return len(labels)
+    path, n_labelled = f"frames.{label_field}", 0
+    for part in frame_batches(samples):
+        labels, maxima, means = {}, {}, {}
+        view = samples.select(part, ordered=True)
+        for sample_id, numbers, scores in zip(*view.values(["id", "frames.frame_number", f"frames.{score_field}"])):
+            pairs = [(number, float(score)) for number, score in zip(numbers, scores) if score is not None]
+            if not pairs:
+                continue
+            labels[sample_id] = {
+                number: fo.Classifications(classifications=[fo.Classification(label=label, confidence=score)])
+                for number, score in pairs
+            }
+            values = np.array([score for _, score in pairs])
+            maxima[sample_id], means[sample_id] = float(values.max()), float(values.mean())
+        if labels:
+            write_declared(
+                dataset, path, lambda: retry_frame_inserts(lambda: dataset.set_values(path, labels, key_field="id"))
+            )
+            write_in_chunks(samples, max_field, maxima)
+            write_in_chunks(samples, mean_field, means)
+            n_labelled += len(labels)
+    return n_labelled
 
 
 def _drop_single_label_field(dataset: fo.Dataset, path: str, run_key: str) -> None:

@@ -22,6 +22,7 @@ from fiftyone_clipit.fo.common import (
     dataset_name,
     embedding_store,
     finish,
+    frame_rows,
     iterate,
     record_run,
     retry_frame_inserts,
@@ -185,13 +186,13 @@ def create_summary(
         fields.append(shots.shots_field)
     what = f"create_summary from 'frames.{score_field}' (budget {budget})"
     with field_lock(dataset, summary_field, what) as beat:
-        rows = list(zip(*samples.values(fields)))
+        ids = samples.values("id")
         store = embedding_store(samples)
         has_images = _frames_with_images(samples)
         scores_made = recorded_videos(dataset, score_run_key(score_field)) or {}
         not_embedded = embedding_failures(dataset)
         report, values, keyframes, entries, failed = SummaryReport(), {}, {}, {}, {}
-        for row in iterate(rows, progress, "Summarising"):
+        for row in iterate(frame_rows(samples, fields), progress, "Summarising", total=len(ids)):
             beat()
             sample_id, path, meta = row[:3]
             if meta is None or not meta.total_frame_count:
@@ -253,7 +254,7 @@ def create_summary(
                 n_keyframes=n_keyframes,
                 label=label,
                 run_id=new_run_id(),
-                **merged_lineage(dataset, run_key, [row[0] for row in rows], entries, failed),
+                **merged_lineage(dataset, run_key, ids, entries, failed),
             )
             record_run(dataset, run_key, **settings, complete=False)
             write_in_chunks(samples, summary_field, values)
