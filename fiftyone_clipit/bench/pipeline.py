@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame-rate", type=float, default=30.0, help="frames per second of the videos")
     parser.add_argument("--fps", type=float, default=2.0, help="sampled steps per second (embeddings)")
     parser.add_argument("--model", default="ViT-B-32-random", help="CLIP model of the planted embeddings")
+    parser.add_argument("--frames", choices=["steps", "every"], default="steps",
+                        help="score_frames' frames: the sampled steps only, or every frame")
     parser.add_argument("--threshold", type=float, default=0.6, help="score of the sidebar's count")
     parser.add_argument("--skip-baseline", action="store_true", help="leave out FiftyOne's set_values path")
     parser.add_argument("--seed", type=int, default=0, help="seed of the planted data")
@@ -73,14 +75,15 @@ def _measure(args: argparse.Namespace, root: str) -> dict:
     stages, figures = {}, {}
     if not args.skip_baseline:
         with timed() as stages["fiftyone_set_values"]:
-            _fiftyone_writes(twin, planted, text)
-    _layer(dataset, encoder, stages, figures, args.threshold)
+            _fiftyone_writes(twin, planted, text, args.frames)
+    _layer(dataset, encoder, stages, figures, args)
     out = {
         "videos": args.videos,
         "minutes": args.minutes,
         "hours": round(hours, 3),
         "frames": int(args.videos * round(args.minutes * 60 * args.frame_rate)),
         "model": args.model,
+        "score_frames_written": args.frames,
         "plant_seconds": round(plant_seconds, 2),
         "stages": {name: stage.figures(hours) for name, stage in stages.items()},
         **figures,
@@ -93,7 +96,7 @@ def _measure(args: argparse.Namespace, root: str) -> dict:
     return out
 
 
-def _layer(dataset, encoder, stages: dict, figures: dict, threshold: float) -> None:
+def _layer(dataset, encoder, stages: dict, figures: dict, args: argparse.Namespace) -> None:
     """The user's path through the layer, then the App's reads, each timed."""
     from fiftyone import ViewField as F
 
@@ -105,7 +108,7 @@ def _layer(dataset, encoder, stages: dict, figures: dict, threshold: float) -> N
     from fiftyone_clipit.fo.summaries import create_summary
 
     with timed() as stages["score_frames"]:
-        scored = score_frames(dataset, QUERY, model=encoder)
+        scored = score_frames(dataset, QUERY, model=encoder, frames=args.frames)
     with timed() as stages["label_scores"]:
         label_scores(dataset)
     with timed() as stages["create_summary"]:
@@ -114,7 +117,7 @@ def _layer(dataset, encoder, stages: dict, figures: dict, threshold: float) -> N
         results = evaluate_summary(dataset, GT_FIELD)
     label = f"frames.{SCORE_FIELD}_label"
     with timed() as stages["app_sidebar_count"]:
-        above = dataset.filter_labels(label, F("confidence") > threshold).count(f"{label}.classifications")
+        above = dataset.filter_labels(label, F("confidence") > args.threshold).count(f"{label}.classifications")
     middle = dataset.skip(len(dataset) // 2).first().id
     with timed() as stages["app_panel_curve"]:
         curve = sample_curves(dataset, middle)
@@ -133,9 +136,10 @@ def _layer(dataset, encoder, stages: dict, figures: dict, threshold: float) -> N
     )
 
 
-def _fiftyone_writes(twin, planted: dict, text) -> None:
+def _fiftyone_writes(twin, planted: dict, text, frames: str) -> None:
     """FiftyOne's bulk path for the documents the layer writes: the scores (made by the same
-    core function) and their one-element Classifications, one `set_values` per field."""
+    core function; at the steps or every frame, as `frames`) and their one-element
+    Classifications, one `set_values` per field."""
     import fiftyone as fo
 
     from fiftyone_clipit.relevance import frame_relevance
@@ -143,7 +147,8 @@ def _fiftyone_writes(twin, planted: dict, text) -> None:
     scores = {}
     for sample_id, (item, n_frames) in planted.items():
         values = frame_relevance(item.embeddings, item.frame_numbers, text, n_frames, item.info["fps"], 1.0)
-        scores[sample_id] = {i + 1: float(s) for i, s in enumerate(values)}
+        numbers = item.frame_numbers if frames == "steps" else range(1, n_frames + 1)
+        scores[sample_id] = {int(n): float(values[n - 1]) for n in numbers}
     twin.set_values(f"frames.{SCORE_FIELD}", scores, key_field="id")
     labels = {
         sample_id: {

@@ -59,17 +59,17 @@ def plant_dataset(
 
 
 def _planted_video(path, n_steps, n_frames, stride, encoder, text, seed, fps) -> tuple[FrameEmbeddings, np.ndarray]:
-    """One video's step embeddings (shots; ~12% of the steps, whole shots, pulled towards the
-    query's text) and the frame mask of the pulled shots."""
+    """One video's step embeddings (shots; whole shots making up to 12% of the steps pulled
+    towards the query's text) and the frame mask of the pulled shots."""
     embeddings, cuts = planted_shots(n_steps, encoder.dim, seed[0] * 1_000_003 + seed[1])
     rng = np.random.default_rng(seed)
     bounds = np.r_[0, cuts, n_steps]
     mask = np.zeros(n_frames, dtype=bool)
     pulled = 0
     for shot in rng.permutation(len(bounds) - 1):
-        if pulled >= 0.12 * n_steps:
-            break
         first, stop = bounds[shot], bounds[shot + 1]
+        if pulled + stop - first > 0.12 * n_steps:
+            continue
         block = 0.8 * embeddings[first:stop] + 0.6 * text[0]
         embeddings[first:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
         mask[int(first * stride) : min(n_frames, int(stop * stride))] = True

@@ -45,7 +45,7 @@ from fiftyone_clipit.fo.lineage import (
     scores_problem,
     source_problem,
 )
-from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
+from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key, scored_at_steps
 from fiftyone_clipit.reels import read_frames
 from fiftyone_clipit.store import FrameEmbeddings
 from fiftyone_clipit.shots import (
@@ -187,6 +187,7 @@ def create_summary(
     what = f"create_summary from 'frames.{score_field}' (budget {budget})"
     with field_lock(dataset, summary_field, what) as beat:
         ids = samples.values("id")
+        at_steps = scored_at_steps(dataset, score_field)
         store = embedding_store(samples)
         has_images = _frames_with_images(samples)
         scores_made = recorded_videos(dataset, score_run_key(score_field)) or {}
@@ -205,7 +206,7 @@ def create_summary(
                     raise ValueError(failed_to_embed(not_embedded[sample_id]))  # not "run score_frames"
                 _check_inputs(item, path, store, sample_id, scores_made.get(sample_id), score_field, allow_stale)
                 n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
-                frame_scores = frame_scores_array(row[3], row[4], n_frames, score_field)
+                frame_scores = frame_scores_array(row[3], row[4], n_frames, score_field, at_steps)
                 capacity = budget_capacity(n_frames, meta.frame_rate or 0.0, budget, rounding)
                 if capacity < 1:
                     raise ValueError(f"the budget {budget} gives 0 frames of this video; raise it")
@@ -512,7 +513,7 @@ def _planned(samples, sample_id: str, budget, summary_field: str):
         raise ClipItError(f"Video '{path}' has no metadata; add it with add_videos")
     item = embedding_store(dataset).get(sample_id)
     n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
-    frame_scores = frame_scores_array(numbers, scores, n_frames, score_field)
+    frame_scores = frame_scores_array(numbers, scores, n_frames, score_field, scored_at_steps(dataset, score_field))
     options = ShotOptions(settings.get("segmentation", "kts"), settings.get("min_segment"),
                           settings.get("max_segment", 60.0), settings.get("segment_seconds", 2.0), shots_field)
     rate = meta.frame_rate or FALLBACK_FRAME_RATE
