@@ -25,6 +25,7 @@ from fiftyone_clipit import (
 from fiftyone_clipit.errors import BatchError, ClipItError
 from fiftyone_clipit.fo.common import embedding_store, record_run
 from fiftyone_clipit.fo.curves import sample_curves
+from fiftyone_clipit.fo.score_labels import label_scores
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +116,10 @@ def test_scores_at_the_steps_read_back_as_scores_at_every_frame(scored_copy, tin
     runs = [evaluate_summary(scored, "from_every", pred_field=pred, eval_key=key, score_field=field)
             for pred, key, field in (("from_steps", "e_steps", "clipit_score"), ("from_every", "e_every", "every_score"))]
     assert runs[0].metrics() == runs[1].metrics()
+    assert label_scores(scored) == label_scores(scored, "every_score") == len(scored)
+    assert scored.count("frames.clipit_score_label.classifications") == scored.count("frames.clipit_score")
+    assert scored.values("clipit_score_max") == scored.values("every_score_max")
+    np.testing.assert_allclose(scored.values("clipit_score_mean"), scored.values("every_score_mean"), rtol=1e-12)
 
 
 def test_different_queries_give_different_scores(scored_copy, tiny_encoder):
