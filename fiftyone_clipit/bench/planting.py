@@ -26,7 +26,7 @@ def plant_dataset(
     samples, nothing else), and per sample id the planted embeddings and frame count."""
     files = os.path.join(root, "videos")
     os.makedirs(files)
-    n_frames = int(round(args.minutes * 60 * args.frame_rate))
+    n_frames = round(args.minutes * 60 * args.frame_rate)
     stride = args.frame_rate / args.fps
     n_steps = int(np.ceil(n_frames / stride))
     samples, twins, plants = [], [], []
@@ -43,7 +43,7 @@ def plant_dataset(
             d for u, user in enumerate(_jittered(mask, N_USERS, stride, (args.seed, v)))
             for d in mask_to_detections(user, "summary", user=u)
         ])
-        samples.append(fo.Sample(filepath=path, metadata=metadata, **{"gt_user_summaries": summaries}))
+        samples.append(fo.Sample(filepath=path, metadata=metadata, gt_user_summaries=summaries))
         twins.append(fo.Sample(filepath=path, metadata=metadata))
         plants.append((item, n_frames))
     dataset = fo.Dataset("clipit-bench-pipeline")
