@@ -29,7 +29,6 @@ import time
 DESCRIPTION = "the FiftyOne layer at scale: score, label, summarise, evaluate and App reads per hour of video"
 
 QUERY = "a goalkeeper saves a shot"
-SCORE_FIELD = "clipit_score"
 GT_FIELD = "gt_user_summaries"
 
 
@@ -104,7 +103,7 @@ def _layer(dataset, encoder, stages: dict, figures: dict, args: argparse.Namespa
     from fiftyone_clipit.fo.curves import sample_curves
     from fiftyone_clipit.fo.evaluation import evaluate_summary
     from fiftyone_clipit.fo.score_labels import label_scores
-    from fiftyone_clipit.fo.scoring import score_frames
+    from fiftyone_clipit.fo.scoring import score_frames, score_label_fields
     from fiftyone_clipit.fo.summaries import create_summary
 
     with timed() as stages["score_frames"]:
@@ -115,7 +114,7 @@ def _layer(dataset, encoder, stages: dict, figures: dict, args: argparse.Namespa
         summary = create_summary(dataset, n_keyframes=0)
     with timed() as stages["evaluate_summary"]:
         results = evaluate_summary(dataset, GT_FIELD)
-    label = f"frames.{SCORE_FIELD}_label"
+    label = f"frames.{score_label_fields()[0]}"
     with timed() as stages["app_sidebar_count"]:
         above = dataset.filter_labels(label, F("confidence") > args.threshold).count(f"{label}.classifications")
     middle = dataset.skip(len(dataset) // 2).first().id
@@ -142,6 +141,8 @@ def _fiftyone_writes(twin, planted: dict, text, frames: str) -> None:
     Classifications, one `set_values` per field."""
     import fiftyone as fo
 
+    from fiftyone_clipit.defaults import DEFAULT_SCORE_FIELD
+    from fiftyone_clipit.fo.scoring import score_label_fields
     from fiftyone_clipit.relevance import frame_relevance
 
     scores = {}
@@ -149,7 +150,7 @@ def _fiftyone_writes(twin, planted: dict, text, frames: str) -> None:
         values = frame_relevance(item.embeddings, item.frame_numbers, text, n_frames, item.info["fps"], 1.0)
         numbers = item.frame_numbers if frames == "steps" else range(1, n_frames + 1)
         scores[sample_id] = {int(n): float(values[n - 1]) for n in numbers}
-    twin.set_values(f"frames.{SCORE_FIELD}", scores, key_field="id")
+    twin.set_values(f"frames.{DEFAULT_SCORE_FIELD}", scores, key_field="id")
     labels = {
         sample_id: {
             n: fo.Classifications(classifications=[fo.Classification(label=QUERY, confidence=s)])
@@ -157,7 +158,7 @@ def _fiftyone_writes(twin, planted: dict, text, frames: str) -> None:
         }
         for sample_id, by_frame in scores.items()
     }
-    twin.set_values(f"frames.{SCORE_FIELD}_label", labels, key_field="id")
+    twin.set_values(f"frames.{score_label_fields(DEFAULT_SCORE_FIELD)[0]}", labels, key_field="id")
 
 
 def _database_bytes(dataset, twin, hours: float) -> dict:
