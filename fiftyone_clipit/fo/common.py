@@ -331,8 +331,9 @@ def ensure_iterable(items: str | Iterable[str]) -> list[str]:
     return [items] if isinstance(items, str) else list(items)
 
 
-#: frames read into memory at once by the stages that stream a collection's frame fields
-FRAMES_PER_BATCH = 100_000
+#: frames read into memory at once by the stages that stream a collection's frame fields (label_scores
+#: holds ~4.5 KB per frame of Classifications before it writes them: ~90 MB)
+FRAMES_PER_BATCH = 20_000
 
 
 def frame_batches(samples: foc.SampleCollection, max_frames: int = FRAMES_PER_BATCH) -> Iterator[list[str]]:

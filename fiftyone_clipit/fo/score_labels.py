@@ -33,7 +33,7 @@ def label_scores(samples: foc.SampleCollection, score_field: str = DEFAULT_SCORE
     query, confidence = the score) and `<score_field>_max` / `<score_field>_mean` per video, from
     `frames.<score_field>` (scores written at the sampled steps are labelled there, and the mean
     is over every frame, as if each had been written). Videos are read and written a run of
-    ~100,000 frames at a time. A single-Classification label field of an earlier version, written
+    ~20,000 frames at a time. A single-Classification label field of an earlier version, written
     by the same score run, is replaced.
 
     Args:
