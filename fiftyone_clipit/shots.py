@@ -97,7 +97,7 @@ def frame_scores_array(
     if steps:
         pairs = sorted((n, s) for n, s in zip(frame_numbers, scores) if s is not None and 1 <= n <= n_frames)
         if not pairs:
-            raise ValueError(f"no frame has a 'frames.{field_name}' score; run score_frames")
+            raise ValueError(f"{n_frames} of {n_frames} frames have no finite 'frames.{field_name}'; run score_frames")
         numbers, values = zip(*pairs)
         return upsample_scores(np.asarray(values, dtype=np.float64), np.asarray(numbers) - 1, n_frames)
     array = np.full(n_frames, np.nan)

@@ -57,7 +57,7 @@ def test_scores_at_the_steps_are_every_frames_scores_as_the_protocol_upsamples()
     rebuilt = frame_scores_array(stored_numbers, [0.1, 0.3, 0.9, None], 45, "s", steps=True)
     np.testing.assert_array_equal(rebuilt, every)
     assert rebuilt[0] == 0.3 and rebuilt[19] == 0.9 and rebuilt[44] == 0.1
-    with pytest.raises(ValueError, match="no frame has a 'frames.s' score; run score_frames"):
+    with pytest.raises(ValueError, match="45 of 45 frames have no finite 'frames.s'; run score_frames"):
         frame_scores_array([1, 2], [None, None], 45, "s", steps=True)
 
 
