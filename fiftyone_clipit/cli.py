@@ -16,6 +16,8 @@ from fiftyone_clipit.defaults import (
     DEFAULT_MODEL,
     DEFAULT_RELEVANCE_FIELD,
     DEFAULT_SCORE_FIELD,
+    DEFAULT_SCORE_FRAMES,
+    SCORE_FRAMES,
     DEFAULT_SUMMARY_FIELD,
     DEMO_DATASET,
     DEMO_QUERY,
@@ -129,7 +131,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         smoothing_seconds=args.smoothing_seconds, scorer=args.scorer, attention=args.attention,
         captioner=args.captioner, n_captions=args.n_captions,
         device=args.device, overwrite=args.overwrite, allow_stale=args.allow_stale,
-        skip_failures=args.skip_failures, progress=True,
+        skip_failures=args.skip_failures, progress=True, frames=args.frames,
     )
     resumed = f"; {report.n_resumed} were already scored by the interrupted run" if report.n_resumed else ""
     labelled = label_scores(_dataset(args.dataset), args.score_field)  # the App's labels, as the operator writes
@@ -323,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_captioner_arguments(p)
     add_option_arguments(p, ScoringOptions, ["scorer", "attention"])
     p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD, help="frame field the scores go to")
+    p.add_argument("--frames", choices=list(SCORE_FRAMES), default=DEFAULT_SCORE_FRAMES,
+                   help="write scores at the sampled steps (each holds until the next) or at every frame")
     p.add_argument("--pretrained", help="weights of the embeddings' model")
     p.add_argument("--device", help="torch device (default: cuda, then mps, then cpu)")
     add_option_arguments(p, ScoringOptions, ["smoothing_seconds"])
