@@ -165,6 +165,7 @@ def _fiftyone_writes(twin, planted: dict, text, frames: str) -> None:
     import fiftyone as fo
 
     from fiftyone_clipit.defaults import DEFAULT_SCORE_FIELD
+    from fiftyone_clipit.fo.score_labels import score_label
     from fiftyone_clipit.fo.scoring import score_label_fields
     from fiftyone_clipit.relevance import frame_relevance
 
@@ -176,7 +177,7 @@ def _fiftyone_writes(twin, planted: dict, text, frames: str) -> None:
     twin.set_values(f"frames.{DEFAULT_SCORE_FIELD}", scores, key_field="id")
     labels = {
         sample_id: {
-            n: fo.Classifications(classifications=[fo.Classification(label=QUERY, confidence=s)])
+            n: fo.Classifications(classifications=[fo.Classification(label=score_label(QUERY, DEFAULT_SCORE_FIELD), confidence=s)])
             for n, s in by_frame.items()
         }
         for sample_id, by_frame in scores.items()

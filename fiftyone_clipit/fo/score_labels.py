@@ -28,6 +28,13 @@ from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_label_fields, 
 from fiftyone_clipit.shots import frame_scores_array
 
 
+def score_label(query: str | list[str] | None, score_field: str) -> str:
+    """The label a score run's frames carry: its query (or "generic") and the field, e.g.
+    "a person [clipit_score]", so labels of two runs never read alike on a tile."""
+    text = "; ".join(query) if isinstance(query, list) else str(query or "generic")
+    return f"{text} [{score_field}]"
+
+
 def label_scores(samples: foc.SampleCollection, score_field: str = DEFAULT_SCORE_FIELD) -> int:
     """Writes `frames.<score_field>_label` (Classifications, one per scored frame: label = the
     query and the score field it came from, e.g. "a person [clipit_score]", so labels of two runs
@@ -58,8 +65,7 @@ def label_scores(samples: foc.SampleCollection, score_field: str = DEFAULT_SCORE
     for name in (max_field, mean_field):
         check_output_field(samples, name, run_key, fo.FloatField)
     query = dataset.get_run_info(run_key).config.query if dataset.has_run(run_key) else None
-    text = "; ".join(query) if isinstance(query, list) else str(query or "generic")
-    label = f"{text} [{score_field}]"
+    label = score_label(query, score_field)
     path, n_labelled = f"frames.{label_field}", 0
     at_steps = scored_at_steps(dataset, score_field)
     for part in frame_batches(samples):
