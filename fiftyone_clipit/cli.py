@@ -43,6 +43,8 @@ from fiftyone_clipit.options import (
 
 #: the summary options `summarize` takes as flags of their own (the budget is read as text)
 SHOT_FLAGS = ("segmentation", "min_segment", "max_segment", "segment_seconds", "shots_field", "n_keyframes")
+#: the scoring options `score` takes as flags (the captioner's come with the training commands')
+SCORE_FLAGS = ("scorer", "attention", "smoothing_seconds", "frames", "pretrained", "device")
 #: the evaluation options `evaluate` takes as flags
 EVALUATION_FLAGS = ("protocol", "mode", "score_field", "gt_score_field")
 #: the index options `index` takes as flags
@@ -124,12 +126,11 @@ def cmd_score(args: argparse.Namespace) -> None:
     from fiftyone_clipit.fo.score_labels import label_scores
     from fiftyone_clipit.fo.scoring import score_frames
 
+    options = ScoringOptions(captioner=args.captioner, n_captions=args.n_captions,
+                             **{name: getattr(args, name) for name in SCORE_FLAGS})
     report = score_frames(
-        _dataset(args.dataset), args.query, score_field=args.score_field, pretrained=args.pretrained,
-        smoothing_seconds=args.smoothing_seconds, scorer=args.scorer, attention=args.attention,
-        captioner=args.captioner, n_captions=args.n_captions,
-        device=args.device, overwrite=args.overwrite, allow_stale=args.allow_stale,
-        skip_failures=args.skip_failures, progress=True,
+        _dataset(args.dataset), args.query, options, score_field=args.score_field, overwrite=args.overwrite,
+        allow_stale=args.allow_stale, skip_failures=args.skip_failures, progress=True,
     )
     resumed = f"; {report.n_resumed} were already scored by the interrupted run" if report.n_resumed else ""
     labelled = label_scores(_dataset(args.dataset), args.score_field)  # the App's labels, as the operator writes
@@ -321,11 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--query", help="the text; leave out for a generic summary (captions, or caption-free text)")
     add_captioner_arguments(p)
-    add_option_arguments(p, ScoringOptions, ["scorer", "attention"])
+    add_option_arguments(p, ScoringOptions, SCORE_FLAGS)
     p.add_argument("--score-field", default=DEFAULT_SCORE_FIELD, help="frame field the scores go to")
-    p.add_argument("--pretrained", help="weights of the embeddings' model")
-    p.add_argument("--device", help="torch device (default: cuda, then mps, then cpu)")
-    add_option_arguments(p, ScoringOptions, ["smoothing_seconds"])
     p.add_argument("--overwrite", action="store_true", help="score into a frame field CLIP-It did not write")
     p.add_argument("--allow-stale", action="store_true", help="score videos whose file changed since they were embedded")
     p = add("summarize", cmd_summarize, "pick the best segments under a budget")

@@ -28,6 +28,10 @@ FALLBACK_MODEL = "tiny-random"
 DEFAULT_SCORER_PRESET = "paper"
 #: the scorer that needs no training: CLIP frame-query similarity, smoothed over time
 ZERO_SHOT = "zero-shot"
+#: which frames `score_frames` writes: the sampled steps (each score holds until the next step,
+#: as the protocol upsamples; readers rebuild every frame exactly) or every frame of the video
+SCORE_FRAMES = ("steps", "every")
+DEFAULT_SCORE_FRAMES = "steps"
 #: the scorer's temporal attention: whole video, windows, or whole up to a length then windows
 ATTENTION_MODES = ("auto", "full", "windowed")
 

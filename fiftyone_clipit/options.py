@@ -21,9 +21,12 @@ from fiftyone_clipit.defaults import (
     ATTENTION_MODES,
     DEFAULT_BUDGET,
     DEFAULT_CAPTIONS,
+    DEFAULT_CAPTIONS_FIELD,
     DEFAULT_CONCEPTS_FIELD,
     DEFAULT_FPS,
+    DEFAULT_SCORE_FRAMES,
     DEFAULT_SCORER_PRESET,
+    SCORE_FRAMES,
     ZERO_SHOT,
     check_attention,
 )
@@ -280,7 +283,7 @@ class ScoringOptions(Options):
     scorer: str = option(ZERO_SHOT, f"'{ZERO_SHOT}' or a checkpoint folder from `train`", label="Scorer")
     smoothing_seconds: float = option(
         1.0, "zero-shot: Gaussian smoothing over time in seconds (0: none)", label="Smoothing (seconds)",
-        low=0, high=60, closed=True,
+        low=0, closed=True,
     )
     attention: str = option(
         "auto", "a trained scorer's temporal attention (auto: whole video up to 2,048 steps, then windows)",
@@ -291,6 +294,21 @@ class ScoringOptions(Options):
         low=1, closed=True, integer=True,
     )
     batch_size: int = option(8, "videos per scorer call", label="Batch size", low=1, closed=True, integer=True)
+    frames: str = option(
+        DEFAULT_SCORE_FRAMES, "write the scores at the sampled steps (each holds until the next) or at every frame "
+        "(15 times the frame documents at 2 fps of 30 fps video: docs/scale.md)", label="Frames written",
+        choices=SCORE_FRAMES,
+    )
+    captioner: Any = option(
+        None, "generic summaries: the captioner (a transformers image-to-text folder or hub id, or a callable "
+        "frames -> sentences); none: caption-free text", label="Captioning model", optional=True,
+    )
+    captions_field: str = option(DEFAULT_CAPTIONS_FIELD, "the sample field a video's captions are written to")
+    pretrained: str | None = option(
+        None, "weights of the embeddings' model for the text (none: those the embeddings run recorded)",
+        optional=True,
+    )
+    device: str | None = option(None, "torch device (none: cuda, then mps, then cpu)", optional=True)
 
 
 @dataclass(frozen=True)

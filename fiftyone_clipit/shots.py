@@ -25,6 +25,7 @@ from fiftyone_clipit.summary import (
     select_segments,
     split_long_shots,
     uniform_change_points,
+    upsample_scores,
 )
 
 
@@ -160,8 +161,21 @@ def given_shots(supports: Sequence[tuple[int, int]] | None, n_frames: int) -> np
     return np.array(bounds, dtype=np.int64)
 
 
-def frame_scores_array(frame_numbers: Sequence[int], scores: Sequence, n_frames: int, field_name: str) -> np.ndarray:
-    """One score per frame 1..n_frames from a frame field's values; raises when any is missing."""
+def frame_scores_array(
+    frame_numbers: Sequence[int], scores: Sequence, n_frames: int, field_name: str, steps: bool = False
+) -> np.ndarray:
+    """One score per frame 1..n_frames from a frame field's values; raises when any is missing.
+
+    With `steps`, the field holds scores at the sampled frames only (`score_frames(...,
+    frames="steps")`) and every frame's score is the step function the evaluation protocol
+    makes of them (`upsample_scores`): the same values a score written to every frame holds.
+    """
+    if steps:
+        pairs = sorted((n, s) for n, s in zip(frame_numbers, scores) if s is not None and 1 <= n <= n_frames)
+        if not pairs:
+            raise ValueError(f"{n_frames} of {n_frames} frames have no finite 'frames.{field_name}'; run score_frames")
+        numbers, values = zip(*pairs)
+        return upsample_scores(np.asarray(values, dtype=np.float64), np.asarray(numbers) - 1, n_frames)
     array = np.full(n_frames, np.nan)
     for number, score in zip(frame_numbers, scores):
         if score is not None and 1 <= number <= n_frames:

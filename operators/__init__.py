@@ -161,19 +161,21 @@ class ScoreFrames(ClipItOperator):
         from fiftyone_clipit.fo.score_labels import label_scores
         from fiftyone_clipit.fo.scoring import score_frames
 
+        from fiftyone_clipit.fo.shards import shard_of
+
         shard = ctx.params.get("shard")
-        report = score_frames(
-            samples,
-            None if ctx.params.get("generic") else ctx.params["query"],
-            captioner=(ctx.params.get("captioner") or None) if ctx.params.get("generic") else None,
-            score_field=ctx.params.get("score_field") or DEFAULT_SCORE_FIELD,
-            smoothing_seconds=ctx.params.get("smoothing_seconds", ScoringOptions.smoothing_seconds),
-            scorer=ctx.params.get("scorer") or ZERO_SHOT,
-            attention=ctx.params.get("attention") or "auto",
-            overwrite=bool(ctx.params.get("overwrite")),
-            progress=progress,
-            run_id=shard["plan"] if shard else None,
-        )
+        with shard_of(shard["plan"] if shard else None):
+            report = score_frames(
+                samples,
+                None if ctx.params.get("generic") else ctx.params["query"],
+                captioner=(ctx.params.get("captioner") or None) if ctx.params.get("generic") else None,
+                score_field=ctx.params.get("score_field") or DEFAULT_SCORE_FIELD,
+                smoothing_seconds=ctx.params.get("smoothing_seconds", ScoringOptions.smoothing_seconds),
+                scorer=ctx.params.get("scorer") or ZERO_SHOT,
+                attention=ctx.params.get("attention") or ScoringOptions.attention,
+                overwrite=bool(ctx.params.get("overwrite")),
+                progress=progress,
+            )
         labelled = label_scores(samples, ctx.params.get("score_field") or DEFAULT_SCORE_FIELD)
         return {"scored": report.n_scored, "resumed": report.n_resumed, "labelled_for_the_app": labelled}
 

@@ -288,3 +288,14 @@ def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.write_line(
         f"reliability: {kinds.count('bad_input')} bad inputs tried, {kinds.count('fault')} faults survived"
     )
+
+
+def every_frame_scores(samples, sample_id: str, field: str = "clipit_score") -> np.ndarray:
+    """One video's score of every frame, from scores written at the sampled steps (score_frames'
+    default) or at every frame: each stored score holds until the next, as the protocol upsamples."""
+    from fiftyone_clipit.summary import upsample_scores
+
+    numbers, scores, n_frames = (v[0] for v in samples.select(sample_id).values(
+        ["frames.frame_number", f"frames.{field}", "metadata.total_frame_count"]))
+    pairs = sorted((n, s) for n, s in zip(numbers, scores) if s is not None)
+    return upsample_scores([s for _, s in pairs], [n - 1 for n, _ in pairs], n_frames)

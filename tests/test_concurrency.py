@@ -122,7 +122,7 @@ def test_two_processes_scoring_different_fields_lose_no_write(dataset):
     for result in results:
         assert result.returncode == 0, result.stderr
     dataset.reload()
-    total = N_VIDEOS * N_FRAMES
+    total = dataset.get_run_info("clipit_embeddings").config.n_frames  # the sampled steps of every video
     assert dataset.count("frames.score_red") == total and dataset.count("frames.score_blue") == total
     assert dataset.has_run("clipit_score_score_red") and dataset.has_run("clipit_score_score_blue")
     red, blue = np.array(dataset.values("frames.score_red")), np.array(dataset.values("frames.score_blue"))
@@ -190,7 +190,7 @@ def test_a_second_process_scoring_the_same_field_is_refused_naming_the_first(dat
     assert "score_frames for 'a red square' (run " in second.stderr and f"process {first.pid} on" in second.stderr
     dataset.reload()
     assert dataset.get_run_info("clipit_score_clipit_score").config.query == "a red square"
-    assert dataset.count("frames.clipit_score") == N_VIDEOS * N_FRAMES
+    assert dataset.count("frames.clipit_score") == dataset.get_run_info("clipit_embeddings").config.n_frames
     mine = score_frames(dataset, "a red square", score_field="clipit_score", model="tiny-random")
     assert mine.n_scored == N_VIDEOS  # the lock went with the first run
 

@@ -18,6 +18,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from conftest import every_frame_scores
 from fiftyone_clipit import (
     add_highlight_annotations,
     add_qfvs_annotations,
@@ -146,7 +147,7 @@ def test_evaluate_list_reload_plot_and_delete(labelled, tmp_path, capsys):
         assert sample.tvsum_eval_f1 == pytest.approx(summary_f1(machine, annotation.user_summaries, "avg"))
         assert sample.tvsum_eval_precision == pytest.approx(per_user[:, 0].mean())
         assert sample.tvsum_eval_recall == pytest.approx(per_user[:, 1].mean())
-        frame_scores = np.array([frame.clipit_score for frame in sample.frames.values()])
+        frame_scores = every_frame_scores(dataset, sample.id)
         assert sample.tvsum_eval_kendall == pytest.approx(rank_correlation(frame_scores, annotation.user_scores, "kendall"))
         assert sample.tvsum_eval_spearman == pytest.approx(rank_correlation(frame_scores, annotation.user_scores, "spearman"))
         f1s.append(sample.tvsum_eval_f1)
@@ -235,7 +236,7 @@ def test_qvhighlights_protocol(labelled):
     results = evaluate_summary(dataset, gt_field="gt_saliency", eval_key="hl_eval", protocol="qvhighlights")
     preds, truths = [], []
     for sample in dataset:
-        scores = np.array([f.clipit_score for f in sample.frames.values()])
+        scores = every_frame_scores(dataset, sample.id)
         saliency = np.array(sample.gt_saliency)
         pred = clip_means(scores, sample.metadata.frame_rate, len(saliency))
         assert sample.hl_eval_hit1_verygood == highlight_hit_at_1([pred], [saliency], 4)

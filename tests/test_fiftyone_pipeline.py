@@ -24,6 +24,8 @@ from fiftyone_clipit import (
 )
 from fiftyone_clipit.errors import BatchError, ClipItError
 from fiftyone_clipit.fo.common import embedding_store, record_run
+from fiftyone_clipit.fo.curves import sample_curves
+from fiftyone_clipit.fo.score_labels import label_scores
 
 pytestmark = pytest.mark.slow
 
@@ -87,13 +89,37 @@ def test_embeddings_live_outside_frame_documents_and_resume(scored, tiny_encoder
     assert again.n_embedded == 0 and again.n_up_to_date == len(scored)
 
 
-def test_scores_cover_every_frame_in_unit_range(scored):
-    n_frames = sum(scored.values("metadata.total_frame_count"))
-    assert scored.count("frames") == n_frames
-    assert scored.count("frames.clipit_score") == n_frames
+def test_scores_are_written_at_the_sampled_steps_in_unit_range(scored):
+    store = embedding_store(scored)
+    n_steps = sum(len(store.get(i).frame_numbers) for i in scored.values("id"))
+    assert scored.count("frames") == scored.count("frames.clipit_score") == n_steps
     low, high = scored.bounds("frames.clipit_score")
     assert 0.0 <= low < high <= 1.0
-    assert scored.get_run_info("clipit_score_clipit_score").config.query == "a person"
+    config = scored.get_run_info("clipit_score_clipit_score").config
+    assert config.query == "a person" and config.frames == "steps"
+
+
+def test_scores_at_the_steps_read_back_as_scores_at_every_frame(scored_copy, tiny_encoder):
+    """The two write policies agree: the curve, the summary and the evaluation read each frame's
+    score from the steps exactly as from a score written to every frame."""
+    scored = scored_copy
+    score_frames(scored, "a person", model=tiny_encoder, score_field="every_score", frames="every")
+    assert scored.count("frames.every_score") == sum(scored.values("metadata.total_frame_count"))
+    for sample_id, meta in zip(*scored.values(["id", "metadata"])):
+        stepped = sample_curves(scored, sample_id, "clipit_score").pred_scores
+        np.testing.assert_array_equal(stepped, sample_curves(scored, sample_id, "every_score").pred_scores)
+        assert stepped.shape == (meta.total_frame_count,) and np.isfinite(stepped).all()
+    create_summary(scored, summary_field="from_steps", n_keyframes=0)
+    create_summary(scored, score_field="every_score", summary_field="from_every", n_keyframes=0)
+    for name in ("support", "confidence"):
+        assert scored.values(f"from_steps.detections.{name}") == scored.values(f"from_every.detections.{name}")
+    runs = [evaluate_summary(scored, "from_every", pred_field=pred, eval_key=key, score_field=field)
+            for pred, key, field in (("from_steps", "e_steps", "clipit_score"), ("from_every", "e_every", "every_score"))]
+    assert runs[0].metrics() == runs[1].metrics()
+    assert label_scores(scored) == label_scores(scored, "every_score") == len(scored)
+    assert scored.count("frames.clipit_score_label.classifications") == scored.count("frames.clipit_score")
+    assert scored.values("clipit_score_max") == scored.values("every_score_max")
+    np.testing.assert_allclose(scored.values("clipit_score_mean"), scored.values("every_score_mean"), rtol=1e-12)
 
 
 def test_different_queries_give_different_scores(scored_copy, tiny_encoder):
@@ -113,7 +139,8 @@ def test_an_interrupted_scoring_run_is_resumed_and_a_new_one_starts_clean(scored
     settings = {k: v for k, v in run.serialize().items() if k not in ("cls", "type", "method")}
     record_run(scored, "clipit_score_resumable", **{**settings, "complete": False})
     unfinished = scored.first()
-    unfinished.frames[2]["resumable"] = None  # the video in flight when the run was killed
+    second_step = int(embedding_store(scored).get(unfinished.id).frame_numbers[1])
+    unfinished.frames[second_step]["resumable"] = None  # the video in flight when the run was killed
     unfinished.save()
     kept = scored.exclude(unfinished.id).values("frames.resumable")
     again = score_frames(scored, "a dog", score_field="resumable", model=tiny_encoder)

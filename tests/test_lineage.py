@@ -202,7 +202,8 @@ def test_nan_features_with_a_trained_scorer_fail_that_video_only(summarised, tin
     first, second = summarised.values("id")
     damage_features(summarised, first, np.inf)
     with pytest.raises(BatchError) as raised:
-        score_frames(summarised, "a red square", model=tiny_encoder, scorer=checkpoint, score_field="trained")
+        score_frames(summarised, "a red square", model=tiny_encoder, scorer=checkpoint, score_field="trained",
+                     frames="every")
     (failure,) = raised.value.failures
     assert failure.item == summarised[first].filepath and "NaN or infinite values; re-embed them" in failure.reason
     assert summarised.select(second).count("frames.trained") == summarised[second].metadata.total_frame_count
@@ -214,7 +215,8 @@ def test_nan_scores_out_of_a_scorer_are_not_written(summarised, tiny_encoder, ch
     first, second = summarised.values("id")
     damage_features(summarised, first, 1e30, everywhere=True)
     with pytest.raises(BatchError) as raised:
-        score_frames(summarised, "a red square", model=tiny_encoder, scorer=checkpoint, score_field="trained")
+        score_frames(summarised, "a red square", model=tiny_encoder, scorer=checkpoint, score_field="trained",
+                     frames="every")
     (failure,) = raised.value.failures
     assert failure.item == summarised[first].filepath and "a NaN or infinite score" in failure.reason
     assert summarised.select(first).count("frames.trained") == 0

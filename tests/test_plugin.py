@@ -19,6 +19,7 @@ from fiftyone.operators.registry import OperatorRegistry
 
 from conftest import REPO
 from fiftyone_clipit import add_videos, compute_frame_embeddings, create_summary, score_frames
+from fiftyone_clipit.fo.common import embedding_store
 
 PLUGIN = "@clipit/video-summarization"
 MANIFEST = yaml.safe_load((REPO / "fiftyone.yml").read_text())
@@ -219,8 +220,8 @@ def test_operators_are_callable_from_python(dataset_copy):
     operator = foo.get_operator(uri("score_frames"))
     result = operator(dataset.limit(1), query="a red car", score_field="python_score")
     assert result == {"scored": 1, "resumed": 0, "labelled_for_the_app": 1}
-    assert dataset.limit(1).count("frames.python_score") == dataset.first().metadata.total_frame_count
-    assert dataset.limit(1).count("frames.python_score_label") == dataset.first().metadata.total_frame_count
+    steps = len(embedding_store(dataset).get(dataset.first().id).frame_numbers)  # written at the sampled steps
+    assert dataset.limit(1).count("frames.python_score") == dataset.limit(1).count("frames.python_score_label") == steps
     assert dataset.skip(1).count("frames.python_score") == 0
 
 
@@ -230,7 +231,7 @@ def test_operators_execute_against_the_database(dataset_copy, tmp_path):
     ctx = {"dataset": dataset, "params": {"query": "a person", "smoothing_seconds": 1.0}}
     result = foo.execute_operator(uri("score_frames"), ctx=ctx)
     assert result.result == {"scored": 2, "resumed": 0, "labelled_for_the_app": 2}
-    assert dataset.count("frames.clipit_score") == sum(dataset.values("metadata.total_frame_count"))
+    assert dataset.count("frames.clipit_score") == dataset.get_run_info("clipit_embeddings").config.n_frames
     result = foo.execute_operator(uri("create_summary"), ctx={"dataset": dataset, "params": {"budget": 0.15}})
     assert result.result["summarized"] == 2
     assert dataset.count("clipit_summary.detections") == result.result["segments"]

@@ -227,7 +227,7 @@ QUERIES = {
 @pytest.mark.parametrize("kind", QUERIES)
 def test_unusual_queries_score_every_frame_in_range(scored, tiny_encoder, kind):
     field = f"q_{kind}"
-    report = score_frames(scored, QUERIES[kind], model=tiny_encoder, score_field=field)
+    report = score_frames(scored, QUERIES[kind], model=tiny_encoder, score_field=field, frames="every")
     assert report.n_scored == 2
     for sample in scored:
         values = np.array([frame[field] for frame in sample.frames.values()])

@@ -7,6 +7,7 @@ import pytest
 
 from fiftyone_clipit.shots import ShotOptions, frame_scores_array, given_shots, shots_for_video, summary_keyframes
 from fiftyone_clipit.store import FrameEmbeddings
+from fiftyone_clipit.summary import upsample_scores
 
 
 def scene_embeddings(n_steps: int, change_at: int, dim: int = 16) -> FrameEmbeddings:
@@ -46,6 +47,18 @@ def test_frame_scores_name_the_missing_field():
     np.testing.assert_array_equal(frame_scores_array([1, 2, 3], [0.1, 0.2, 0.3], 3, "s"), [0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="1 of 3 frames have no finite 'frames.clipit'"):
         frame_scores_array([1, 2], [0.1, 0.2], 3, "clipit")
+
+
+def test_scores_at_the_steps_are_every_frames_scores_as_the_protocol_upsamples():
+    steps = np.array([0.3, 0.9, 0.1])
+    picks = np.array([4, 19, 34])  # 0-based frames of the steps; frames 1-4 take the first step's score
+    every = upsample_scores(steps, picks, 45)
+    stored_numbers = [35, 5, 20, 2]  # in any order, with a frame whose score is None (another field's)
+    rebuilt = frame_scores_array(stored_numbers, [0.1, 0.3, 0.9, None], 45, "s", steps=True)
+    np.testing.assert_array_equal(rebuilt, every)
+    assert rebuilt[0] == 0.3 and rebuilt[19] == 0.9 and rebuilt[44] == 0.1
+    with pytest.raises(ValueError, match="45 of 45 frames have no finite 'frames.s'; run score_frames"):
+        frame_scores_array([1, 2], [None, None], 45, "s", steps=True)
 
 
 def test_keyframes_come_from_the_summary_and_are_a_second_apart():

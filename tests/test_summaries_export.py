@@ -22,7 +22,7 @@ import pytest
 from fiftyone import ViewField as F
 from PIL import Image
 
-from conftest import frame_color
+from conftest import every_frame_scores, frame_color
 from fiftyone_clipit import Budget, add_videos, compute_frame_embeddings, create_summary, export_summary, score_frames
 from fiftyone_clipit.errors import BatchError, ClipItError
 from fiftyone_clipit.fo.export import export_summary_dataset
@@ -125,7 +125,7 @@ def test_kts_summary_segments_views_and_storyboard(summarised):
         segments = supports(sample)
         assert 0 < sum(b - a + 1 for a, b in segments) <= int(n_frames * 0.15)
         assert all(a2 > b1 + 1 for (_, b1), (a2, _) in zip(segments, segments[1:]))  # disjoint, not touching
-        frames = dataset.select(sample.id).values("frames.clipit_score")[0]
+        frames = every_frame_scores(dataset, sample.id)
         for detection in sample.clipit_summary.detections:
             first, last = detection.support
             assert detection.label == QUERY

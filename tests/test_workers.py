@@ -110,10 +110,11 @@ def test_two_workers_complete_six_operations_once_each(tmp_path, tiny_encoder, w
     assert not failed, failed
 
     dataset.reload()
-    frames = dict(zip(dataset.values("id"), dataset.values("metadata.total_frame_count")))
+    store = embedding_store(dataset)  # scores are written at the sampled steps (score_frames' default)
+    steps = {sample_id: len(store.get(sample_id).frame_numbers) for sample_id in dataset.values("id")}
     for target, field in jobs:
         scored = dataset.select(target).count(f"frames.{field}")
-        assert scored == frames[target], f"{field}: {scored} of {frames[target]} frames written"
+        assert scored == steps[target], f"{field}: {scored} of {steps[target]} steps written"
         others = dataset.exclude(target).count(f"frames.{field}")
         assert others == 0, f"{field} leaked onto other videos"
 
@@ -344,7 +345,8 @@ def test_two_workers_share_one_sharded_scoring_operation(tmp_path, tiny_encoder,
     info = dataset.get_run_info("clipit_score_clipit_score").config
     assert (info.shards, info.shards_done, info.complete, info.query) == (3, 3, True, "a red car")
     assert {e["run"] for e in info.videos.values()} == {info.shard_plan} and len(info.videos) == 8
-    assert dataset.count("frames.clipit_score") == sum(dataset.values("metadata.total_frame_count"))
+    store = embedding_store(dataset)  # every video's every step scored once, at the sampled steps
+    assert dataset.count("frames.clipit_score") == sum(len(store.get(i).frame_numbers) for i in dataset.values("id"))
     ran_by = _ran_by(workers)
     shard_workers = {w for op in ops if "shard" in op.context.request_params["params"] for w in ran_by[str(op.id)]}
     assert shard_workers == {0, 1}, "both workers should have run shards"

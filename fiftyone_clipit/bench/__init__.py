@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "fingerprint": "fingerprint",
     "highlights": "highlights",
     "qfvs": "qfvs",
+    "pipeline": "pipeline",
 }
 
 

@@ -52,7 +52,8 @@ def planted_shots(n_steps: int, dim: int, seed: int):
         lengths.append(int(np.clip(rng.exponential(16.0), 4, 120)))
     lengths[-1] -= sum(lengths) - n_steps
     if lengths[-1] < 4:
-        lengths[-2] += lengths.pop()
+        last = lengths.pop()  # (`lengths[-2] += lengths.pop()` would read one item and write another)
+        lengths[-1] += last
     common = rng.normal(size=dim)
     embeddings = np.empty((n_steps, dim), dtype=np.float32)
     start = 0

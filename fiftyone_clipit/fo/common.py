@@ -197,9 +197,10 @@ def fiftyone_progress(progress: Progress, label: str):
     return lambda bar: progress(bar.progress or 0.0, f"{label}: {bar.iteration}/{bar.total}")
 
 
-def iterate(items: Sequence[T], progress: Progress, label: str) -> Iterator[T]:
-    """Yields `items`, reporting progress as a tqdm bar or through a callback."""
-    total = len(items)
+def iterate(items: Iterable[T], progress: Progress, label: str, total: int | None = None) -> Iterator[T]:
+    """Yields `items` (`total` of them: their length by default), reporting progress as a tqdm
+    bar or through a callback."""
+    total = len(items) if total is None else total
     if progress is True:
         yield from tqdm(items, total=total, desc=label, unit="video")
         return
@@ -335,3 +336,29 @@ def samples_info(samples: foc.SampleCollection) -> list[tuple[str, str, Any]]:
 def ensure_iterable(items: str | Iterable[str]) -> list[str]:
     """A single string becomes a one-item list."""
     return [items] if isinstance(items, str) else list(items)
+
+
+#: frames read into memory at once by the stages that stream a collection's frame fields (label_scores
+#: holds ~4.5 KB per frame of Classifications before it writes them: ~90 MB)
+FRAMES_PER_BATCH = 20_000
+
+
+def frame_batches(samples: foc.SampleCollection, max_frames: int = FRAMES_PER_BATCH) -> Iterator[list[str]]:
+    """The collection's sample ids in order, in runs of whole videos of about `max_frames`
+    frames (by their metadata; a longer video is a run of its own), so that a stage reading
+    frame fields holds one run's frames at a time, whatever the number of videos."""
+    part, n = [], 0
+    for sample_id, count in zip(*samples.values(["id", "metadata.total_frame_count"])):
+        if part and n + (count or 0) > max_frames:
+            yield part
+            part, n = [], 0
+        part.append(sample_id)
+        n += count or 0
+    if part:
+        yield part
+
+
+def frame_rows(samples: foc.SampleCollection, fields: list[str]) -> Iterator[tuple]:
+    """One tuple of `fields` per sample (frame fields included), read a `frame_batches` run at a time."""
+    for part in frame_batches(samples):
+        yield from zip(*samples.select(part, ordered=True).values(fields))

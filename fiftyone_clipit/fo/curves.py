@@ -12,7 +12,9 @@ import numpy as np
 from fiftyone_clipit.defaults import DEFAULT_SCORE_FIELD, DEFAULT_SUMMARY_FIELD, FALLBACK_FRAME_RATE
 from fiftyone_clipit.errors import ClipItError
 from fiftyone_clipit.fo.common import dataset_name, root_dataset
+from fiftyone_clipit.fo.scoring import scored_at_steps
 from fiftyone_clipit.plots import VideoCurves, mask_segments
+from fiftyone_clipit.shots import frame_scores_array
 from fiftyone_clipit.fo.protocols import summary_mask, user_masks
 
 PREVIEW_COLOR = "#2ca02c"
@@ -46,7 +48,8 @@ def sample_curves(
 ) -> VideoCurves:
     """The frame scores of one video over time, its summary segments and its ground truth.
 
-    Scores are drawn as stored (no rescaling), so a curve means the same in every video. Frames
+    Scores are drawn as stored (no rescaling), so a curve means the same in every video; scores
+    written at the sampled steps only hold until the next step, as every frame's would. Frames
     without a score are left out of the curve. The ground truth is the share of users whose
     summary holds each frame; its segments are the frames at least half of them chose.
 
@@ -66,9 +69,13 @@ def sample_curves(
     n_frames, rate = meta.total_frame_count, meta.frame_rate or FALLBACK_FRAME_RATE
     scores = np.full(n_frames, np.nan)
     if view.get_field(f"frames.{score_field}") is not None:
-        for number, score in zip(numbers, view.values(f"frames.{score_field}")[0]):
-            if score is not None and 1 <= number <= n_frames:
-                scores[number - 1] = score
+        stored = view.values(f"frames.{score_field}")[0]
+        if scored_at_steps(view, score_field) and any(score is not None for score in stored):
+            scores = frame_scores_array(numbers, stored, n_frames, score_field, steps=True)
+        else:
+            for number, score in zip(numbers, stored):
+                if score is not None and 1 <= number <= n_frames:
+                    scores[number - 1] = score
     if not np.isfinite(scores).any():
         raise ClipItError(
             f"'{os.path.basename(filepath)}' has no scores in '{score_field}': run 'CLIP-It: score frames "

@@ -56,7 +56,7 @@ from fiftyone_clipit.fo.common import (
     write_in_chunks,
 )
 from fiftyone_clipit.fo.lineage import stale_scores
-from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
+from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key, scored_at_steps
 from fiftyone_clipit.fo.summaries import DEFAULT_SUMMARY_FIELD, stale_summaries
 from fiftyone_clipit.shots import frame_scores_array
 from fiftyone_clipit.options import EvaluationOptions
@@ -157,6 +157,7 @@ class SummaryEvaluation(fors.Run):
         if frame_fields:
             fields += ["frames.frame_number", *(f"frames.{name}" for name in frame_fields)]
         columns = dict(zip(fields, samples.values(fields)))
+        self._score_steps = bool(config.score_field) and scored_at_steps(samples, config.score_field)
         per_sample: dict[str, dict[str, float]] = {}
         filepaths: dict[str, str] = {}
         failures: list[ItemFailure] = []
@@ -183,7 +184,7 @@ class SummaryEvaluation(fors.Run):
         if meta is None or not meta.total_frame_count:
             raise ValueError("no video metadata; add it with add_videos")
         n_frames, rate = meta.total_frame_count, meta.frame_rate or FALLBACK_FRAME_RATE
-        pred_scores = self._frame_values(row, config.score_field, n_frames)
+        pred_scores = self._frame_values(row, config.score_field, n_frames, self._score_steps)
         if config.protocol == "qvhighlights":
             saliency = row[config.gt_fields[0]]
             if not saliency:
@@ -205,8 +206,9 @@ class SummaryEvaluation(fors.Run):
         return figures
 
     @staticmethod
-    def _frame_values(row: dict[str, Any], name: str | None, n_frames: int) -> np.ndarray | None:
-        """A frame field as an array: ``(n_frames,)`` floats or ``(n_frames, n_users)`` lists."""
+    def _frame_values(row: dict[str, Any], name: str | None, n_frames: int, steps: bool = False) -> np.ndarray | None:
+        """A frame field as an array: ``(n_frames,)`` floats or ``(n_frames, n_users)`` lists;
+        `steps`: scores written at the sampled steps only (see `frame_scores_array`)."""
         if name is None:
             return None
         values = row[f"frames.{name}"]
@@ -218,7 +220,7 @@ class SummaryEvaluation(fors.Run):
                 for k in range(width)
             ]
             return np.stack(columns, axis=1)
-        return frame_scores_array(numbers, values, n_frames, name)
+        return frame_scores_array(numbers, values, n_frames, name, steps)
 
     def get_fields(self, samples, eval_key: str) -> list[str]:
         return [f"{eval_key}_{name}" for name in self.config.metric_names]

@@ -13,6 +13,7 @@ import numpy as np
 from fiftyone_clipit.defaults import FALLBACK_FRAME_RATE
 from fiftyone_clipit.fo.protocols import summary_mask, user_masks
 from fiftyone_clipit.plots import VideoCurves, mask_segments, rescale
+from fiftyone_clipit.fo.scoring import scored_at_steps
 from fiftyone_clipit.shots import frame_scores_array
 
 
@@ -28,7 +29,7 @@ def video_curves(results, sample_id: str) -> VideoCurves:
         if name is None or view.get_field(f"frames.{name}") is None:
             return None
         values = [np.mean(v) if isinstance(v, list) else v for v in view.values(f"frames.{name}")[0]]
-        return frame_scores_array(numbers, values, n_frames, name)
+        return frame_scores_array(numbers, values, n_frames, name, scored_at_steps(view, name))
 
     pred_scores = frame_field(config.score_field)
     pred_mask = summary_mask(sample[config.pred_field], n_frames) if config.pred_field else None

@@ -9,7 +9,7 @@ captioner, the caption-free stand-in of `fiftyone_clipit.captions`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
@@ -17,14 +17,16 @@ import numpy as np
 from fiftyone import ViewField as F
 
 from fiftyone_clipit.captions import (
-    DEFAULT_CAPTIONS,
     Captioner,
     check_text_source,
     load_captioner,
     text_source,
     video_text,
 )
-from fiftyone_clipit.defaults import DEFAULT_CAPTIONS_FIELD, DEFAULT_SCORE_FIELD, ZERO_SHOT, check_attention
+from fiftyone_clipit.defaults import (
+    DEFAULT_SCORE_FIELD,
+    ZERO_SHOT,
+)
 from fiftyone_clipit.encoders import ClipEncoder, load_clip
 from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
 from fiftyone_clipit.fo.common import (
@@ -32,7 +34,6 @@ from fiftyone_clipit.fo.common import (
     Progress,
     check_field_name,
     check_field_type,
-    check_number,
     check_output_field,
     embedding_store,
     ensure_iterable,
@@ -54,7 +55,7 @@ from fiftyone_clipit.fo.lineage import (
     recorded_videos,
     source_problem,
 )
-from fiftyone_clipit.fo.shards import run_fields, run_record_lock
+from fiftyone_clipit.fo.shards import current_shard_run, run_fields, run_record_lock
 from fiftyone_clipit.options import ScoringOptions
 from fiftyone_clipit.relevance import frame_relevance
 from fiftyone_clipit.checkpoints import Checkpoint, checkpoint_for
@@ -72,6 +73,13 @@ def score_run_key(score_field: str) -> str:
 def score_label_fields(score_field: str = DEFAULT_SCORE_FIELD) -> tuple[str, str, str]:
     """The frame label field and the per-video max and mean fields of `score_field`."""
     return f"{score_field}_label", f"{score_field}_max", f"{score_field}_mean"
+
+
+def scored_at_steps(samples: foc.SampleCollection, score_field: str) -> bool:
+    """Whether CLIP-It's score run wrote `frames.<score_field>` at the sampled steps only, so
+    that every frame's score is the step function of those (`frame_scores_array(steps=True)`)."""
+    dataset, key = root_dataset(samples), score_run_key(score_field)
+    return dataset.has_run(key) and getattr(dataset.get_run_info(key).config, "frames", "every") == "steps"
 
 
 def score_written_fields(score_field: str) -> list[str]:
@@ -106,28 +114,23 @@ def _check_query(query: str | list[str] | None) -> list[str] | None:
 def score_frames(
     samples: foc.SampleCollection,
     query: str | list[str] | None = None,
+    options: ScoringOptions | None = None,
+    *,
     score_field: str = DEFAULT_SCORE_FIELD,
     model: str | ClipEncoder | None = None,
-    pretrained: str | None = None,
-    smoothing_seconds: float = ScoringOptions.smoothing_seconds,
-    scorer: str = ZERO_SHOT,
-    attention: str = "auto",
-    captioner: Captioner | str | None = None,
-    n_captions: int = DEFAULT_CAPTIONS,
-    captions_field: str = DEFAULT_CAPTIONS_FIELD,
-    batch_size: int = 8,
-    device: str | None = None,
     overwrite: bool = False,
     allow_stale: bool = False,
     skip_failures: bool = False,
     progress: Progress = None,
-    run_id: str | None = None,
+    **settings: Any,
 ) -> ScoreReport:
     """Scores every frame of every video for a text query, or generically without one.
 
     Needs the frame embeddings of `compute_frame_embeddings`; text is embedded by the same
-    model. Scores go to `frames.<score_field>` for every frame (steps upsampled as the
-    evaluation protocol does), video by video, and the run `clipit_score_<score_field>` records
+    model. Scores go to `frames.<score_field>` at the sampled steps (`frames="steps"`: a step's
+    score holds until the next step, as the evaluation protocol upsamples, and every reader
+    rebuilds each frame's score exactly; 15 times fewer documents at 2 fps of 30 fps video, see
+    docs/scale.md) or at every frame (`frames="every"`), video by video, and the run `clipit_score_<score_field>` records
     the query, the scorer, where the text came from and, once every video is written,
     `complete=True`. Running the same call again after an interrupted one (killed, say) skips
     the videos it finished, so at most the video in flight is redone. The run also records,
@@ -141,30 +144,32 @@ def score_frames(
     Args:
         samples: a video dataset or view with frame embeddings.
         query (None): the text, or several sentences; None makes a generic summary's scores
-            from the video's captions (with `captioner`) or from the caption-free stand-in.
+            from the video's captions (with a `captioner`) or from the caption-free stand-in.
+        options (None): a `ScoringOptions`; keyword `settings` build or replace them:
+            `scorer` ("zero-shot", or the path of a checkpoint written by train_scorer),
+            `smoothing_seconds` (zero-shot only: Gaussian smoothing over time), `attention` (a
+            trained scorer's temporal attention: "full" over the whole video, "windowed",
+            memory linear in length, or "auto", full up to 2,048 steps), `batch_size` (videos
+            scored together by a trained scorer), `frames` ("steps" writes the sampled frames'
+            scores only, "every" every frame's), `captioner` (generic summaries: frames ->
+            sentences, see fiftyone_clipit.captions, or the folder / hub id of a transformers
+            image-to-text model; captions are kept beside the embeddings and reused while the
+            captioner and the file stay the same), `n_captions` (frames captioned per video),
+            `captions_field` (the sample field that keeps the captions), `pretrained` (weights
+            of the embeddings' model for the text; None: those the embeddings run recorded),
+            `device` (torch device of the text encoder, the captioner and the scorer).
         score_field ("clipit_score"): the frame field to write.
         model (None): the embeddings' model (default) or a loaded ClipEncoder of it.
-        pretrained (None): weights for the model, when it is named.
-        smoothing_seconds: zero-shot only: Gaussian smoothing over time, in seconds.
-        scorer ("zero-shot"): "zero-shot", or the path of a checkpoint written by train_scorer.
-        attention ("auto"): a trained scorer's temporal attention: "full" over the whole video,
-            "windowed" (memory linear in length), or "auto" (full up to 2,048 steps).
-        captioner (None): generic summaries: frames -> sentences (see fiftyone_clipit.captions),
-            or the folder / hub id of a transformers image-to-text model. Captions are kept
-            beside the embeddings and reused while the captioner and the file stay the same.
-        n_captions (7): frames captioned per video.
-        captions_field ("clipit_captions"): sample field that keeps the captions.
-        batch_size (8): videos scored together by a trained scorer.
-        device (None): torch device for the text encoder and the scorer.
         overwrite (False): write into an existing frame field that CLIP-It did not score
             (users' scores, say); FiftyOne's built-in frame fields are refused regardless.
         allow_stale (False): score videos whose file changed since they were embedded anyway.
         skip_failures (False): log videos that fail instead of raising at the end.
         progress (None): True for a progress bar, or a callback(fraction, label).
-        run_id (None): for a shard of a scheduled run (`fiftyone_clipit.fo.shards`), the run's
-            id, which its shards share: they hold the field's lock together, keep the videos
-            of this run's finished shards (a shard whose worker died is scored again whole),
-            and leave `complete` to the shard plan, which sets it when every shard is done.
+
+    Called as a shard of a scheduled run (`fiftyone_clipit.fo.shards.shard_of`), the shards
+    share the run's id: they hold the field's lock together, keep the videos of this run's
+    finished shards (a shard whose worker died is scored again whole), and leave `complete` to
+    the shard plan, which sets it when every shard is done.
 
     Raises:
         ClipItError: empty query, a field not free to write (another type, built in, or not
@@ -172,16 +177,17 @@ def score_frames(
             embeddings' one, an unknown / mismatched scorer, or another run writing the field.
         BatchError: some videos could not be scored (the others were written).
     """
+    options = ScoringOptions.of(options, **settings)
+    scorer, attention, device, frames = options.scorer, options.attention, options.device, options.frames
+    captioner, n_captions, captions_field = options.captioner, options.n_captions, options.captions_field
+    run_id = current_shard_run()
     samples = video_collection(samples)
     sentences = _check_query(query)
-    check_attention(attention)
     check_field_name(score_field, "score field")
     check_output_field(samples, f"frames.{score_field}", score_run_key(score_field), fo.FloatField, overwrite=overwrite)
-    check_number(smoothing_seconds, "smoothing_seconds", inclusive=True)
     if captioner is not None:
         check_field_name(captions_field, "captions field")
         check_field_type(samples, captions_field, fo.ListField)
-    check_number(batch_size, "batch_size", minimum=1, integer=True, inclusive=True)
     dataset = root_dataset(samples)
     if not dataset.has_run(EMBEDDINGS_RUN):
         raise ClipItError(
@@ -201,6 +207,7 @@ def score_frames(
         check_text_source(checkpoint.metadata.get("data", {}).get("text_source"), source, scorer)
     encoder = None
     if sentences is not None or captioner is not None:
+        pretrained = options.pretrained or getattr(dataset.get_run_info(EMBEDDINGS_RUN).config, "pretrained", None)
         encoder = model if isinstance(model, ClipEncoder) else load_clip(embedded_with, pretrained, device)
     query_text = encoder.encode_text(sentences) if sentences is not None else None
     config = {
@@ -212,15 +219,16 @@ def score_frames(
         "scorer_preset": None if checkpoint is None else checkpoint.config.name,
         "attention": None if checkpoint is None else attention,
         "model": embedded_with,
-        "smoothing_seconds": smoothing_seconds if checkpoint is None else None,
+        "smoothing_seconds": options.smoothing_seconds if checkpoint is None else None,
         "score_field": score_field,
+        "frames": frames,
         "embedded_at": str(dataset.get_run_info(EMBEDDINGS_RUN).timestamp),
     }
     what = f"score_frames for {config['query']!r}" if sentences is not None else f"score_frames ({source})"
     with field_lock(dataset, f"frames.{score_field}", what, shared_by=run_id) as beat:
         writer = _ScoreWriter(
             samples, config, checkpoint, encoder, query_text, captioner, embedding_store(dataset), beat,
-            _ScoreOptions(attention, smoothing_seconds, n_captions, captions_field, batch_size, allow_stale),
+            _ScoreOptions(attention, options.smoothing_seconds, n_captions, captions_field, options.batch_size, allow_stale),
             run_id, not_embedded=embedding_failures(dataset),
         )
         report = writer.run(dataset, progress)
@@ -379,9 +387,12 @@ class _ScoreWriter:
                 continue
             if sentences_of_video:
                 write_in_chunks(self.samples, options.captions_field, {sample_id: sentences_of_video})
-            write_in_chunks(
-                self.samples, f"frames.{score_field}", {sample_id: {i + 1: float(s) for i, s in enumerate(scores)}}
-            )
+            if self.config["frames"] == "steps":
+                numbers = [int(n) for n in item.frame_numbers if 1 <= n <= n_frames]
+                by_frame = {n: float(scores[n - 1]) for n in numbers}
+            else:
+                by_frame = {i + 1: float(s) for i, s in enumerate(scores)}
+            write_in_chunks(self.samples, f"frames.{score_field}", {sample_id: by_frame})
             self.entries[sample_id] = {"run": run_id, **embeddings_entry(self.store, sample_id, item.info)}
             self.report.n_scored += 1
         self.batch.clear()
@@ -402,6 +413,10 @@ def _finished_by_interrupted_run(
         return set()
     scored = F("frames").filter(F(field) != None).length()
     ids, n_frames, n_scored = samples.values(["id", "metadata.total_frame_count", scored])
+    if config["frames"] == "steps":  # as many scores as the video has sampled steps
+        results = dataset.load_run_results(EMBEDDINGS_RUN, cache=False)
+        steps = dict(getattr(results, "frames_per_video", None) or {})
+        n_frames = [steps.get(i) for i in ids]
     return {i for i, want, have in zip(ids, n_frames, n_scored) if want and have == want}
 
 

@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -37,6 +38,8 @@ from fiftyone_clipit.fo.lineage import new_run_id
 from fiftyone_clipit.shards import plan_shards
 
 PLANS = "clipit_shards"
+#: the scheduled run the work in this context is a shard of (`shard_of`)
+_SHARD_RUN: ContextVar[str | None] = ContextVar("clipit_shard_run", default=None)
 #: how often a shard's holder refreshes its heartbeat (at most)
 BEAT_SECONDS = 30.0
 #: how long a run's record waits for another process recording the same run (longer than a
@@ -319,3 +322,20 @@ def _take_over_orphans(dataset: fo.Dataset, plan: str, work: Work, progress) -> 
         if claimed:
             taken[str(index)] = _work_on(dataset, plan, index, shard["ids"], holder, work, progress)
     return taken
+
+
+@contextmanager
+def shard_of(run_id: str | None) -> Iterator[None]:
+    """Within the block, a run that shards make together (`score_frames`) works as the shard
+    of the scheduled run `run_id`: it joins that run's field lock, keeps the videos its other
+    shards finished, and leaves `complete` to the shard plan. None: a run of its own."""
+    token = _SHARD_RUN.set(run_id)
+    try:
+        yield
+    finally:
+        _SHARD_RUN.reset(token)
+
+
+def current_shard_run() -> str | None:
+    """The scheduled run the calling work is a shard of (`shard_of`), or None."""
+    return _SHARD_RUN.get()

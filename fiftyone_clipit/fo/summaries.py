@@ -23,6 +23,7 @@ from fiftyone_clipit.fo.common import (
     dataset_name,
     embedding_store,
     finish,
+    frame_rows,
     iterate,
     record_run,
     retry_frame_inserts,
@@ -45,7 +46,7 @@ from fiftyone_clipit.fo.lineage import (
     scores_problem,
     source_problem,
 )
-from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key
+from fiftyone_clipit.fo.scoring import DEFAULT_SCORE_FIELD, score_run_key, scored_at_steps
 from fiftyone_clipit.options import SummaryOptions
 from fiftyone_clipit.reels import read_frames
 from fiftyone_clipit.shots import (
@@ -188,7 +189,7 @@ def create_summary(
     with field_lock(dataset, summary_field, what) as beat:
         inputs = _SummaryInputs.read(samples, options, score_field, allow_stale)
         report, made = SummaryReport(), _MadeSummaries()
-        for row in iterate(inputs.rows, progress, "Summarising"):
+        for row in iterate(frame_rows(samples, inputs.fields), progress, "Summarising", total=len(inputs.ids)):
             beat()
             try:
                 plan, keyframes, entry = inputs.summarize(row)
@@ -202,7 +203,7 @@ def create_summary(
             settings = dict(
                 options.to_dict(), score_field=score_field, summary_field=summary_field, label=label,
                 written_fields=[summary_field, f"frames.{keyframe_field(summary_field)}"], run_id=new_run_id(),
-                **merged_lineage(dataset, run_key, [row[0] for row in inputs.rows], made.entries, made.failed),
+                **merged_lineage(dataset, run_key, inputs.ids, made.entries, made.failed),
             )
             _write_summaries(dataset, samples, summary_field, settings, made, report)
     finish("Summarising", report.failures, report.n_summarized, skip_failures)
@@ -218,9 +219,11 @@ def _summary_label(dataset: fo.Dataset, score_field: str) -> str:
 
 @dataclass
 class _SummaryInputs:
-    """What `create_summary` reads once for every video, and the plan of one video from it."""
+    """What `create_summary` reads once for the collection (its frames are read a run of videos
+    at a time, `frame_rows`), and the plan of one video from a row of them."""
 
-    rows: list[tuple]
+    fields: list[str]
+    ids: list[str]
     options: SummaryOptions
     score_field: str
     allow_stale: bool
@@ -229,6 +232,7 @@ class _SummaryInputs:
     has_images: dict[str, set[int]]
     scores_made: dict
     not_embedded: dict[str, str]
+    at_steps: bool
 
     @classmethod
     def read(cls, samples, options: SummaryOptions, score_field: str, allow_stale: bool) -> _SummaryInputs:
@@ -236,9 +240,9 @@ class _SummaryInputs:
         fields += [options.shots_field] if options.shots_field else []
         dataset = root_dataset(samples)
         return cls(
-            list(zip(*samples.values(fields))), options, score_field, allow_stale, dataset, embedding_store(samples),
+            fields, samples.values("id"), options, score_field, allow_stale, dataset, embedding_store(samples),
             _frames_with_images(samples), recorded_videos(dataset, score_run_key(score_field)) or {},
-            embedding_failures(dataset),
+            embedding_failures(dataset), scored_at_steps(dataset, score_field),
         )
 
     def summarize(self, row: tuple) -> tuple[SummaryPlan, tuple, dict]:
@@ -256,7 +260,7 @@ class _SummaryInputs:
         _check_inputs(item, path, self.store, sample_id, self.scores_made.get(sample_id), self.score_field,
                       self.allow_stale)
         n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
-        frame_scores = frame_scores_array(numbers, scores, n_frames, self.score_field)
+        frame_scores = frame_scores_array(numbers, scores, n_frames, self.score_field, self.at_steps)
         given = _supports(row[5]) if self.options.shots_field else None
         plan = plan_video(self.options, frame_scores, meta.frame_rate, item, given)
         n_keyframes = self.options.n_keyframes
@@ -548,7 +552,7 @@ def _planned(samples, sample_id: str, budget, summary_field: str):
         raise ClipItError(f"Video '{path}' has no metadata; add it with add_videos")
     item = embedding_store(dataset).get(sample_id)
     n_frames = item.frames_that_exist(meta.total_frame_count) if item else meta.total_frame_count
-    frame_scores = frame_scores_array(numbers, scores, n_frames, score_field)
+    frame_scores = frame_scores_array(numbers, scores, n_frames, score_field, scored_at_steps(dataset, score_field))
     plan = plan_video(options, frame_scores, meta.frame_rate, item, _supports(given[0]) if given else None)
     detections = _detections(plan.segments, getattr(config, "label", None))
     return detections, frame_scores, plan.segments, item, (path, meta.frame_rate or FALLBACK_FRAME_RATE)
