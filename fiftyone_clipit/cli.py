@@ -78,6 +78,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
     report = compute_frame_embeddings(
         _dataset(args.dataset), model=args.model, pretrained=args.pretrained, fps=args.fps,
         batch_size=args.batch_size, device=args.device, precision=args.precision, on_broken=args.on_broken,
+        decoders=args.decoders,
         overwrite=args.overwrite, skip_failures=args.skip_failures, progress=True,
     )
     print(f"Embedded {report.n_embedded} videos ({report.n_frames} frames); {report.n_up_to_date} were up to date")
@@ -302,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("embed", cmd_embed, "compute frame embeddings")
     _common(p)
     _model_args(p, DEFAULT_MODEL)
-    add_option_arguments(p, EmbeddingOptions, ["fps", "batch_size", "precision", "on_broken"])
+    add_option_arguments(p, EmbeddingOptions, ["fps", "batch_size", "precision", "on_broken", "decoders"])
     p.add_argument("--overwrite", action="store_true", help="re-embed up-to-date videos")
     p = add("index", cmd_index, "build or update the FAISS frame index (and its Brain similarity run)")
     _common(p)

@@ -1,19 +1,22 @@
-"""The decode-and-embed pipeline: PyAV decoding in a background thread feeding the CLIP image encoder.
+"""The decode-and-embed pipeline: PyAV decoders (a thread, or a pool of processes) feeding the CLIP image encoder.
 
-One decoder thread runs through every video, a few batches ahead of the model, so the model never
-waits on the decoder when the decoder is faster (and the next video is already decoding while the
-last batch of the current one is encoded). FiftyOne-free: `compute_frame_embeddings` hands it
+The decoders run a few batches ahead of the model, so the model never waits on them when they are
+faster (and the next video is already decoding while the last batch of the current one is
+encoded); with several decoder processes, as many videos decode at once, and the results still
+come out in the videos' order (`fiftyone_clipit.decoders`). FiftyOne-free: `compute_frame_embeddings` hands it
 (key, path) pairs and writes what comes out to the embedding store.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from fiftyone_clipit.decode import DecodeStatus, FrameBatch, iter_sampled_frames, prefetch
+from fiftyone_clipit.decode import DecodeStatus, FrameBatch
+from fiftyone_clipit.decoders import decode_videos
 from fiftyone_clipit.encoders import ClipEncoder
 from fiftyone_clipit.defaults import DEFAULT_FPS
 from fiftyone_clipit.errors import VideoError
@@ -39,45 +42,15 @@ def codec_threads_for(encoder: ClipEncoder) -> int:
     return 1 if encoder.device.type == "cpu" else 0
 
 
-_FIRST_BATCH = 8
+def decoders_for(encoder: ClipEncoder) -> int:
+    """Decoder processes beside this encoder: the cores the model leaves, at least one. A CPU model
+    takes torch's threads (on 2 cores, both: one decoder thread, as before the pool); a GPU model
+    one core to feed it."""
+    import torch
 
-
-def _merged(parts: list[FrameBatch]) -> FrameBatch:
-    if len(parts) == 1:
-        return parts[0]
-    return FrameBatch(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("frames", "frame_numbers", "times")))
-
-
-def _decode_events(
-    videos: Sequence[tuple[str, str]], encoder: ClipEncoder, fps: float, batch_size: int, keep_partial: bool
-) -> Iterator[tuple[str, FrameBatch | DecodeStatus | VideoError]]:
-    """(key, batch) for every batch of every video, then (key, status) or (key, error) at its end.
-
-    The run's first batch holds at most `_FIRST_BATCH` frames, so the model starts as soon as a few
-    frames are decoded (a full first batch kept it idle ~0.25 s, 5% of a 70-second-footage run);
-    after that the decoder is ahead and batches are full.
-    """
-    step = max(d for d in range(1, min(_FIRST_BATCH, batch_size) + 1) if batch_size % d == 0)
-    started = False
-    for key, path in videos:
-        status = DecodeStatus()
-        parts, n = [], 0
-        try:
-            for part in iter_sampled_frames(
-                path, fps, resize=encoder.resize, batch_size=step, keep_partial=keep_partial,
-                status=status, codec_threads=codec_threads_for(encoder),
-            ):
-                parts.append(part)
-                n += len(part.frame_numbers)
-                if n >= batch_size or not started:
-                    yield key, _merged(parts)
-                    parts, n, started = [], 0, True
-        except VideoError as e:
-            yield key, e
-            continue
-        if parts:
-            yield key, _merged(parts)
-        yield key, status
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    model_cores = torch.get_num_threads() if encoder.device.type == "cpu" else 1
+    return max(1, cores - model_cores)
 
 
 def embed_videos(
@@ -87,8 +60,10 @@ def embed_videos(
     batch_size: int = 32,
     keep_partial: bool = False,
     prefetch_batches: int = 3,
+    decoders: int | None = None,
 ) -> Iterator[EmbeddedVideo]:
-    """Embeds the sampled frames of many videos, decoding ahead of the model in one thread.
+    """Embeds the sampled frames of many videos, decoding ahead of the model (one thread, or a
+    pool of decoder processes: `fiftyone_clipit.decoders`).
 
     Args:
         videos: (key, path) pairs, embedded in this order.
@@ -97,13 +72,17 @@ def embed_videos(
         batch_size (32): frames per forward pass.
         keep_partial (False): embed what decodes of a video that breaks off (see
             iter_sampled_frames) instead of failing it.
-        prefetch_batches (3): how many decoded batches may wait for the model.
+        prefetch_batches (3): how many decoded batches may wait for the model (per decoder).
+        decoders (None): decoder processes; None: the cores the model leaves (`decoders_for`).
 
     Returns:
         An iterator of EmbeddedVideo, one per video, in order; a video that fails carries its
         VideoError and the others go on.
     """
-    events = prefetch(_decode_events(videos, encoder, fps, batch_size, keep_partial), depth=prefetch_batches)
+    events = decode_videos(
+        videos, fps, encoder.resize, batch_size, keep_partial, decoders or decoders_for(encoder),
+        codec_threads_for(encoder), prefetch_batches,
+    )
     for key, path in videos:
         numbers, chunks = [], []
         for event_key, event in events:

@@ -201,6 +201,10 @@ class EmbeddingOptions(Options):
         "fail", "a video that breaks off mid-stream: fail it, or keep the frames that decoded",
         label="Broken videos", choices=ON_BROKEN,
     )
+    decoders: int | None = option(
+        None, "decoder processes decoding videos at once (none: the cores the model leaves)",
+        label="Decoders", low=1, closed=True, integer=True, optional=True,
+    )
 
 
 @dataclass(frozen=True)

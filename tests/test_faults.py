@@ -97,6 +97,26 @@ def test_killed_while_embedding_keeps_whole_videos_and_resumes(embedded):
     assert len(store.keys()) == N_VIDEOS
 
 
+def test_killed_with_several_decoders_loses_only_the_videos_in_flight(videos):
+    dataset = new_dataset(videos)
+    try:
+        store_dir = Path(embedding_store(dataset).root)
+        kill_when(
+            [*CLI, "embed", dataset.name, "--model", "tiny-random", "--fps", "30", "--decoders", "2"],
+            lambda: len(list(store_dir.glob("*.npz"))) >= 2,
+        )
+        stored = {p.stem: p.stat().st_mtime_ns for p in store_dir.glob("*.npz") if not p.name.startswith(".")}
+        assert 2 <= len(stored) < N_VIDEOS
+        store = embedding_store(dataset)
+        assert store.keys() == sorted(stored)
+        assert all(store.get(key).embeddings.shape[0] == N_FRAMES for key in stored)
+        report = compute_frame_embeddings(dataset, model="tiny-random", fps=30.0, decoders=2)
+        assert report.n_embedded == N_VIDEOS - len(stored) and report.n_up_to_date == len(stored)
+        assert {k: (store_dir / f"{k}.npz").stat().st_mtime_ns for k in stored} == stored
+    finally:
+        dataset.delete()
+
+
 def frames_with(dataset: fo.Dataset, field: str, sample_id: str | None = None) -> int:
     """Frames holding `field`, read straight from the frames collection (of one sample, or all)."""
     query = {field: {"$exists": True}}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -52,3 +55,33 @@ def test_the_file_fingerprint_follows_content_not_size_and_time(tmp_path, size):
         os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         assert copy.stat().st_size == stat.st_size and copy.stat().st_mtime_ns == stat.st_mtime_ns
         assert file_fingerprint(str(copy)) != fingerprint, offset
+
+
+def test_several_decoders_give_the_same_videos_in_order_and_a_bad_one_alone(tmp_path, tiny_encoder, bad_files):
+    paths = [str(write_video(tmp_path / f"v{i}.mp4", 30 + 15 * i, fps=15)) for i in range(4)]
+    videos = [("v0", paths[0]), ("bad", str(bad_files["text"])), *[(f"v{i}", p) for i, p in enumerate(paths) if i]]
+    one = list(embed_videos(videos, tiny_encoder, fps=2.0, batch_size=4, decoders=1))
+    pooled = []
+    for outcome in embed_videos(videos, tiny_encoder, fps=2.0, batch_size=4, decoders=3, prefetch_batches=1):
+        time.sleep(1.2)  # a slow model: the decoders wait on their full queues, past their poll
+        pooled.append(outcome)
+    assert [o.key for o in pooled] == [o.key for o in one] == ["v0", "bad", "v1", "v2", "v3"]
+    assert isinstance(pooled[1].error, VideoError) and pooled[1].error.path == str(bad_files["text"])
+    assert pooled[1].error.reason == one[1].error.reason
+    for mine, theirs in zip(pooled[2:], one[2:]):
+        assert mine.item.frame_numbers.tolist() == theirs.item.frame_numbers.tolist()
+        np.testing.assert_array_equal(mine.item.embeddings, theirs.item.embeddings)
+        assert mine.status.n_decoded == theirs.status.n_decoded
+    assert not multiprocessing.active_children()  # the pool ends with the run
+
+
+def test_a_decoder_process_that_dies_fails_its_video_alone(tmp_path, tiny_encoder):
+    paths = [str(write_video(tmp_path / f"v{i}.mp4", 90, fps=30)) for i in range(5)]
+    outcomes = embed_videos([(str(i), p) for i, p in enumerate(paths)], tiny_encoder, fps=30.0, batch_size=4, decoders=2)
+    first = next(outcomes)  # video 0 (decoder 0) done; decoder 1 is on video 1, its queue full
+    victim = next(p for p in multiprocessing.active_children() if p.name == "clipit-decoder-1")
+    os.kill(victim.pid, signal.SIGKILL)
+    rest = list(outcomes)
+    assert [o.key for o in [first, *rest]] == ["0", "1", "2", "3", "4"]
+    assert rest[0].item is None and "decoder process died" in rest[0].error.reason and rest[0].error.path == paths[1]
+    assert all(o.error is None and len(o.item.frame_numbers) == 90 for o in [first, *rest[1:]])

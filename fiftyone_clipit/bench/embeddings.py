@@ -10,6 +10,7 @@ processes hits them alike):
   `compute_embeddings` with the same weights wrapped as `fiftyone.utils.open_clip`'s model.
 Each at fp32 and at the fast precision (int8 on CPU, fp16 on a GPU), which counts only with
 embedding_cosine_min (fast vs fp32 embeddings of the same frames) >= 0.999.
+`--model null` measures the decoders alone instead (`fiftyone_clipit.bench.decoding`).
 """
 
 from __future__ import annotations
@@ -32,12 +33,19 @@ def _default_videos() -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", nargs="+", help="video files (default: the shared sample videos)")
-    parser.add_argument("--model", default="ViT-B-32-random", help="CLIP model (default: ViT-B-32-random)")
+    parser.add_argument(
+        "--model", default="ViT-B-32-random",
+        help="CLIP model (default: ViT-B-32-random); null: a zero-cost encoder, to measure the decoders alone",
+    )
     parser.add_argument("--fps", type=float, default=2.0, help="frames sampled per second")
     parser.add_argument("--batch-size", type=int, default=32, help="frames per model call")
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each figure is the best round")
     parser.add_argument("--device", help="torch device (default: cuda, mps or cpu)")
     parser.add_argument("--skip-fiftyone", action="store_true", help="leave out FiftyOne's path")
+    parser.add_argument("--decoders", type=int, help="--model null: the most decoder processes (default: the cores)")
+    parser.add_argument("--height", type=int, help="--model null: re-encode the videos at this height (e.g. 1080)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--model null with --height: seconds kept of each video")
+    parser.add_argument("--copies", type=int, default=1, help="--model null: times each video is repeated")
 
 
 def _best_fps(n_frames: int, seconds: list[float]) -> float:
@@ -132,6 +140,10 @@ def run(args: argparse.Namespace) -> dict:
     videos = [os.path.abspath(v) for v in (args.videos or _default_videos())]
     if not videos:
         raise SystemExit("no videos: pass --videos or set CLIPIT_SHARED_DATA")
+    if args.model == "null":
+        from fiftyone_clipit.bench.decoding import run_null
+
+        return run_null(args, videos)
     device = resolve_device(args.device)
     fast = "fp16" if device.type == "cuda" else "int8"
     encoders = {p: load_clip(args.model, device=args.device, precision=p) for p in ("fp32", fast)}

@@ -161,7 +161,7 @@ def compute_frame_embeddings(
             report.n_up_to_date += 1
         else:
             todo.append((sample_id, path))
-    outcomes = embed_videos(todo, encoder, fps, options.batch_size, keep_partial)
+    outcomes = embed_videos(todo, encoder, fps, options.batch_size, keep_partial, decoders=options.decoders)
     for _ in iterate(todo, progress, "Embedding frames"):
         outcome = next(outcomes)
         if outcome.error is not None:
