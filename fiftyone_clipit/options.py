@@ -241,11 +241,6 @@ class ShotOptions(Options):
         if self.segmentation != "shots" and self.shots_field:
             raise OptionError(f"shots_field is only used with segmentation='shots', not {self.segmentation!r}")
 
-    @property
-    def shots(self) -> ShotOptions:
-        """Only the shot options (a `SummaryOptions` holds more)."""
-        return ShotOptions(**{item.name: getattr(self, item.name) for item in fields(ShotOptions)})
-
 
 @dataclass(frozen=True)
 class SummaryOptions(ShotOptions):

@@ -473,9 +473,7 @@ def summary_settings(samples: foc.SampleCollection, summary_field: str = DEFAULT
     """
     config = _summary_config(samples, summary_field)
     options = SummaryOptions.from_dict(config.serialize())
-    settings = {name: getattr(options, name) for name in options.to_dict() if hasattr(options, name)}
-    settings.update(score_field=config.score_field, label=getattr(config, "label", None))
-    return settings
+    return {**vars(options), "score_field": config.score_field, "label": getattr(config, "label", None)}
 
 
 def _summary_config(samples: foc.SampleCollection, summary_field: str) -> fors.RunConfig:
