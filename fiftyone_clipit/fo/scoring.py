@@ -228,25 +228,11 @@ def score_frames(
     with field_lock(dataset, f"frames.{score_field}", what, shared_by=run_id) as beat:
         writer = _ScoreWriter(
             samples, config, checkpoint, encoder, query_text, captioner, embedding_store(dataset), beat,
-            _ScoreOptions(attention, options.smoothing_seconds, n_captions, captions_field, options.batch_size, allow_stale),
-            run_id, not_embedded=embedding_failures(dataset),
+            options, allow_stale, run_id, not_embedded=embedding_failures(dataset),
         )
         report = writer.run(dataset, progress)
     finish("Scoring frames", report.failures, report.n_scored + report.n_resumed, skip_failures)
     return report
-
-
-
-@dataclass(frozen=True)
-class _ScoreOptions:
-    """How `score_frames` scores each video (see its arguments)."""
-
-    attention: str
-    smoothing_seconds: float
-    n_captions: int
-    captions_field: str
-    batch_size: int
-    allow_stale: bool
 
 
 @dataclass
@@ -262,7 +248,8 @@ class _ScoreWriter:
     captioner: Captioner | None
     store: EmbeddingStore
     beat: Callable[[], None]
-    options: _ScoreOptions
+    options: ScoringOptions
+    allow_stale: bool
     shared_run: str | None = None
     not_embedded: dict[str, dict] = field(default_factory=dict)  # why videos failed to embed
     report: ScoreReport = field(default_factory=ScoreReport)
@@ -329,7 +316,7 @@ class _ScoreWriter:
         if item is None or item.info.get("model") != embedded_with:
             return self.fail(sample_id, path, f"no frame embeddings by '{embedded_with}'; run compute_frame_embeddings")
         problem = item.non_finite_problem()
-        if problem is None and not self.options.allow_stale:
+        if problem is None and not self.allow_stale:
             problem = source_problem(path, item.info.get("fingerprint"), "embedded")
             problem = problem and f"{problem}, {GO_AHEAD}"
         if problem:
