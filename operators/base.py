@@ -164,10 +164,10 @@ class ClipItOperator(foo.Operator):
         result = self._work(ctx, progress)
         view = result.pop(VIEW_RESULT, None)
         if not ctx.delegated:
-            ctx.ops.reload_dataset()
             view = view if view is not None else self.view_after(ctx, result)
-            if view is not None:
+            if view is not None:  # before the reload: see _stream
                 ctx.ops.set_view(view)
+            ctx.ops.reload_dataset()
         return result
 
     def view_after(self, ctx, result: dict[str, Any]):
@@ -231,11 +231,13 @@ class ClipItOperator(foo.Operator):
             yield ctx.ops.show_output(types.Property(failed).to_json(), {})
             yield _Failure(outcome["error"])
             return
-        yield ctx.ops.reload_dataset()
         view = outcome["result"].pop(VIEW_RESULT, None)
         view = view if view is not None else self.view_after(ctx, outcome["result"])
         if view is not None:
+            # the view first: the App's set_view reads its router's current entry, which a
+            # reload just before leaves loading (the App's "entry is loading" error)
             yield ctx.ops.set_view(view)
+        yield ctx.ops.reload_dataset()
         # the App shows this output without its view's label: "<label>: done" is its first line
         done = self._output(outcome["result"], heading=True)
         yield ctx.ops.show_output(done.to_json(), outcome["result"])
