@@ -18,6 +18,7 @@ number N" is the same picture in embeddings, scores, summaries, keyframes and ex
 from __future__ import annotations
 
 import bisect
+import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -224,6 +225,14 @@ class VideoCursor:
     def n_indexed(self) -> int | None:
         """Frames the packet index holds (the largest frame number there can be), None without one."""
         return None if self._timestamps is None else len(self._timestamps)
+
+    def number_near(self, seconds: float) -> int:
+        """A frame number at or just before the first frame `seconds` into the stream (1 without
+        timestamps): where to start reading to meet every frame from that time on."""
+        if self._timestamps is None or self.time_base is None:
+            return 1
+        pts = self.start_pts + math.floor(Fraction(seconds) / self.time_base)
+        return max(1, bisect.bisect_left(self._timestamps, pts))
 
     def clock_time(self, number: int) -> Fraction:
         """Container-clock time (seconds) at which frame `number` starts; one past the last frame

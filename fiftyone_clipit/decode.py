@@ -16,7 +16,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import av
 import numpy as np
@@ -183,33 +183,60 @@ def iter_sampled_frames(
     with VideoCursor(path, codec_threads=codec_threads) as cursor:
         status = status if status is not None else DecodeStatus()
         status.n_expected = cursor.n_expected
-        step = Fraction(1) / Fraction(fps).limit_denominator(10**6)
-        next_time = Fraction(0)
-        eps = 1e-6
-        frames, numbers, times = [], [], []
-        try:
-            for item in cursor.frames():
-                status.n_decoded += 1
-                if item.time + eps < next_time:
-                    continue
-                frames.append(_to_rgb(cursor, item.frame, resize))
-                numbers.append(item.number)
-                times.append(item.time)
-                next_time = step * (math.floor(Fraction(item.time + eps) / step) + 1)
-                if len(frames) == batch_size:
-                    yield FrameBatch(np.stack(frames), np.asarray(numbers), np.asarray(times))
-                    frames, numbers, times = [], [], []
-        except av.error.FFmpegError as e:
-            _broke_off(path, status, str(e), keep_partial)
-        else:
-            if status.n_decoded < status.n_expected - max(2, status.n_expected // 100):
-                # frame-threaded decoders end quietly where the data ends: compare with the count
-                _broke_off(path, status, "the data ends there", keep_partial)
-        if frames:
-            yield FrameBatch(np.stack(frames), np.asarray(numbers), np.asarray(times))
+        broke_off = lambda why: record_break(path, status, why, keep_partial)
+        yield from sampled_batches(cursor, fps, resize, batch_size, status, broke_off)
+        if status.broken is None and status.n_decoded < status.n_expected - max(2, status.n_expected // 100):
+            # frame-threaded decoders end quietly where the data ends: compare with the count
+            record_break(path, status, "the data ends there", keep_partial)
 
 
-def _broke_off(path: str, status: DecodeStatus, why: str, keep_partial: bool) -> None:
+def sample_step(fps: float) -> Fraction:
+    """Seconds between sampling times: the times sampled at `fps` are k * sample_step(fps)."""
+    return Fraction(1) / Fraction(fps).limit_denominator(10**6)
+
+
+def sampled_batches(
+    cursor: VideoCursor,
+    fps: float,
+    resize: ResizeSpec | None,
+    batch_size: int,
+    status: DecodeStatus,
+    broke_off: Callable[[str], None],
+    start: Fraction = Fraction(0),
+    end: Fraction | None = None,
+) -> Iterator[FrameBatch]:
+    """The frames of `cursor` sampled at `fps` whose times fall in [start, end), in batches (see
+    iter_sampled_frames for the rule). `start` is a sampling time, so a video read window by
+    window gives the frames it gives read whole. Frames decoded in the window are counted in
+    `status.n_decoded`; where decoding fails, `broke_off(why)` is called (it may raise) and the
+    frames before are yielded."""
+    eps = 1e-6
+    step = sample_step(fps)
+    next_time = start
+    frames, numbers, times = [], [], []
+    try:
+        for item in cursor.frames(cursor.number_near(float(start)) if start else 1):
+            if start and item.time + eps < start:  # before the window: decoded from a keyframe on
+                continue
+            if end is not None and item.time + eps >= end:
+                break
+            status.n_decoded += 1
+            if item.time + eps < next_time:
+                continue
+            frames.append(_to_rgb(cursor, item.frame, resize))
+            numbers.append(item.number)
+            times.append(item.time)
+            next_time = step * (math.floor(Fraction(item.time + eps) / step) + 1)
+            if len(frames) == batch_size:
+                yield FrameBatch(np.stack(frames), np.asarray(numbers), np.asarray(times))
+                frames, numbers, times = [], [], []
+    except av.error.FFmpegError as e:
+        broke_off(str(e))
+    if frames:
+        yield FrameBatch(np.stack(frames), np.asarray(numbers), np.asarray(times))
+
+
+def record_break(path: str, status: DecodeStatus, why: str, keep_partial: bool) -> None:
     """Records where a video broke off, or raises BrokenVideoError when that is not to be kept."""
     expected = f" of {status.n_expected}" if status.n_expected else ""
     reason = f"decoding broke off after {status.n_decoded}{expected} frames ({why})"

@@ -2,34 +2,46 @@
 
 Either way the model gets, for every video in the order given, its sampled frames in batches and
 then how decoding went (or why it failed). With one decoder, a thread of this process decodes the
-videos one after the other (the CPU model takes the other cores). With several, video i goes to
-decoder process i mod n, which decodes its videos in turn into its own bounded queue, a few
-batches ahead of the model: n videos decode at once, memory stays at n queues of batches, and the
-results still come out in order. A video that fails in a decoder (an unreadable file, a crash of
-the process) fails alone, named; the decoder of a crashed process is started again for the videos
-after it. The processes are spawned (no copy of a parent holding a model, threads or a database
-connection) and import only PyAV and numpy. They end with the run, and on
-their own when the process that started them dies (a killed run leaves no decoder behind).
+videos one after the other (the CPU model takes the other cores). With several, every video is
+cut into chunks of sampling times (a few batches each) and the chunks of all the videos go to
+the decoder processes in turn, each decoding into its own bounded queue: n chunks decode at once,
+of one long video or of many short ones, memory stays at n queues of batches, and the results
+still come out in order, the frames those one decoder gives. A video that fails in a decoder (an
+unreadable file, a crash of the process) fails alone, named; a crashed decoder is started again
+for the chunks after it. The processes are spawned (no copy of a parent holding a model, threads
+or a database connection) and import only PyAV and numpy. They end with the run, and on their
+own when the process that started them dies (their pipes close: a killed run leaves no decoder
+behind).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing as mp
-import os
 import queue
 import sys
+import threading
 import types
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+from multiprocessing.connection import Connection
 from typing import Iterator, Sequence
 
+import av
 import numpy as np
 
+from fiftyone_clipit.cursor import VideoCursor, open_video, video_stream
 from fiftyone_clipit.decode import (
     DecodeStatus,
     FrameBatch,
     ResizeSpec,
     iter_sampled_frames,
     prefetch,
+    record_break,
+    sample_step,
+    sampled_batches,
 )
 from fiftyone_clipit.errors import BrokenVideoError, VideoError
 
@@ -46,34 +58,42 @@ def _merged(parts: list[FrameBatch]) -> FrameBatch:
     return FrameBatch(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("frames", "frame_numbers", "times")))
 
 
+def _rebatched(parts: Iterator[FrameBatch], batch_size: int, first: bool) -> Iterator[FrameBatch]:
+    """Small decoded parts gathered into batches of `batch_size`; the first batch of a decoder's
+    run (`first`) is the first part alone, so the model starts as soon as a few frames are decoded
+    (a full first batch kept it idle ~0.25 s, 5% of a 70-second-footage run); after that the
+    decoder is ahead and batches are full."""
+    gathered, n = [], 0
+    for part in parts:
+        gathered.append(part)
+        n += len(part.frame_numbers)
+        if n >= batch_size or first:
+            yield _merged(gathered)
+            gathered, n, first = [], 0, False
+    if gathered:
+        yield _merged(gathered)
+
+
+def _part_size(batch_size: int) -> int:
+    """The decoded part: the largest divisor of `batch_size` up to `_FIRST_BATCH`."""
+    return max(d for d in range(1, min(_FIRST_BATCH, batch_size) + 1) if batch_size % d == 0)
+
+
 def _video_events(
     path: str, fps: float, resize: ResizeSpec | None, batch_size: int, keep_partial: bool, codec_threads: int,
     first: bool,
 ) -> Iterator[Event]:
-    """One video's batches, then its DecodeStatus, or a VideoError where it fails.
-
-    The first batch of a decoder's run (`first`) holds at most `_FIRST_BATCH` frames, so the model
-    starts as soon as a few frames are decoded (a full first batch kept it idle ~0.25 s, 5% of a
-    70-second-footage run); after that the decoder is ahead and batches are full.
-    """
-    step = max(d for d in range(1, min(_FIRST_BATCH, batch_size) + 1) if batch_size % d == 0)
+    """One video's batches, then its DecodeStatus, or a VideoError where it fails."""
     status = DecodeStatus()
-    parts, n = [], 0
+    parts = iter_sampled_frames(
+        path, fps, resize=resize, batch_size=_part_size(batch_size), keep_partial=keep_partial, status=status,
+        codec_threads=codec_threads,
+    )
     try:
-        for part in iter_sampled_frames(
-            path, fps, resize=resize, batch_size=step, keep_partial=keep_partial, status=status,
-            codec_threads=codec_threads,
-        ):
-            parts.append(part)
-            n += len(part.frame_numbers)
-            if n >= batch_size or first:
-                yield _merged(parts)
-                parts, n, first = [], 0, False
+        yield from _rebatched(parts, batch_size, first)
     except VideoError as e:
         yield e
         return
-    if parts:
-        yield _merged(parts)
     yield status
 
 
@@ -91,35 +111,97 @@ def decode_in_thread(
     return prefetch(events(), depth=depth)
 
 
-def _as_message(event: Event) -> object:
-    """A VideoError as plain values (its constructor does not take its pickled args back)."""
-    if isinstance(event, VideoError):
-        return ("error", event.reason, getattr(event, "n_decoded", None))
-    return event
+@dataclass(frozen=True)
+class _Chunk:
+    """A window of one video's sampling times, decoded by one decoder: [start, end) seconds
+    (end None: to the end of the video); `serial` is its place among all the run's chunks."""
+
+    serial: int
+    video: int
+    index: int
+    n_chunks: int
+    start: Fraction
+    end: Fraction | None
+
+
+def _stated_seconds(path: str) -> float | None:
+    """The duration the container states (its header only), None when it states none or the
+    file cannot be opened (its decoder then says why)."""
+    try:
+        with open_video(path) as container:
+            stream = video_stream(container, path)
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            return container.duration / av.time_base if container.duration is not None else None
+    except (VideoError, av.error.FFmpegError, OSError):
+        return None
+
+
+def _chunks(videos: Sequence[tuple[str, str]], fps: float, samples: int) -> Iterator[_Chunk]:
+    """Every video cut into windows of `samples` sampling times, the last one open-ended."""
+    length = samples * sample_step(fps)
+    serial = 0
+    for v, (_, path) in enumerate(videos):
+        seconds = _stated_seconds(path)
+        n = max(1, math.ceil(Fraction(seconds) / length)) if seconds else 1
+        for j in range(n):
+            yield _Chunk(serial, v, j, n, j * length, (j + 1) * length if j + 1 < n else None)
+            serial += 1
+
+
+class _OpenVideo:
+    """The video a decoder process is on, kept open from one of its chunks to the next."""
+
+    cursor: VideoCursor | None = None
+
+    def at(self, path: str) -> VideoCursor:
+        if self.cursor is None or self.cursor.path != path:
+            self.close()
+            self.cursor = VideoCursor(path, codec_threads=1)
+        return self.cursor
+
+    def close(self) -> None:
+        if self.cursor is not None:
+            self.cursor.close()
+            self.cursor = None
+
+
+def _chunk_messages(
+    video: _OpenVideo, path: str, fps: float, resize: ResizeSpec | None, batch_size: int, chunk: _Chunk, first: bool,
+) -> Iterator[object]:
+    """One chunk's batches, then ("end", frames decoded, frames stated, why it broke off or None);
+    ("error", reason) where the video fails."""
+    try:
+        cursor = video.at(path)
+        status = DecodeStatus(n_expected=cursor.n_expected)
+        broken: list[str] = []
+        parts = sampled_batches(
+            cursor, fps, resize, _part_size(batch_size), status, broken.append, chunk.start, chunk.end
+        )
+        yield from _rebatched(parts, batch_size, first)
+        yield ("end", status.n_decoded, status.n_expected, broken[0] if broken else None)
+    except VideoError as e:
+        video.close()
+        yield ("error", e.reason)
+    except Exception as e:
+        video.close()
+        yield ("error", f"its decoder failed ({type(e).__name__}: {e})")
 
 
 def _decoder_process(
-    videos: list[str], fps: float, resize: ResizeSpec | None, batch_size: int, keep_partial: bool, out: mp.Queue,
+    paths: list[str], fps: float, resize: ResizeSpec | None, batch_size: int, jobs: Connection, out: Connection,
 ) -> None:
-    """A decoder process: each of `videos` in turn into `out`; ends when its parent is gone."""
-    parent = os.getppid()  # the run: once it is gone, this process is an orphan
-    for i, path in enumerate(videos):
-        try:
-            for event in _video_events(path, fps, resize, batch_size, keep_partial, 1, i == 0):
-                _put(out, _as_message(event), parent)
-        except Exception as e:  # noqa: BLE001 -- a bug or a library failure: this video fails, named; the next ones go on
-            _put(out, ("error", f"its decoder failed ({type(e).__name__}: {e})", None), parent)
-
-
-def _put(out: mp.Queue, message: object, parent: int) -> None:
-    """Puts `message` on `out`, waiting while it is full; exits when the run is gone (orphaned)."""
-    while True:
-        try:
-            out.put(message, timeout=_POLL_SECONDS)
-            return
-        except queue.Full:
-            if os.getppid() != parent:
-                os._exit(0)
+    """A decoder process: decodes each chunk it is sent into `out`; ends when the run closes its
+    end of either pipe (the run ended, or died)."""
+    video, first = _OpenVideo(), True
+    try:
+        while True:
+            chunk = jobs.recv()
+            for message in _chunk_messages(video, paths[chunk.video], fps, resize, batch_size, chunk, first):
+                out.send(message)
+            first = False
+    except (EOFError, OSError):  # a pipe closed: the run is gone
+        video.close()
 
 
 @contextlib.contextmanager
@@ -135,71 +217,163 @@ def _bare_main() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
-class _Decoder:
-    """One decoder process with its queue, for the videos `videos[start:]`."""
+_DIED = object()
 
-    def __init__(self, videos: list[str], start: int, args: tuple, depth: int, name: str):
+
+class _Decoder:
+    """One decoder process: chunks go to it down one pipe, its messages come back up another and
+    wait in a bounded queue (a thread of this process reads them), at most `depth` batches."""
+
+    def __init__(self, paths: list[str], args: tuple, depth: int, name: str):
         context = mp.get_context("spawn")
-        self.videos, self.start, self.args = videos, start, args
-        self.queue = context.Queue(maxsize=depth)
+        jobs_out, jobs_in = context.Pipe(duplex=False)
+        messages_in, messages_out = context.Pipe(duplex=False)
         self.process = context.Process(
-            target=_decoder_process, args=(videos[start:], *args, self.queue), daemon=True, name=name
+            target=_decoder_process, args=(paths, *args, jobs_out, messages_out), daemon=True, name=name
         )
         with _bare_main():
             self.process.start()
+        jobs_out.close()  # the decoder's ends: once it dies, reading its messages ends (no hang)
+        messages_out.close()
+        self.jobs, self.messages = jobs_in, messages_in
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stopped = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True, name=f"{name}-reader")
+        self.reader.start()
 
-    def get(self) -> object | None:
-        """The next message, or None once the process has died without sending one."""
-        while True:
+    def _read(self) -> None:
+        while not self.stopped.is_set():
             try:
-                return self.queue.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                if not self.process.is_alive():
-                    try:
-                        return self.queue.get_nowait()
-                    except queue.Empty:
-                        return None
+                message = self.messages.recv()
+            except (EOFError, OSError):  # the process ended, or died mid-message
+                message = _DIED
+            while not self.stopped.is_set():
+                try:
+                    self.queue.put(message, timeout=_POLL_SECONDS)
+                    break
+                except queue.Full:
+                    pass
+            if message is _DIED:
+                return
+
+    def send(self, chunk: _Chunk) -> None:
+        try:
+            self.jobs.send(chunk)
+        except OSError:  # it died: its reader says so where its next message was due
+            pass
+
+    def get(self) -> object:
+        """The next message, or _DIED once the process has died."""
+        return self.queue.get()
 
     def stop(self) -> None:
+        self.stopped.set()
         if self.process.is_alive():
             self.process.terminate()
         self.process.join()
-        self.queue.cancel_join_thread()
-        self.queue.close()
+        self.jobs.close()
+        self.reader.join()
+        self.messages.close()
+
+
+class _VideoOutcome:
+    """What a video's chunks add up to: frames decoded, why it broke off, whether it failed."""
+
+    def __init__(self, path: str, keep_partial: bool):
+        self.path, self.keep_partial = path, keep_partial
+        self.status = DecodeStatus()
+        self.failed = False
+
+    def add(self, n_decoded: int, n_expected: int, why: str | None) -> None:
+        """Adds a chunk's end; raises BrokenVideoError where the video broke off and that is not kept."""
+        self.status.n_expected = n_expected
+        if self.status.broken is not None:  # after a break: read whole, these frames never came
+            return
+        self.status.n_decoded += n_decoded
+        if why is not None:
+            record_break(self.path, self.status, why, self.keep_partial)
+
+    def finish(self) -> DecodeStatus:
+        """The video's status once its last chunk ended (raises BrokenVideoError as `add`)."""
+        status = self.status
+        if status.broken is None and status.n_decoded < status.n_expected - max(2, status.n_expected // 100):
+            record_break(self.path, status, "the data ends there", self.keep_partial)
+        return status
 
 
 def decode_in_processes(
     videos: Sequence[tuple[str, str]], fps: float, resize: ResizeSpec | None, batch_size: int, keep_partial: bool,
     decoders: int, depth: int,
 ) -> Iterator[tuple[str, Event]]:
-    """(key, event) for every video in order, `decoders` processes decoding at once (each one
-    thread, at most `depth` batches ahead); a process that dies fails its video in flight only."""
-    n = max(1, min(decoders, len(videos)))
-    args = (fps, resize, batch_size, keep_partial)
-    shares = [[path for _, path in videos[w::n]] for w in range(n)]
-    pool = [_Decoder(shares[w], 0, args, depth, f"clipit-decoder-{w}") for w in range(n)]
-    done = [0] * n  # videos of each share finished
+    """(key, event) for every video in order, `decoders` processes decoding at once.
+
+    Each video is cut into chunks of `depth` batches of sampling times, and the chunks of all the
+    videos go to the decoders in turn: a long video decodes on every decoder at once, each a
+    chunk ahead, and memory stays at `depth` batches a decoder. A chunk starts at a sampling
+    time, so the frames are those one decoder reading the whole video gives. A decoder that dies
+    fails the video of the chunk it was on, alone; it is started again for the chunks after it.
+    """
+    n = max(1, decoders)
+    paths = [path for _, path in videos]
+    args = (fps, resize, batch_size)
+    pool = [_Decoder(paths, args, depth, f"clipit-decoder-{w}") for w in range(n)]
+    sent: list[deque[_Chunk]] = [deque() for _ in range(n)]  # sent to each decoder, not yet read back
+    plan = _chunks(videos, fps, depth * batch_size)
+    due: deque[_Chunk] = deque()
+
+    def send_ahead() -> None:
+        while len(due) < 2 * n:
+            chunk = next(plan, None)
+            if chunk is None:
+                return
+            pool[chunk.serial % n].send(chunk)
+            sent[chunk.serial % n].append(chunk)
+            due.append(chunk)
+
     try:
-        for i, (key, path) in enumerate(videos):
-            w = i % n
+        outcome = None
+        while True:
+            send_ahead()
+            if not due:
+                return
+            chunk = due.popleft()
+            w = chunk.serial % n
+            key, path = videos[chunk.video]
+            if chunk.index == 0:
+                outcome = _VideoOutcome(path, keep_partial)
             while True:
                 message = pool[w].get()
-                if message is None:  # the process died (killed, out of memory): this video fails alone
-                    code = pool[w].process.exitcode
+                if message is _DIED:  # killed, out of memory: this video fails alone
                     pool[w].stop()
-                    yield key, VideoError(path, f"its decoder process died (exit code {code}); embed it again")
-                    if done[w] + 1 < len(shares[w]):
-                        pool[w] = _Decoder(shares[w], done[w] + 1, args, depth, f"clipit-decoder-{w}")
+                    code = pool[w].process.exitcode
+                    pool[w] = _Decoder(paths, args, depth, f"clipit-decoder-{w}")
+                    for later in list(sent[w])[1:]:
+                        pool[w].send(later)
+                    if not outcome.failed:
+                        outcome.failed = True
+                        yield key, VideoError(path, f"its decoder process died (exit code {code}); embed it again")
                     break
-                if isinstance(message, tuple):
-                    _, reason, n_decoded = message
-                    error = VideoError(path, reason) if n_decoded is None else BrokenVideoError(path, reason, n_decoded)
-                    yield key, error
+                if isinstance(message, FrameBatch):
+                    if not outcome.failed and outcome.status.broken is None:
+                        yield key, message
+                    continue
+                if message[0] == "error":
+                    if not outcome.failed:
+                        outcome.failed = True
+                        yield key, VideoError(path, message[1])
                     break
-                yield key, message
-                if isinstance(message, DecodeStatus):
-                    break
-            done[w] += 1
+                try:
+                    outcome.add(*message[1:])
+                except BrokenVideoError as e:
+                    outcome.failed = True
+                    yield key, e
+                break
+            sent[w].popleft()
+            if chunk.index + 1 == chunk.n_chunks and not outcome.failed:
+                try:
+                    yield key, outcome.finish()
+                except BrokenVideoError as e:
+                    yield key, e
     finally:
         for decoder in pool:
             decoder.stop()
@@ -211,6 +385,6 @@ def decode_videos(
 ) -> Iterator[tuple[str, Event]]:
     """(key, event) for every video in order: batches, then DecodeStatus or VideoError; one
     decoder thread (`codec_threads` FFmpeg threads) when `decoders` is 1, else a process pool."""
-    if decoders <= 1 or len(videos) <= 1:
+    if decoders <= 1:
         return decode_in_thread(videos, fps, resize, batch_size, keep_partial, codec_threads, depth)
     return decode_in_processes(videos, fps, resize, batch_size, keep_partial, decoders, depth)

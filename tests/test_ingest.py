@@ -78,10 +78,41 @@ def test_several_decoders_give_the_same_videos_in_order_and_a_bad_one_alone(tmp_
 def test_a_decoder_process_that_dies_fails_its_video_alone(tmp_path, tiny_encoder):
     paths = [str(write_video(tmp_path / f"v{i}.mp4", 90, fps=30)) for i in range(5)]
     outcomes = embed_videos([(str(i), p) for i, p in enumerate(paths)], tiny_encoder, fps=30.0, batch_size=4, decoders=2)
-    first = next(outcomes)  # video 0 (decoder 0) done; decoder 1 is on video 1, its queue full
+    first = next(outcomes)  # video 0 done; decoder 1 is on a chunk of a later video, its queue full
     victim = next(p for p in multiprocessing.active_children() if p.name == "clipit-decoder-1")
     os.kill(victim.pid, signal.SIGKILL)
     rest = list(outcomes)
     assert [o.key for o in [first, *rest]] == ["0", "1", "2", "3", "4"]
-    assert rest[0].item is None and "decoder process died" in rest[0].error.reason and rest[0].error.path == paths[1]
-    assert all(o.error is None and len(o.item.frame_numbers) == 90 for o in [first, *rest[1:]])
+    failed = [o for o in rest if o.error is not None]
+    assert len(failed) == 1 and failed[0].item is None and "decoder process died" in failed[0].error.reason
+    assert failed[0].error.path == paths[int(failed[0].key)]
+    assert all(len(o.item.frame_numbers) == 90 for o in [first, *rest] if o.error is None)
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize("fps", [2.0, 7.3, 30.0])
+def test_chunked_decoders_give_the_frames_of_one_decoder_reading_whole(real_videos, fps):
+    """Several decoders cut each video into chunks of sampling times (here a few samples each, so
+    every video is many chunks, each found by a seek): the frames, their times and the count of
+    decoded frames are those one decoder gives reading each video whole (fps below, between and
+    above the sources' 12.5 and 29.8 fps)."""
+    from fiftyone_clipit.decode import ResizeSpec
+    from fiftyone_clipit.decoders import decode_videos
+
+    videos = [(p.stem, str(p)) for p in real_videos]
+
+    def decoded(decoders: int) -> dict:
+        out: dict = {key: [[], [], None] for key, _ in videos}
+        for key, event in decode_videos(videos, fps, ResizeSpec(16), 4, False, decoders, 1, 1):
+            if hasattr(event, "frame_numbers"):
+                out[key][0].extend(event.frame_numbers.tolist())
+                out[key][1].extend(event.times.tolist())
+            else:
+                out[key][2] = (type(event).__name__, getattr(event, "n_decoded", None))
+        return out
+
+    whole = decoded(1)
+    chunked = decoded(3)
+    assert chunked == whole
+    assert all(len(frames) > 12 for frames, _, _ in whole.values())  # several chunks a video
+    assert not multiprocessing.active_children()

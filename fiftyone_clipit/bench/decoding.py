@@ -47,25 +47,31 @@ class NullEncoder:
 
 
 def make_videos(sources: list[str], folder: str, height: int, seconds: float) -> list[str]:
-    """The first `seconds` of each source re-encoded (H.264, yuv420p) at `height`, in `folder`."""
+    """`seconds` of each source (played again from its start where it is shorter) re-encoded
+    (H.264, yuv420p, x264's default keyframe interval) at `height`, in `folder`."""
     import av
 
     made = []
     for i, source in enumerate(sources):
         out_path = os.path.join(folder, f"{i:03d}-{height}p.mp4")
-        with av.open(source) as src, av.open(out_path, "w") as out:
-            stream_in = src.streams.video[0]
-            rate = round(float(stream_in.average_rate or 30)) or 30  # whole: x264 refused 25/2
-            width = round(stream_in.width * height / stream_in.height / 2) * 2
-            stream = out.add_stream("libx264", rate=rate)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"preset": "veryfast", "crf": "23"}
-            for index, frame in enumerate(src.decode(stream_in)):
-                if index >= seconds * rate:
-                    break
-                image = frame.reformat(width=width, height=height, format="yuv420p")
-                image.pts, image.time_base = index, Fraction(1, rate)
-                out.mux(stream.encode(image))
+        with av.open(out_path, "w") as out:
+            stream, index = None, 0
+            while stream is None or index < seconds * rate:
+                with av.open(source) as src:
+                    stream_in = src.streams.video[0]
+                    if stream is None:
+                        rate = round(float(stream_in.average_rate or 30)) or 30  # whole: x264 refused 25/2
+                        width = round(stream_in.width * height / stream_in.height / 2) * 2
+                        stream = out.add_stream("libx264", rate=rate)
+                        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                        stream.options = {"preset": "veryfast", "crf": "23"}
+                    for frame in src.decode(stream_in):
+                        if index >= seconds * rate:
+                            break
+                        image = frame.reformat(width=width, height=height, format="yuv420p")
+                        image.pts, image.time_base = index, Fraction(1, rate)
+                        out.mux(stream.encode(image))
+                        index += 1
             out.mux(stream.encode(None))
         made.append(out_path)
     return made

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-fiftyone", action="store_true", help="leave out FiftyOne's path")
     parser.add_argument("--decoders", type=int, help="--model null: the most decoder processes (default: the cores)")
     parser.add_argument("--height", type=int, help="--model null: re-encode the videos at this height (e.g. 1080)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="--model null with --height: seconds kept of each video")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--model null with --height: seconds of each video (a shorter source plays again from its start)")
     parser.add_argument("--copies", type=int, default=1, help="--model null: times each video is repeated")
 
 
