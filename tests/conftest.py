@@ -87,7 +87,8 @@ def database_started() -> bool:
     return _MONGOD is not None
 
 
-os.environ["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{_PORT}"
+# the UUID encoding said, as mongoengine asks (it warns when none is)
+os.environ["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{_PORT}/?uuidRepresentation=standard"
 os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
 os.environ["FIFTYONE_DEFAULT_DATASET_DIR"] = os.path.join(_SESSION_DIR, "fiftyone")
 os.environ["FIFTYONE_CLIPIT_STORE_DIR"] = os.path.join(_SESSION_DIR, "store")

@@ -48,7 +48,7 @@ def private_database(parent: str | None = None) -> Iterator[str]:
     )
     try:
         _wait_for(process, port, folder)
-        uri = f"mongodb://127.0.0.1:{port}"
+        uri = f"mongodb://127.0.0.1:{port}/?uuidRepresentation=standard"  # said, as mongoengine asks
         os.environ["FIFTYONE_DATABASE_URI"] = uri
         os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"  # the bundled mongod is the oldest supported
         yield uri
