@@ -13,7 +13,7 @@ for the panel (`sample_curves`), the clips view's count and first page.
 
 Baseline, in the same run on a twin dataset (same samples, no frames yet): FiftyOne's own bulk
 path for the same documents, `set_values` of the same scores and the same labels on frame
-fields, one call per field. `write_over_fiftyone` is its time over the layer's (score_frames +
+fields and the videos' highest and mean scores, one call per field. `write_over_fiftyone` is its time over the layer's (score_frames +
 label_scores, scoring included), each the best of `--repeats` rounds that take turns (the first
 is the pipeline's own; the others write again on cleared frames), so that load from other
 processes hits both alike; `write_rounds` lists every round's pair of seconds. Figures per stage: seconds (and per hour of video), the share
@@ -160,8 +160,8 @@ def _layer(dataset, encoder, stages: dict, figures: dict, args: argparse.Namespa
 
 def _fiftyone_writes(twin, planted: dict, text, frames: str) -> None:
     """FiftyOne's bulk path for the documents the layer writes: the scores (made by the same
-    core function; at the steps or every frame, as `frames`) and their one-element
-    Classifications, one `set_values` per field."""
+    core function; at the steps or every frame, as `frames`), their one-element
+    Classifications and each video's highest and mean score, one `set_values` per field."""
     import fiftyone as fo
 
     from fiftyone_clipit.defaults import DEFAULT_SCORE_FIELD
@@ -169,12 +169,16 @@ def _fiftyone_writes(twin, planted: dict, text, frames: str) -> None:
     from fiftyone_clipit.fo.scoring import score_label_fields
     from fiftyone_clipit.relevance import frame_relevance
 
-    scores = {}
+    scores, maxima, means = {}, {}, {}
     for sample_id, (item, n_frames) in planted.items():
         values = frame_relevance(item.embeddings, item.frame_numbers, text, n_frames, item.info["fps"], 1.0)
         numbers = item.frame_numbers if frames == "steps" else range(1, n_frames + 1)
         scores[sample_id] = {int(n): float(values[n - 1]) for n in numbers}
+        maxima[sample_id], means[sample_id] = float(values.max()), float(values.mean())
     twin.set_values(f"frames.{DEFAULT_SCORE_FIELD}", scores, key_field="id")
+    label_field, max_field, mean_field = score_label_fields(DEFAULT_SCORE_FIELD)
+    twin.set_values(max_field, maxima, key_field="id")
+    twin.set_values(mean_field, means, key_field="id")
     labels = {
         sample_id: {
             n: fo.Classifications(classifications=[fo.Classification(label=score_label(QUERY, DEFAULT_SCORE_FIELD), confidence=s)])
@@ -182,7 +186,7 @@ def _fiftyone_writes(twin, planted: dict, text, frames: str) -> None:
         }
         for sample_id, by_frame in scores.items()
     }
-    twin.set_values(f"frames.{score_label_fields(DEFAULT_SCORE_FIELD)[0]}", labels, key_field="id")
+    twin.set_values(f"frames.{label_field}", labels, key_field="id")
 
 
 def _database_bytes(dataset, twin, hours: float) -> dict:

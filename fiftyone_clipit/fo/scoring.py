@@ -23,6 +23,7 @@ from fiftyone_clipit.captions import (
     text_source,
     video_text,
 )
+from fiftyone_clipit.checkpoints import Checkpoint, checkpoint_for
 from fiftyone_clipit.defaults import (
     DEFAULT_SCORE_FIELD,
     ZERO_SHOT,
@@ -31,6 +32,7 @@ from fiftyone_clipit.encoders import ClipEncoder, load_clip
 from fiftyone_clipit.errors import ClipItError, ItemFailure, VideoError
 from fiftyone_clipit.fo.common import (
     EMBEDDINGS_RUN,
+    FRAMES_PER_BATCH,
     Progress,
     check_field_name,
     check_field_type,
@@ -58,11 +60,9 @@ from fiftyone_clipit.fo.lineage import (
 from fiftyone_clipit.fo.shards import current_shard_run, run_fields, run_record_lock
 from fiftyone_clipit.options import ScoringOptions
 from fiftyone_clipit.relevance import frame_relevance
-from fiftyone_clipit.checkpoints import Checkpoint, checkpoint_for
 from fiftyone_clipit.scorer import predict_scores
 from fiftyone_clipit.store import EmbeddingStore
 from fiftyone_clipit.summary import upsample_scores
-
 
 
 def score_run_key(score_field: str) -> str:
@@ -341,7 +341,7 @@ class _ScoreWriter:
 
     def score_batch(self, run_id: str) -> None:
         """Scores the batch and writes each video's scores (and captions) that are finite."""
-        options, score_field = self.options, self.config["score_field"]
+        options, done = self.options, []
         step_scores = [None] * len(self.batch)
         if self.checkpoint is not None:
             def predict(part: list) -> list[np.ndarray]:
@@ -372,17 +372,31 @@ class _ScoreWriter:
                     f"features sound?); nothing was written for it: re-embed it, or use another scorer"
                 ))
                 continue
-            if sentences_of_video:
-                write_in_chunks(self.samples, options.captions_field, {sample_id: sentences_of_video})
             if self.config["frames"] == "steps":
                 numbers = [int(n) for n in item.frame_numbers if 1 <= n <= n_frames]
                 by_frame = {n: float(scores[n - 1]) for n in numbers}
             else:
                 by_frame = {i + 1: float(s) for i, s in enumerate(scores)}
-            write_in_chunks(self.samples, f"frames.{score_field}", {sample_id: by_frame})
-            self.entries[sample_id] = {"run": run_id, **embeddings_entry(self.store, sample_id, item.info)}
-            self.report.n_scored += 1
+            done.append((sample_id, item.info, by_frame, sentences_of_video))
+            if sum(len(d[2]) for d in done) >= FRAMES_PER_BATCH:
+                self._write(run_id, done)
+        self._write(run_id, done)
         self.batch.clear()
+
+    def _write(self, run_id: str, done: list) -> None:
+        """Writes the scores (and captions) of the videos scored so far in one bulk write a field
+        (a dozen short videos cost one round trip, not one each), then counts them done."""
+        if not done:
+            return
+        captions = {sample_id: sentences for sample_id, _, _, sentences in done if sentences}
+        if captions:
+            write_in_chunks(self.samples, self.options.captions_field, captions)
+        scores = {sample_id: by_frame for sample_id, _, by_frame, _ in done}
+        write_in_chunks(self.samples, f"frames.{self.config['score_field']}", scores)
+        for sample_id, info, _, _ in done:
+            self.entries[sample_id] = {"run": run_id, **embeddings_entry(self.store, sample_id, info)}
+            self.report.n_scored += 1
+        done.clear()
 
 def _finished_by_interrupted_run(
     samples: foc.SampleCollection, dataset: fo.Dataset, config: dict
