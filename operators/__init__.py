@@ -91,6 +91,7 @@ class ComputeFrameEmbeddings(ClipItOperator):
                     label="Precision (auto: fp16 on a GPU, fp32 on CPU; int8: faster CPU path)")
         inputs.enum("on_broken", ["fail", "keep"], default="fail",
                     label="A video that breaks off mid-stream: fail it, or keep what decodes")
+        option_input(ctx, inputs, EmbeddingOptions, "decoders")
         shard_input(ctx, inputs, len(self.target(ctx)))
 
     @staticmethod
@@ -114,6 +115,7 @@ class ComputeFrameEmbeddings(ClipItOperator):
             fps=ctx.params.get("fps", DEFAULT_FPS),
             precision=None if ctx.params.get("precision", "auto") == "auto" else ctx.params["precision"],
             on_broken=ctx.params.get("on_broken") or "fail",
+            decoders=ctx.params.get("decoders") or None,
             progress=progress,
         )
         output = {"embedded": report.n_embedded, "up_to_date": report.n_up_to_date, "frames": report.n_frames,
@@ -149,6 +151,7 @@ class ScoreFrames(ClipItOperator):
             ctx, inputs, "score_field", "Frame field to write", DEFAULT_SCORE_FIELD, score_run_key, fo.FloatField, frames=True
         )
         option_input(ctx, inputs, ScoringOptions, "smoothing_seconds")
+        option_input(ctx, inputs, ScoringOptions, "frames")
         text_input(ctx, inputs, "scorer", f"Scorer: {ZERO_SHOT} or a checkpoint folder", default=ZERO_SHOT)
         if (ctx.params.get("scorer") or ZERO_SHOT) != ZERO_SHOT:
             inputs.enum(
@@ -173,6 +176,7 @@ class ScoreFrames(ClipItOperator):
                 smoothing_seconds=ctx.params.get("smoothing_seconds", ScoringOptions.smoothing_seconds),
                 scorer=ctx.params.get("scorer") or ZERO_SHOT,
                 attention=ctx.params.get("attention") or ScoringOptions.attention,
+                frames=ctx.params.get("frames") or ScoringOptions.frames,
                 overwrite=bool(ctx.params.get("overwrite")),
                 progress=progress,
             )

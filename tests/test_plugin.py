@@ -225,6 +225,21 @@ def test_operators_are_callable_from_python(dataset_copy):
     assert dataset.skip(1).count("frames.python_score") == 0
 
 
+def test_the_forms_offer_the_frames_written_and_the_decoders(dataset_copy):
+    """The score form's "Frames written" (the sampled steps or every frame) and the embedding
+    form's decoders come from the options, are checked as the library checks them, and reach
+    the run: every frame holds a score when "every" is chosen."""
+    dataset = dataset_copy
+    frames = form("score_frames", dataset, {"query": "a cat"})["frames"]
+    assert frames.type.values == ["steps", "every"] and frames.default == "steps"
+    assert "frames" in invalid(form("score_frames", dataset, {"query": "a cat", "frames": "some"}))
+    assert "decoders" in invalid(form("compute_frame_embeddings", dataset, {"model": "tiny-random", "decoders": 0}))
+    assert not invalid(form("compute_frame_embeddings", dataset, {"model": "tiny-random", "decoders": 2}))
+    operator = foo.get_operator(uri("score_frames"))
+    operator(dataset.limit(1), query="a red car", score_field="every_score", frames="every")
+    assert dataset.limit(1).count("frames.every_score") == dataset.first().metadata.total_frame_count
+
+
 @pytest.mark.slow
 def test_operators_execute_against_the_database(dataset_copy, tmp_path):
     dataset = dataset_copy
