@@ -222,7 +222,8 @@ _DIED = object()
 
 class _Decoder:
     """One decoder process: chunks go to it down one pipe, its messages come back up another and
-    wait in a bounded queue (a thread of this process reads them), at most `depth` batches."""
+    wait in a bounded queue (a thread of this process reads them) that holds one chunk, so a
+    decoder finishes its chunk without waiting for the model to reach it."""
 
     def __init__(self, paths: list[str], args: tuple, depth: int, name: str):
         context = mp.get_context("spawn")
@@ -236,7 +237,8 @@ class _Decoder:
         jobs_out.close()  # the decoder's ends: once it dies, reading its messages ends (no hang)
         messages_out.close()
         self.jobs, self.messages = jobs_in, messages_in
-        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        # a whole chunk's messages: its `depth` batches, a decoder's small first one, its end
+        self.queue: queue.Queue = queue.Queue(maxsize=depth + 2)
         self.stopped = threading.Event()
         self.reader = threading.Thread(target=self._read, daemon=True, name=f"{name}-reader")
         self.reader.start()
