@@ -291,7 +291,8 @@ class ClipItPanel(foo.Panel):
             )
             panel.str("clicked_image", default=state.clicked_image, view=types.ImageView(width="60%"))
         self._render_runs(panel, bool(state.runs_active))
-        return types.Property(panel)
+        # one column with a margin on both sides (the default layout ran to the panel's right edge)
+        return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, pad_x=1))
 
     def _render_fields(self, ctx, panel: types.Object) -> None:
         """Dropdowns of the fields the curve can be drawn from: frame scores, users' summaries."""
@@ -321,7 +322,8 @@ class ClipItPanel(foo.Panel):
         header.btn("refresh_runs", label="Refresh", on_click=self.on_refresh_runs)
         if active:  # refills itself while a run is queued or running; render drops the timer after
             panel.view("runs_timer", types.TimerView(interval=RUNS_REFRESH_MS, on_interval=self.on_refresh_runs))
-        table = types.TableView()
+        # FiftyOne's table is at least 650 px wide, wider than a panel beside the grid
+        table = types.TableView(componentsProps={"table": {"sx": {"minWidth": 0}}})
         for key, label in RUN_COLUMNS:
             table.add_column(key, label=label)
         panel.list("runs", types.Object(), view=table)

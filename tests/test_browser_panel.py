@@ -1,5 +1,5 @@
 """The CLIP-It panel beside the grid in a real browser (issue 24): its runs table follows runs
-that are queued or running without "Refresh".
+that are queued or running without "Refresh", and its inputs and table stay inside the panel.
 Fixtures and helpers are those of tests/test_browser.py."""
 
 from __future__ import annotations
@@ -46,4 +46,32 @@ def test_the_runs_table_follows_an_active_run_without_refresh(summarised_app):  
             browser.close()
     finally:  # no worker of a later test may pick it up
         service.delete_operation(op.id)
+    assert not errors, errors
+
+
+def right_edge(locator) -> float:
+    box = locator.bounding_box()
+    return box["x"] + box["width"]
+
+
+def test_the_panels_search_box_and_runs_table_fit_beside_the_grid(summarised_app):  # noqa: F811
+    """Opened beside the grid (1500 x 900), the panel's search box and runs table end inside the
+    panel with a margin (the box ran to the panel's edge and the table's last column past it)."""
+    from playwright.sync_api import sync_playwright
+
+    _, _, url = summarised_app
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = open_page(browser, url, errors)
+        open_panel(page, "clipit_panel", "CLIP-It")
+        expect(page.get_by_role("cell", name="clipit_summary (summary)", exact=True)).to_be_visible(timeout=60_000)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "panel_beside_grid.png"))
+        panel = page.locator("[data-cy=panel-content-clipit_panel]")
+        search = page.get_by_text("Search every video for...").first.locator("xpath=following::input[1]")
+        edges = {name: right_edge(item) for name, item in
+                 (("panel", panel), ("search", search), ("table", panel.locator("table").first))}
+        browser.close()
+    assert edges["search"] <= edges["panel"] - 8 and edges["table"] <= edges["panel"] - 8, edges
     assert not errors, errors
