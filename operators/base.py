@@ -443,13 +443,20 @@ def float_input(
 
 
 def option_input(ctx, inputs: types.Object, options: type, name: str, default: Any = None) -> None:
-    """A number box for one of the library's options (`fiftyone_clipit.options`): its label,
-    help, default and range written there once; invalid, with the library's own message,
-    outside that range. `default` replaces the option's (e.g. the value a run recorded)."""
+    """A number box, or a dropdown for a choice, for one of the library's options
+    (`fiftyone_clipit.options`): its label, help, default and range or choices written there
+    once; invalid, with the library's own message, outside them. `default` replaces the
+    option's (e.g. the value a run recorded)."""
     spec = options.spec(name)
     default = options.default(name) if default is None else default
-    make = inputs.int if spec.integer else inputs.float
-    prop = make(name, label=spec.label or name, description=spec.help, default=default, min=spec.low, max=spec.high)
+    if spec.choices is not None:
+        choices = [choice for choice in spec.choices if choice is not None]
+        prop = inputs.enum(
+            name, choices, label=spec.label or name, description=spec.help, default=default, view=types.DropdownView()
+        )
+    else:
+        make = inputs.int if spec.integer else inputs.float
+        prop = make(name, label=spec.label or name, description=spec.help, default=default, min=spec.low, max=spec.high)
     try:
         spec.check(spec.label or name, ctx.params.get(name, default))
     except ValueError as e:
