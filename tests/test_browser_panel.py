@@ -26,7 +26,8 @@ def test_the_runs_table_follows_an_active_run_without_refresh(summarised_app):  
     from fiftyone.operators.executor import ExecutionContext
     from playwright.sync_api import sync_playwright
 
-    dataset, _, url = summarised_app
+    dataset, session, url = summarised_app
+    session.spaces = None  # the grid alone (the session keeps a panel an earlier test opened)
     service, errors = DelegatedOperationService(), []
     context = ExecutionContext(request_params={"dataset_name": dataset.name, "params": {"query": "a cat"}})
     op = service.queue_operation("@clipit/video-summarization/score_frames", context=context)
@@ -59,7 +60,8 @@ def test_the_panels_search_box_and_runs_table_fit_beside_the_grid(summarised_app
     panel with a margin (the box ran to the panel's edge and the table's last column past it)."""
     from playwright.sync_api import sync_playwright
 
-    _, _, url = summarised_app
+    _, session, url = summarised_app
+    session.spaces = None  # the grid alone (the session keeps a panel an earlier test opened)
     errors = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
