@@ -162,7 +162,7 @@ class ScoreFrames(ClipItOperator):
 
     def run_on(self, ctx, samples, progress):
         from fiftyone_clipit.fo.score_labels import label_scores
-        from fiftyone_clipit.fo.scoring import score_frames
+        from fiftyone_clipit.fo.scoring import score_frames, score_label_fields
 
         from fiftyone_clipit.fo.shards import shard_of
 
@@ -180,15 +180,20 @@ class ScoreFrames(ClipItOperator):
                 overwrite=bool(ctx.params.get("overwrite")),
                 progress=progress,
             )
-        labelled = label_scores(samples, ctx.params.get("score_field") or DEFAULT_SCORE_FIELD)
-        return {"scored": report.n_scored, "resumed": report.n_resumed, "labelled_for_the_app": labelled}
+        score_field = ctx.params.get("score_field") or DEFAULT_SCORE_FIELD
+        labelled = label_scores(samples, score_field)
+        return {"scored": report.n_scored, "resumed": report.n_resumed, "labelled_for_the_app": labelled,
+                "score_labels": f"frames.{score_label_fields(score_field)[0]}"}
 
     def summary(self, results):
         kept = results.get("resumed") or 0
         again = f"; {kept} kept the scores of an interrupted run" if kept else ""
+        labels = results.get("score_labels") or "the score label"
         return (
-            f"Scored {results.get('scored', 0)} video(s){again}. Each frame's score shows as its label's "
-            "confidence: filter it in the sidebar, or open the CLIP-It panel for the curve."
+            f"Scored {results.get('scored', 0)} video(s){again}. Each scored frame's label names the query "
+            f"and its confidence is the score: to draw the score on the tiles and the video, click the eye "
+            f"beside 'confidence' under {labels} in the sidebar (FiftyOne keeps that choice in this "
+            "browser). Filter it there, or open the CLIP-It panel for the curve."
         )
 
 

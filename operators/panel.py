@@ -10,7 +10,8 @@ video" or "Apply to all". The query box sorts the dataset's videos by their best
 the time and frame number and shows that frame (FiftyOne's panel API has no call that seeks the
 modal's video, and the panel says so). A video without scores gets a message and Apply disabled.
 Below, a table of this dataset's runs: the plugin's delegated operations (queued, running with
-their progress, finished) and the runs it recorded; filled when the panel loads and by "Refresh".
+their progress, finished) and the runs it recorded; filled when the panel loads and by "Refresh",
+and refilled every few seconds while one of them is queued or running (FiftyOne's TimerView).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from fiftyone_clipit.errors import ClipItError
 
 from .base import ICON
 
+
+#: how often the runs table refills itself while a run is queued or running
+RUNS_REFRESH_MS = 5000
 
 DEFAULTS = {"score_field": DEFAULT_SCORE_FIELD, "summary_field": DEFAULT_SUMMARY_FIELD, "budget": DEFAULT_BUDGET}
 
@@ -84,10 +88,12 @@ class ClipItPanel(foo.Panel):
 
     def on_refresh_runs(self, ctx) -> None:
         """Lists this dataset's CLIP-It runs: delegated operations and recorded runs."""
-        from .runs import dataset_runs
+        from .runs import ACTIVE_STATES, dataset_runs
 
         if ctx.dataset is not None:
-            ctx.panel.set_data("runs", dataset_runs(ctx.dataset, self.plugin_name))
+            rows = dataset_runs(ctx.dataset, self.plugin_name)
+            ctx.panel.set_data("runs", rows)
+            ctx.panel.set_state("runs_active", any(row["state"] in ACTIVE_STATES for row in rows))
 
     def on_change_current_sample(self, ctx) -> None:
         self._open(ctx)
@@ -284,8 +290,9 @@ class ClipItPanel(foo.Panel):
                 "timeline there to play from this moment)", name="clicked_note",
             )
             panel.str("clicked_image", default=state.clicked_image, view=types.ImageView(width="60%"))
-        self._render_runs(panel)
-        return types.Property(panel)
+        self._render_runs(panel, bool(state.runs_active))
+        # one column with a margin on both sides (the default layout ran to the panel's right edge)
+        return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, pad_x=1))
 
     def _render_fields(self, ctx, panel: types.Object) -> None:
         """Dropdowns of the fields the curve can be drawn from: frame scores, users' summaries."""
@@ -305,14 +312,18 @@ class ClipItPanel(foo.Panel):
             view=types.DropdownView(),
         )
 
-    def _render_runs(self, panel: types.Object) -> None:
-        """The table of this dataset's runs (`on_refresh_runs` fills it), with its refresh button."""
+    def _render_runs(self, panel: types.Object, active: bool) -> None:
+        """The table of this dataset's runs (`on_refresh_runs` fills it), with its refresh button
+        and, while a run is `active` (queued or running), a timer that refills it."""
         from .runs import RUN_COLUMNS
 
         header = panel.h_stack("runs_header", align_x="left", align_y="center")
         header.md("**Runs on this dataset** (scheduled ones need a worker: `fiftyone delegated launch`)", name="runs_title")
         header.btn("refresh_runs", label="Refresh", on_click=self.on_refresh_runs)
-        table = types.TableView()
+        if active:  # refills itself while a run is queued or running; render drops the timer after
+            panel.view("runs_timer", types.TimerView(interval=RUNS_REFRESH_MS, on_interval=self.on_refresh_runs))
+        # FiftyOne's table is at least 650 px wide, wider than a panel beside the grid
+        table = types.TableView(componentsProps={"table": {"sx": {"minWidth": 0}}})
         for key, label in RUN_COLUMNS:
             table.add_column(key, label=label)
         panel.list("runs", types.Object(), view=table)

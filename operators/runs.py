@@ -55,6 +55,9 @@ RUN_COLUMNS = (("run", "Run"), ("state", "State"), ("details", "Progress / setti
 #: one vocabulary of states for the table: FiftyOne's operation states and the recorded runs'
 RUN_STATES = {"scheduled": "queued", "queued": "queued", "running": "running", "completed": "done", "failed": "failed"}
 
+#: the states of a run that is not over yet (the panel's table refills itself while one is listed)
+ACTIVE_STATES = ("queued", "running")
+
 #: what each recorded run's key prefix made (the rest of the key is the field it wrote)
 _MADE = (("clipit_score_", "scores"), ("clipit_summary_", "summary"), ("clipit_highlights_", "highlight reel"))
 
@@ -103,7 +106,7 @@ def dataset_runs(dataset, plugin: str, limit: int = 10) -> list[dict[str, str]]:
         shown = [getattr(status, "label", None) or "", f"{fraction:.0%}" if fraction is not None else ""]
         when = op.completed_at or op.failed_at or op.started_at or op.queued_at or op.scheduled_at
         operator, label = registry.get_operator(op.operator), op.label
-        if operator is not None and label in (None, "", operator.name):  # FiftyOne's default run name
+        if operator is not None and label in (None, "", operator.name, operator.uri):  # FiftyOne's default names
             label = operator.config.label
         rows.append({
             "run": label or op.operator.rsplit("/", 1)[-1],

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -59,7 +60,15 @@ def demo_pictures(out_dir: Path, dataset_name: str) -> None:
         page.goto(f"{url}?view=clipit-summary-clips")
         expect(page.get_by_text("support", exact=True).first).to_be_visible(timeout=60_000)
         expect(page.locator("[data-cy=looker]").first).to_be_visible(timeout=60_000)
-        page.wait_for_load_state("networkidle")
+        # the tiles' score labels drawn (not "networkidle": the App's offline font requests never settle)
+        scores = page.get_by_text(re.compile(r"\[clipit_score\]$")).first
+        expect(scores).to_be_visible(timeout=60_000)
+        for notice in ("Dismiss", "Disable"):  # the Enterprise and the analytics notices
+            button = page.get_by_text(notice, exact=True)
+            if button.count():
+                button.first.click()
+                expect(button).to_have_count(0, timeout=30_000)
+        expect(scores).to_be_visible(timeout=60_000)  # the grid drawn again after the notices
         page.screenshot(path=str(out_dir / "clips_view.png"))
         browser.close()
     session.close()

@@ -146,7 +146,7 @@ def test_an_immediate_run_shows_its_progress_in_the_app(app):
         browser.close()
     assert any(re.search(r"Scoring frames.*\((50|100)%\)", text) for text in shown), shown
     assert re.search(r"scored:\s*2", output), output
-    assert "Scored 2 video(s). Each frame's score shows as its label's confidence" in output  # a sentence first
+    assert "Scored 2 video(s). Each scored frame's label names the query" in output  # a sentence first
     dataset.reload()
     assert dataset.get_run_info("clipit_score_clipit_score").config.query == "a dog"
     assert not errors, errors

@@ -17,7 +17,7 @@ from test_browser import (
     summarised_app,  # noqa: F401 - the fixture, shared
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.db]  # the database: its fixtures import FiftyOne, this module does not
 
 
 def test_evaluate_summarys_form_offers_fields_and_fails_in_one_sentence(summarised_app):  # noqa: F811

@@ -134,6 +134,10 @@ def test_field_inputs_are_dropdowns_of_the_fields_that_fit(dataset):
     assert not getattr(train["query_field"], "invalid", False)  # optional: may stay empty
     query = form("score_frames", dataset, {})["query"]
     assert query.invalid and not query.error_message  # no "must not be empty" before typing
+    frames = form("score_frames", dataset, {"query": "a person"})["frames"]  # issue 24: every frame's label
+    assert frames.type.values == ["steps", "every"] and frames.default == "steps" and not frames.invalid
+    wrong = form("score_frames", dataset, {"query": "a person", "frames": "some"})["frames"]
+    assert wrong.invalid and "'some'" in wrong.error_message and "['steps', 'every']" in wrong.error_message
 
 
 def test_failures_read_as_one_sentence():
@@ -219,20 +223,16 @@ def test_operators_are_callable_from_python(dataset_copy):
     dataset = dataset_copy
     operator = foo.get_operator(uri("score_frames"))
     result = operator(dataset.limit(1), query="a red car", score_field="python_score")
-    assert result == {"scored": 1, "resumed": 0, "labelled_for_the_app": 1}
+    assert result == {"scored": 1, "resumed": 0, "labelled_for_the_app": 1, "score_labels": "frames.python_score_label"}
     steps = len(embedding_store(dataset).get(dataset.first().id).frame_numbers)  # written at the sampled steps
     assert dataset.limit(1).count("frames.python_score") == dataset.limit(1).count("frames.python_score_label") == steps
     assert dataset.skip(1).count("frames.python_score") == 0
 
 
-def test_the_forms_offer_the_frames_written_and_the_decoders(dataset_copy):
-    """The score form's "Frames written" (the sampled steps or every frame) and the embedding
-    form's decoders come from the options, are checked as the library checks them, and reach
-    the run: every frame holds a score when "every" is chosen."""
+def test_the_forms_decoders_and_frames_written_reach_the_run(dataset_copy):
+    """The embedding form's decoders are checked as the library checks them; the score form's
+    "Frames written" reaches the run: every frame holds a score when "every" is chosen."""
     dataset = dataset_copy
-    frames = form("score_frames", dataset, {"query": "a cat"})["frames"]
-    assert frames.type.values == ["steps", "every"] and frames.default == "steps"
-    assert "frames" in invalid(form("score_frames", dataset, {"query": "a cat", "frames": "some"}))
     assert "decoders" in invalid(form("compute_frame_embeddings", dataset, {"model": "tiny-random", "decoders": 0}))
     assert not invalid(form("compute_frame_embeddings", dataset, {"model": "tiny-random", "decoders": 2}))
     operator = foo.get_operator(uri("score_frames"))
@@ -245,7 +245,8 @@ def test_operators_execute_against_the_database(dataset_copy, tmp_path):
     dataset = dataset_copy
     ctx = {"dataset": dataset, "params": {"query": "a person", "smoothing_seconds": 1.0}}
     result = foo.execute_operator(uri("score_frames"), ctx=ctx)
-    assert result.result == {"scored": 2, "resumed": 0, "labelled_for_the_app": 2}
+    assert result.result == {"scored": 2, "resumed": 0, "labelled_for_the_app": 2,
+                             "score_labels": "frames.clipit_score_label"}
     assert dataset.count("frames.clipit_score") == dataset.get_run_info("clipit_embeddings").config.n_frames
     result = foo.execute_operator(uri("create_summary"), ctx={"dataset": dataset, "params": {"budget": 0.15}})
     assert result.result["summarized"] == 2
@@ -282,7 +283,8 @@ def test_generic_scores_from_the_app_read_a_captioners_captions(dataset_copy, ti
     ctx = {"dataset": dataset, "params": {"generic": True, "captioner": tiny_captioner_dir,
                                                    "score_field": "generic", "smoothing_seconds": 1.0}}
     result = foo.execute_operator(uri("score_frames"), ctx=ctx).result
-    assert result == {"scored": len(dataset), "resumed": 0, "labelled_for_the_app": len(dataset)}
+    assert result == {"scored": len(dataset), "resumed": 0, "labelled_for_the_app": len(dataset),
+                      "score_labels": "frames.generic_label"}
     run = dataset.get_run_info("clipit_score_generic").config
     assert run.text == f"captions by {tiny_captioner_dir}" and run.query is None
     assert dataset.first()["clipit_captions"]
