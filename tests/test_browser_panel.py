@@ -19,6 +19,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.db]  # the database: its fixtures im
 SCORE_LABEL = "CLIP-It: score frames for a query"
 
 
+def real_errors(errors: list[str]) -> list[str]:
+    """The console errors but FiftyOne's router's "entry is loading": these tests reset the
+    session's spaces just before the page opens, and the App, applying that state while its
+    first route still loads, logs it (2 runs in ~9; the page is drawn right either way, which
+    the tests check). The operators' own runs keep it an error (tests/test_browser.py)."""
+    return [e for e in errors if "entry is loading" not in e]
+
+
 def test_the_runs_table_follows_an_active_run_without_refresh(summarised_app):  # noqa: F811
     """A delegated run queued, then started, then finished while the panel is open shows each
     state in the table by itself (it stayed "queued" until "Refresh" was clicked)."""
@@ -47,7 +55,7 @@ def test_the_runs_table_follows_an_active_run_without_refresh(summarised_app):  
             browser.close()
     finally:  # no worker of a later test may pick it up
         service.delete_operation(op.id)
-    assert not errors, errors
+    assert not real_errors(errors), errors
 
 
 def right_edge(locator) -> float:
@@ -76,4 +84,4 @@ def test_the_panels_search_box_and_runs_table_fit_beside_the_grid(summarised_app
                  (("panel", panel), ("search", search), ("table", panel.locator("table").first))}
         browser.close()
     assert edges["search"] <= edges["panel"] - 8 and edges["table"] <= edges["panel"] - 8, edges
-    assert not errors, errors
+    assert not real_errors(errors), errors
