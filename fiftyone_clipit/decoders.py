@@ -114,9 +114,8 @@ def decode_in_thread(
 @dataclass(frozen=True)
 class _Chunk:
     """A window of one video's sampling times, decoded by one decoder: [start, end) seconds
-    (end None: to the end of the video); `serial` is its place among all the run's chunks."""
+    (end None: to the end of the video)."""
 
-    serial: int
     video: int
     index: int
     n_chunks: int
@@ -140,13 +139,11 @@ def _stated_seconds(path: str) -> float | None:
 def _chunks(videos: Sequence[tuple[str, str]], fps: float, samples: int) -> Iterator[_Chunk]:
     """Every video cut into windows of `samples` sampling times, the last one open-ended."""
     length = samples * sample_step(fps)
-    serial = 0
     for v, (_, path) in enumerate(videos):
         seconds = _stated_seconds(path)
         n = max(1, math.ceil(Fraction(seconds) / length)) if seconds else 1
         for j in range(n):
-            yield _Chunk(serial, v, j, n, j * length, (j + 1) * length if j + 1 < n else None)
-            serial += 1
+            yield _Chunk(v, j, n, j * length, (j + 1) * length if j + 1 < n else None)
 
 
 class _OpenVideo:
@@ -240,6 +237,7 @@ class _Decoder:
         # a whole chunk's messages: its `depth` batches, a decoder's small first one, its end
         self.queue: queue.Queue = queue.Queue(maxsize=depth + 2)
         self.stopped = threading.Event()
+        self.n_sent = self.n_ended = 0  # chunks sent to it, and those whose end it sent back
         self.reader = threading.Thread(target=self._read, daemon=True, name=f"{name}-reader")
         self.reader.start()
 
@@ -249,6 +247,8 @@ class _Decoder:
                 message = self.messages.recv()
             except (EOFError, OSError):  # the process ended, or died mid-message
                 message = _DIED
+            if isinstance(message, tuple):  # a chunk's end or error: the decoder is done with it
+                self.n_ended += 1
             while not self.stopped.is_set():
                 try:
                     self.queue.put(message, timeout=_POLL_SECONDS)
@@ -258,7 +258,13 @@ class _Decoder:
             if message is _DIED:
                 return
 
+    @property
+    def unfinished(self) -> int:
+        """Chunks sent to it that it has not finished decoding."""
+        return self.n_sent - self.n_ended
+
     def send(self, chunk: _Chunk) -> None:
+        self.n_sent += 1
         try:
             self.jobs.send(chunk)
         except OSError:  # it died: its reader says so where its next message was due
@@ -309,9 +315,9 @@ def decode_in_processes(
 ) -> Iterator[tuple[str, Event]]:
     """(key, event) for every video in order, `decoders` processes decoding at once.
 
-    Each video is cut into chunks of `depth` batches of sampling times, and the chunks of all the
-    videos go to the decoders in turn: a long video decodes on every decoder at once, each a
-    chunk ahead, and memory stays at `depth` batches a decoder. A chunk starts at a sampling
+    Each video is cut into chunks of `depth` batches of sampling times, and each chunk goes to
+    the decoder with the fewest chunks left to decode (a decoder on easy videos takes more): a
+    long video decodes on every decoder at once, and memory stays at a chunk a decoder. A chunk starts at a sampling
     time, so the frames are those one decoder reading the whole video gives. A decoder that dies
     fails the video of the chunk it was on, alone; it is started again for the chunks after it.
     """
@@ -321,16 +327,17 @@ def decode_in_processes(
     pool = [_Decoder(paths, args, depth, f"clipit-decoder-{w}") for w in range(n)]
     sent: list[deque[_Chunk]] = [deque() for _ in range(n)]  # sent to each decoder, not yet read back
     plan = _chunks(videos, fps, depth * batch_size)
-    due: deque[_Chunk] = deque()
+    due: deque[tuple[_Chunk, int]] = deque()  # every chunk sent, in order, with its decoder
 
     def send_ahead() -> None:
         while len(due) < 2 * n:
             chunk = next(plan, None)
             if chunk is None:
                 return
-            pool[chunk.serial % n].send(chunk)
-            sent[chunk.serial % n].append(chunk)
-            due.append(chunk)
+            w = min(range(n), key=lambda d: pool[d].unfinished)
+            pool[w].send(chunk)
+            sent[w].append(chunk)
+            due.append((chunk, w))
 
     try:
         outcome = None
@@ -338,8 +345,7 @@ def decode_in_processes(
             send_ahead()
             if not due:
                 return
-            chunk = due.popleft()
-            w = chunk.serial % n
+            chunk, w = due.popleft()
             key, path = videos[chunk.video]
             if chunk.index == 0:
                 outcome = _VideoOutcome(path, keep_partial)
