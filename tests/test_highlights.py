@@ -189,8 +189,11 @@ def test_highlights_refuses_bad_input_in_one_line(demo_dataset, tmp_path, capsys
         code = main(list(args))
         return code, capsys.readouterr().err
 
+    import fiftyone as fo
+
     out = tmp_path / "reel"
     assert run("highlights", demo_dataset, "--query", "a bike", "--seconds", "3", "--output", str(out)).returncode == 0
+    fo.load_dataset(demo_dataset).reload()  # this process's copy, loaded by earlier tests, learns the new run
     code, err = cli("highlights", demo_dataset, "--query", "a bike", "--seconds", "3", "--output", str(out))
     assert code == 1 and "already holds a highlight reel" in err and "--overwrite" in err
     assert cli("highlights", demo_dataset, "--query", "a bike", "--seconds", "3", "--output", str(out),
