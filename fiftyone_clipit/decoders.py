@@ -234,8 +234,10 @@ class _Decoder:
         jobs_out.close()  # the decoder's ends: once it dies, reading its messages ends (no hang)
         messages_out.close()
         self.jobs, self.messages = jobs_in, messages_in
-        # a whole chunk's messages: its `depth` batches, a decoder's small first one, its end
-        self.queue: queue.Queue = queue.Queue(maxsize=depth + 2)
+        # two whole chunks' messages (each `depth` batches and its end; a decoder's small first
+        # batch): a decoder on quick chunks finishes the next one while the model is still
+        # behind on another decoder's slow one
+        self.queue: queue.Queue = queue.Queue(maxsize=2 * (depth + 1) + 1)
         self.stopped = threading.Event()
         self.n_sent = self.n_ended = 0  # chunks sent to it, and those whose end it sent back
         self.reader = threading.Thread(target=self._read, daemon=True, name=f"{name}-reader")
@@ -330,7 +332,7 @@ def decode_in_processes(
     due: deque[tuple[_Chunk, int]] = deque()  # every chunk sent, in order, with its decoder
 
     def send_ahead() -> None:
-        while len(due) < 2 * n:
+        while len(due) < 3 * n:
             chunk = next(plan, None)
             if chunk is None:
                 return
