@@ -3,9 +3,9 @@
 Either way the model gets, for every video in the order given, its sampled frames in batches and
 then how decoding went (or why it failed). With one decoder, a thread of this process decodes the
 videos one after the other (the CPU model takes the other cores). With several, every video is
-cut into chunks of sampling times (a few batches each) and the chunks of all the videos go to
-the decoder processes in turn, each decoding into its own bounded queue: n chunks decode at once,
-of one long video or of many short ones, memory stays at n queues of batches, and the results
+cut into chunks of sampling times (a few batches each) and each chunk goes to the decoder
+process with the fewest chunks left, each decoding into its own bounded queue: n chunks decode at
+once, of one long video or of many short ones, memory stays at n queues of two chunks, and the results
 still come out in order, the frames those one decoder gives. A video that fails in a decoder (an
 unreadable file, a crash of the process) fails alone, named; a crashed decoder is started again
 for the chunks after it. The processes are spawned (no copy of a parent holding a model, threads
