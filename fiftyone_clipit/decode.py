@@ -185,9 +185,15 @@ def iter_sampled_frames(
         status.n_expected = cursor.n_expected
         broke_off = lambda why: record_break(path, status, why, keep_partial)
         yield from sampled_batches(cursor, fps, resize, batch_size, status, broke_off)
-        if status.broken is None and status.n_decoded < status.n_expected - max(2, status.n_expected // 100):
-            # frame-threaded decoders end quietly where the data ends: compare with the count
-            record_break(path, status, "the data ends there", keep_partial)
+        check_whole(path, status, keep_partial)
+
+
+def check_whole(path: str, status: DecodeStatus, keep_partial: bool) -> None:
+    """Once a video is read to its end: records (or raises, see record_break) that it broke off
+    where it decoded fewer frames than its container states (frame-threaded decoders end quietly
+    where the data ends)."""
+    if status.broken is None and status.n_decoded < status.n_expected - max(2, status.n_expected // 100):
+        record_break(path, status, "the data ends there", keep_partial)
 
 
 def sample_step(fps: float) -> Fraction:

@@ -37,6 +37,7 @@ from fiftyone_clipit.decode import (
     DecodeStatus,
     FrameBatch,
     ResizeSpec,
+    check_whole,
     iter_sampled_frames,
     prefetch,
     record_break,
@@ -219,8 +220,8 @@ _DIED = object()
 
 class _Decoder:
     """One decoder process: chunks go to it down one pipe, its messages come back up another and
-    wait in a bounded queue (a thread of this process reads them) that holds one chunk, so a
-    decoder finishes its chunk without waiting for the model to reach it."""
+    wait in a bounded queue (a thread of this process reads them) that holds two chunks, so a
+    decoder finishes its chunks without waiting for the model to reach them."""
 
     def __init__(self, paths: list[str], args: tuple, depth: int, name: str):
         context = mp.get_context("spawn")
@@ -305,10 +306,8 @@ class _VideoOutcome:
 
     def finish(self) -> DecodeStatus:
         """The video's status once its last chunk ended (raises BrokenVideoError as `add`)."""
-        status = self.status
-        if status.broken is None and status.n_decoded < status.n_expected - max(2, status.n_expected // 100):
-            record_break(self.path, status, "the data ends there", self.keep_partial)
-        return status
+        check_whole(self.path, self.status, self.keep_partial)
+        return self.status
 
 
 def decode_in_processes(
@@ -319,8 +318,8 @@ def decode_in_processes(
 
     Each video is cut into chunks of `depth` batches of sampling times, and each chunk goes to
     the decoder with the fewest chunks left to decode (a decoder on easy videos takes more): a
-    long video decodes on every decoder at once, and memory stays at a chunk a decoder. A chunk starts at a sampling
-    time, so the frames are those one decoder reading the whole video gives. A decoder that dies
+    long video decodes on every decoder at once, and memory stays at two chunks a decoder. A chunk
+    starts at a sampling time, so the frames are those one decoder reading the whole video gives. A decoder that dies
     fails the video of the chunk it was on, alone; it is started again for the chunks after it.
     """
     n = max(1, decoders)
