@@ -165,6 +165,12 @@ def test_bench_qfvs_diagnosis_and_planted_concept_features(planted, tmp_path, ca
     for rows in table.values():
         assert all(0 <= row["f1"] <= 1 and set(row["f1_per_video"]) == {"P01", "P02", "P03", "P04"} for row in rows.values())
     assert [v["shots"] for v in figures["videos"]] == [N_SHOTS] * 4
+    # what the query adds to a per-shot ranker of the tags (and of the query-free cue), fitted round by round
+    for rankers in (figures["query_headroom"][k] for k in ("tags", "tags_and_query_free_cue")):
+        blind, aware = rankers["query_blind_ranker"], rankers["query_aware_ranker"]
+        assert set(blind["f1_per_video"]) == set(aware["f1_per_video"]) == {"P01", "P02", "P03", "P04"}
+        assert all(0 <= f <= 1 for f in [*blind["f1_per_video"].values(), *aware["f1_per_video"].values()])
+        assert rankers["difference"] == pytest.approx(aware["f1"] - blind["f1"], abs=1e-4)
     videos = read_qfvs(annotations)
     with np.load(tmp_path / "concepts" / "concepts.npz") as data:
         concepts = np.stack([data[c] for c in videos[0].dictionary])
@@ -180,3 +186,14 @@ def test_bench_qfvs_diagnosis_and_planted_concept_features(planted, tmp_path, ca
         marked = np.zeros(len(difference), dtype=bool)
         marked[video.global_oracle] = True
         assert np.allclose(difference[~marked], 0) and np.allclose(np.linalg.norm(difference[marked], axis=1), 2.0, atol=1e-5)
+
+
+def test_the_headroom_rankers_logistic_fit_recovers_known_weights():
+    """`bench qfvs`'s per-shot rankers: the L-BFGS logistic regression finds the weights that drew the labels."""
+    from fiftyone_clipit.bench.qfvs import _logistic_fit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20000, 3))
+    truth = np.array([2.0, -1.0, 0.5, 0.3])
+    y = (rng.random(len(x)) < 1 / (1 + np.exp(-(x @ truth[:3] + truth[3])))).astype(float)
+    assert np.allclose(_logistic_fit(x, y, l2=1e-3), truth, atol=0.08)

@@ -8,6 +8,13 @@ instead), half the budget from the matcher and half random, the video's query-fr
 summary, the most typical shots, and the oracle itself (the ceiling). It also counts how many
 oracle shots show either query concept. docs/evaluation.md reads the figures.
 
+`query_headroom` measures what the query can add at all: in the four rounds of `benchmark qfvs`
+(train on two videos, test on a third), a logistic regression ranks each shot from what a
+scorer could know, its real tags (and, with the cue, whether it is in the query-free oracle
+summary), once without the query (a query-blind ranker) and once with the query's concepts as
+well. Their difference is what language guidance gains over a query-blind twin under the
+protocol for a per-shot ranker of what the features carry.
+
 With `--write-features DIR` it also writes planted-concept features for `fiftyone-clipit
 benchmark qfvs --features DIR`: each shot's feature is the sum of random unit embeddings of the
 concepts its real tags show, plus Gaussian noise; nothing else (no oracle membership) is planted,
@@ -136,11 +143,83 @@ def diagnose(videos: list, seed: int = 0, draws: int = 5) -> dict:
     return {"semantic_f1": table, "videos": statistics}
 
 
+def _shot_descriptors(video, query, aware: bool, cue: bool) -> np.ndarray:
+    """Per shot: the real tags and their count, and with `cue` the query-free oracle membership; `aware`
+    adds how many of the query's two concepts the shot shows, whether it shows both (and, with the cue,
+    that count within the oracle)."""
+    tags = video.shot_concepts.astype(float)
+    cued = np.zeros((len(tags), 1))
+    cued[video.global_oracle] = 1
+    columns = [tags, tags.sum(axis=1, keepdims=True)] + ([cued] if cue else [])
+    if aware:
+        count = tags[:, [video.dictionary.index(c) for c in query.concepts]].sum(axis=1, keepdims=True)
+        columns += [count, (count == 2).astype(float)] + ([cued * count] if cue else [])
+    return np.hstack(columns)
+
+
+def _logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 50) -> np.ndarray:
+    """Weights (bias last) of an L2-regularised logistic regression, by Newton's method (a few dozen
+    weights, so each step solves its system exactly)."""
+    from scipy.special import expit
+
+    design = np.hstack([x, np.ones((len(x), 1))])
+    penalty = np.diag(np.r_[np.full(x.shape[1], l2), 0.0])
+    weights = np.zeros(design.shape[1])
+    for _ in range(iterations):
+        p = expit(design @ weights)
+        gradient = design.T @ (p - y) + penalty @ weights
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty + 1e-9 * np.eye(len(weights))
+        step = np.linalg.solve(hessian, gradient)
+        weights -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return weights
+
+
+def _ranker_f1(by_name: dict, aware: bool, cue: bool) -> dict[str, float]:
+    """Per test video, the mean semantic F1 (top 2%) over its queries of the ranker fitted in its round."""
+    from fiftyone_clipit.metrics import qfvs_f1
+    from fiftyone_clipit.qfvs import qfvs_rounds, top_shots
+
+    per_video = {}
+    for train_names, _, test_name in qfvs_rounds(list(by_name)):
+        pairs = [(by_name[n], q) for n in train_names for q in by_name[n].queries]
+        x = np.vstack([_shot_descriptors(v, q, aware, cue) for v, q in pairs])
+        y = np.concatenate([np.isin(np.arange(len(v.shot_concepts)), q.oracle) for v, q in pairs]).astype(float)
+        spread = x.std(axis=0)
+        scale = np.where(spread > 0, spread, 1.0)  # a column constant in training keeps its values
+        weights = _logistic_fit(x / scale, y)
+        test = by_name[test_name]
+        per_video[test_name] = round(float(np.mean([
+            qfvs_f1(top_shots(_shot_descriptors(test, q, aware, cue) / scale @ weights[:-1]), q.oracle,
+                    test.shot_concepts)[2]
+            for q in test.queries
+        ])), 4)
+    return per_video
+
+
+def query_headroom(videos: list) -> dict:
+    """Semantic F1 of per-shot logistic rankers without and with the query, from the tags alone and
+    with the query-free cue, in the four rounds (each fits on every (video, query) of its two training
+    videos and ranks the test video's shots per query); means over queries, then over videos."""
+    by_name = {v.name: v for v in videos}
+    figures = {}
+    for features, cue in (("tags", False), ("tags_and_query_free_cue", True)):
+        rankers = {}
+        for name, aware in (("query_blind_ranker", False), ("query_aware_ranker", True)):
+            per_video = _ranker_f1(by_name, aware, cue)
+            rankers[name] = {"f1": round(float(np.mean(list(per_video.values()))), 4), "f1_per_video": per_video}
+        rankers["difference"] = round(rankers["query_aware_ranker"]["f1"] - rankers["query_blind_ranker"]["f1"], 4)
+        figures[features] = rankers
+    return figures
+
+
 def run(args: argparse.Namespace) -> dict:
     from fiftyone_clipit.readers import read_qfvs
 
     videos = read_qfvs(args.annotations)
     figures = diagnose(videos, args.seed, args.draws)
+    figures["query_headroom"] = query_headroom(videos)
     if args.write_features:
         figures["features"] = str(plant_concept_features(
             videos, Path(args.write_features), args.dim, args.noise, args.seed, args.query_free))
