@@ -210,7 +210,11 @@ def test_bench_learning_prints_every_figure_its_spread_and_its_gates_for_both_wo
 
     assert main(["bench", "learning", "--seeds", "2", "--train-videos", "8", "--test-videos", "4",
                  "--epochs", "2", "--warmup-epochs", "1", "--threads", "1", "--ablate", "input_norm=false"]) == 0
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    printed = capsys.readouterr()
+    line = json.loads(printed.out.strip().splitlines()[-1])
+    # a line on stderr per world and seed as each finishes (a paper run takes minutes a seed)
+    assert [entry.split(":")[1].strip() for entry in printed.err.splitlines() if entry.startswith("bench learning:")] == [
+        f"{world} seed {seed}" for world in WORLDS for seed in (FIRST_FRESH_SEED, FIRST_FRESH_SEED + 1)]
     methods = ["random", "zero_shot", "training_free", "query_blind", "supervised", "supervised_swapped", "unsupervised"]
     assert line["seeds"] == [FIRST_FRESH_SEED, FIRST_FRESH_SEED + 1] and set(line["worlds"]) == set(WORLDS)
     for world in line["worlds"].values():

@@ -406,6 +406,21 @@ def _ablation(world: str, seeds: list[int], args: argparse.Namespace, options, o
     }
 
 
+def _progress(world: str, seed: int, figures: dict, started: float) -> None:
+    """One line on stderr per finished seed: a run of `paper` takes about ten minutes a seed and world."""
+    import os
+    import sys
+    import time
+
+    print(
+        f"bench learning: {world} seed {seed}: supervised {figures['f1_supervised']:.3f}, swapped "
+        f"{figures['f1_supervised_swapped']:.3f}, query-blind {figures['f1_query_blind']:.3f}, unsupervised "
+        f"{figures['f1_unsupervised']:.3f}, random {figures['f1_random']:.3f} "
+        f"({time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f})",
+        file=sys.stderr, flush=True,
+    )
+
+
 def run(args: argparse.Namespace) -> dict:
     import os
     import time
@@ -423,10 +438,10 @@ def run(args: argparse.Namespace) -> dict:
     load_before, started = os.getloadavg()[0], time.perf_counter()
     worlds, failures = {}, []
     for world in args.world or WORLDS:
-        per_seed = [
-            learning_figures(seed, args.train_videos, args.test_videos, args.preset, options, overrides, world)
-            for seed in seeds
-        ]
+        per_seed = []
+        for seed in seeds:
+            per_seed.append(learning_figures(seed, args.train_videos, args.test_videos, args.preset, options, overrides, world))
+            _progress(world, seed, per_seed[-1], started)
         worlds[world] = _world_result(per_seed)
         failures += [f"{world}: {failure}" for failure in worlds[world]["gate_failures"]]
         if variants:
