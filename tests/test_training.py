@@ -224,6 +224,8 @@ def test_bench_learning_prints_every_figure_its_spread_and_its_gates_for_both_wo
             assert world[f"f1_{method}_mean"] == pytest.approx(np.mean(per_seed), abs=1e-4)
             assert world[f"f1_{method}_sd"] == pytest.approx(np.std(per_seed, ddof=1), abs=1e-4)
         assert isinstance(world["gates_passed"], bool) and world["gates_passed"] == (world["gate_failures"] == [])
+        for method in ("supervised", "query_blind", "unsupervised"):  # which kinds of shot each scorer prefers
+            assert "important" in world[f"score_by_kind_{method}_mean"] and len(world[f"score_by_kind_{method}_mean"]) == 5
         (ablation,) = world["ablations"]
         assert ablation["preset_overrides"] == {"input_norm": False}
         assert ablation["difference_per_seed"] == pytest.approx(
@@ -252,3 +254,14 @@ def test_the_concept_world_tests_on_concept_pairs_no_training_query_names():
             assert tuple(sorted(named)) in pairs, video.name
             kept = video.features[video.targets() > 0]
             assert (kept @ world.visual[sorted(named)].T).mean(axis=0).min() > 0.3, video.name  # both concepts shown
+
+
+def test_score_by_kind_says_which_kinds_of_shot_a_scorer_prefers():
+    from fiftyone_clipit.bench.planted import score_by_kind
+
+    videos = planted_videos(planted_world(), 3, seed=8, prefix="v")
+    prefers_important = [(v.step_kinds == "important").astype(float) * 5 + 1 for v in videos]
+    by_kind = score_by_kind(videos, prefers_important)
+    assert set(by_kind) == {"background", "important", "distractor", "other_highlight"}
+    assert by_kind["important"] > 0 > max(by_kind[k] for k in by_kind if k != "important")
+    assert len({by_kind[k] for k in by_kind if k != "important"}) == 1  # the rest alike: every video's own scale

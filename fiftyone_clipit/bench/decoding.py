@@ -55,7 +55,7 @@ def make_videos(sources: list[str], folder: str, height: int, seconds: float) ->
     for i, source in enumerate(sources):
         out_path = os.path.join(folder, f"{i:03d}-{height}p.mp4")
         with av.open(out_path, "w") as out:
-            stream, index = None, 0
+            stream, index, rate = None, 0, 0  # the rate is the source's, read when its first pass opens
             while stream is None or index < seconds * rate:
                 with av.open(source) as src:
                     stream_in = src.streams.video[0]

@@ -23,7 +23,9 @@ held-out videos: random, zero-shot similarity, the best of a few training-free f
 scorer trained with the text replaced by one constant vector, the supervised scorer with the
 test queries shuffled among the test videos, and unsupervised training. Figures are summary
 F1s (TVSum protocol, budget 15%) averaged over held-out videos, then reported per seed with
-their mean and standard deviation over seeds.
+their mean and standard deviation over seeds. `score_by_kind_*` says which kinds of shot each
+trained scorer prefers: its mean score per kind on the test videos, each video's scores
+standardised (per seed in `per_seed_training`, and their mean over seeds).
 
 This world's relevance is bilinear (`M @ query`), which is what the scorer's `[f, a, f * a]`
 fusion reads out; a second world, `fiftyone_clipit.bench.concepts`, is built without that
@@ -42,7 +44,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from fiftyone_clipit.bench.planted import shot_plan, shots_video, unit
+from fiftyone_clipit.bench.planted import score_by_kind, shot_plan, shots_video, unit
 from fiftyone_clipit.errors import ClipItError
 
 DESCRIPTION = "language guidance on two planted worlds with unseen queries: supervised vs every shortcut (F1, mean and sd over seeds)"
@@ -229,10 +231,12 @@ def supervised_figures(train_videos: list, test_videos: list, config, options, s
     from fiftyone_clipit.training import score_videos, train
 
     result = train(train_videos, config, replace(options, mode="supervised", seed=seed))
+    scores = score_videos(result.model, test_videos)
     return {
-        "f1_supervised": _mean_f1(test_videos, score_videos(result.model, test_videos)),
+        "f1_supervised": _mean_f1(test_videos, scores),
         "f1_supervised_swapped": _mean_f1(test_videos, score_videos(result.model, _swapped(test_videos))),
         "epoch_supervised": result.best_epoch,
+        "score_by_kind_supervised": score_by_kind(test_videos, scores),
     }
 
 
@@ -269,8 +273,10 @@ def learning_figures(
         "unsupervised": (train_videos, test_videos, "unsupervised"),
     }.items():
         result = train(train_set, config, replace(options, mode=mode, seed=seed))
-        figures[f"f1_{name}"] = _mean_f1(test_set, score_videos(result.model, test_set))
+        scores = score_videos(result.model, test_set)
+        figures[f"f1_{name}"] = _mean_f1(test_set, scores)
         figures[f"epoch_{name}"] = result.best_epoch
+        figures[f"score_by_kind_{name}"] = score_by_kind(test_set, scores)
     figures["f1_zero_shot"] = _mean_f1(test_videos, [zero_shot_scores(v.features, v.text) for v in test_videos])
     figures["f1_zero_shot_swapped"] = _mean_f1(
         test_videos, [zero_shot_scores(v.features, v.text) for v in _swapped(test_videos)]
@@ -386,6 +392,10 @@ def _world_result(per_seed: list[dict]) -> dict:
         "gates_passed": not failures,
         "gate_failures": failures,
         "seeds_passing_gates": sum(not world_gate_failures(f) for f in per_seed),
+        **{
+            f"{key}_mean": {kind: round(float(np.mean([f[key][kind] for f in per_seed])), 3) for kind in per_seed[0][key]}
+            for key in per_seed[0] if key.startswith("score_by_kind_")
+        },
         "per_seed_training": [{k: v for k, v in f.items() if not k.startswith("f1_")} for f in per_seed],
     }
 
