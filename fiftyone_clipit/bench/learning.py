@@ -40,6 +40,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+import time
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -417,11 +420,7 @@ def _ablation(world: str, seeds: list[int], args: argparse.Namespace, options, o
 
 
 def _progress(world: str, seed: int, figures: dict, started: float) -> None:
-    """One line on stderr per finished seed: a run of `paper` takes about ten minutes a seed and world."""
-    import os
-    import sys
-    import time
-
+    """One line on stderr per finished seed: a run of `paper` takes about fifteen minutes a seed and world."""
     print(
         f"bench learning: {world} seed {seed}: supervised {figures['f1_supervised']:.3f}, swapped "
         f"{figures['f1_supervised_swapped']:.3f}, query-blind {figures['f1_query_blind']:.3f}, unsupervised "
@@ -432,9 +431,6 @@ def _progress(world: str, seed: int, figures: dict, started: float) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    import os
-    import time
-
     import torch
 
     from fiftyone_clipit.cli_training import training_options
